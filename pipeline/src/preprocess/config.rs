@@ -1,0 +1,160 @@
+//! The preprocess job's settings: a TOML file (`--config`), overridden by command-line
+//! flags. Unknown keys are errors that list the allowed ones; bad values name the key and
+//! the allowed range.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::image::png::PngCompression;
+use crate::source::FolderLayout;
+
+/// Everything that determines the content of the shards.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PreprocessConfig {
+    /// Folders, tar files or brace patterns of tars.
+    pub inputs: Vec<String>,
+    /// Side of the square views in pixels (multiple of 16).
+    pub resolution: usize,
+    /// Views per image: 0 = ADM center crop, 1 = its flip, ≥ 2 random-resized crops.
+    pub views: u16,
+    /// Seed of the random-resized crops.
+    pub seed: u64,
+    /// Compute HOG targets (spec §4.2).
+    pub hog: bool,
+    /// Rows per shard (a shard closes at the first image boundary at or past it).
+    pub shard_rows: usize,
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
+    /// Apply the EXIF orientation tag (the reference pipelines do not).
+    pub exif_orientation: bool,
+    /// Decompression-bomb limit in pixels.
+    pub max_pixels: u64,
+    /// Images whose short side is below this many pixels are skipped as `too_small`.
+    pub min_side: usize,
+    pub png_compression: PngCompression,
+    /// zstd level of the Parquet pages (1..=22).
+    pub zstd_level: i32,
+    /// How folders are read.
+    pub layout: FolderLayout,
+    /// `filename,synset` CSV labelling a flat folder (e.g. ImageNet val).
+    pub labels_csv: Option<PathBuf>,
+    /// JSON fields tried, in order, for a caption when a sample has no `.txt`.
+    pub caption_fields: Vec<String>,
+}
+
+impl Default for PreprocessConfig {
+    fn default() -> Self {
+        PreprocessConfig {
+            inputs: Vec::new(),
+            resolution: 256,
+            views: 1,
+            seed: 0,
+            hog: true,
+            shard_rows: 2048,
+            row_group_rows: 256,
+            exif_orientation: false,
+            max_pixels: crate::image::decode::DecodeOptions::default().max_pixels,
+            min_side: 8,
+            png_compression: PngCompression::Fast,
+            zstd_level: 3,
+            layout: FolderLayout::Auto,
+            labels_csv: None,
+            caption_fields: ["caption", "top_caption", "TEXT"].map(String::from).to_vec(),
+        }
+    }
+}
+
+/// A setting that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("`{key}` = {value} is not allowed: {allowed}")]
+    Value { key: &'static str, value: String, allowed: String },
+}
+
+impl PreprocessConfig {
+    /// Reads a TOML config file (keys as the fields of this struct).
+    pub fn from_file(path: &Path) -> Result<PreprocessConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
+    }
+
+    /// Checks every value, naming the key and what is allowed.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |key, value: String, allowed: &str| Err(ConfigError::Value { key, value, allowed: allowed.to_string() });
+        if self.inputs.is_empty() {
+            return err("inputs", "[]".into(), "at least one folder, tar file or tar pattern");
+        }
+        if self.resolution < 16 || self.resolution % 16 != 0 || self.resolution > 4096 {
+            return err("resolution", self.resolution.to_string(), "a multiple of 16 from 16 to 4096 (256 and 512 are the paper's)");
+        }
+        if self.views == 0 || self.views > 64 {
+            return err("views", self.views.to_string(), "1 to 64 (view 0 = center crop, 1 = its flip, 2+ = random-resized crops)");
+        }
+        if self.shard_rows == 0 {
+            return err("shard_rows", "0".into(), "at least 1");
+        }
+        if self.row_group_rows == 0 || self.row_group_rows > 1_000_000 {
+            return err("row_group_rows", self.row_group_rows.to_string(), "1 to 1000000");
+        }
+        if !(1..=22).contains(&self.zstd_level) {
+            return err("zstd_level", self.zstd_level.to_string(), "1 to 22");
+        }
+        if self.max_pixels == 0 {
+            return err("max_pixels", "0".into(), "at least 1");
+        }
+        if self.caption_fields.iter().any(|f| f.is_empty()) {
+            return err("caption_fields", format!("{:?}", self.caption_fields), "non-empty JSON field names");
+        }
+        Ok(())
+    }
+
+    /// Hash of the settings and inputs (plus the node count) that fix the shards' content;
+    /// a resumed or merged job must have the same one.
+    pub fn content_hash(&self, num_nodes: usize) -> String {
+        let mut h = Sha256::new();
+        h.update(serde_json::to_vec(self).expect("config serialises"));
+        h.update(format!("|nodes={num_nodes}|schema={}", crate::shard::schema::SCHEMA_VERSION));
+        hex::encode(&h.finalize()[..16])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_list_the_allowed_ones() {
+        let e = toml::from_str::<PreprocessConfig>("resolutoin = 256").unwrap_err().to_string();
+        assert!(e.contains("resolutoin") && e.contains("resolution"), "{e}");
+    }
+
+    #[test]
+    fn bad_enum_values_list_the_choices() {
+        let e = toml::from_str::<PreprocessConfig>("png_compression = \"ultra\"").unwrap_err().to_string();
+        assert!(e.contains("ultra") && e.contains("fast") && e.contains("best"), "{e}");
+    }
+
+    #[test]
+    fn validation_names_key_and_range() {
+        let c = PreprocessConfig { inputs: vec!["x".into()], resolution: 250, ..Default::default() };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("`resolution` = 250") && e.contains("multiple of 16"), "{e}");
+    }
+
+    #[test]
+    fn hash_tracks_content_not_identity() {
+        let a = PreprocessConfig { inputs: vec!["x".into()], ..Default::default() };
+        let b = PreprocessConfig { seed: 1, ..a.clone() };
+        assert_eq!(a.content_hash(1), a.clone().content_hash(1));
+        assert_ne!(a.content_hash(1), b.content_hash(1));
+        assert_ne!(a.content_hash(1), a.content_hash(2));
+    }
+}

@@ -1,0 +1,474 @@
+//! The staged preprocess job: one reader thread walks the inputs in order, a rayon pool
+//! decodes / crops / computes targets, and the calling thread writes results in input order
+//! into shards. A window of tokens bounds the samples in flight (reader → pool → reorder
+//! buffer), so memory does not grow with the dataset.
+//!
+//! Crash safety and resume: shards are committed atomically, and after each one the
+//! manifest records the input cursor and the counts up to it, and the length of the rejects
+//! log that goes with them. A rerun with the same settings deletes anything past that point
+//! (a `.tmp` shard, a shard committed just before the kill but not yet in the manifest,
+//! log lines past the recorded length) and continues from the cursor. Since the event
+//! order, the per-view randomness and the shard cuts depend only on the inputs and
+//! settings, the finished shards equal an uninterrupted run's, byte for byte.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use crossbeam_channel::bounded;
+
+use super::config::{ConfigError, PreprocessConfig};
+use super::process::{process, Outcome};
+use super::progress::{peak_rss_bytes, Progress};
+use crate::shard::manifest::{ColumnInfo, Manifest, RootInfo, SourceInfo, Stats, TeacherInfo, FORMAT};
+use crate::shard::schema::{arrow_schema, SchemaSpec, SCHEMA_VERSION};
+use crate::shard::writer::{ShardWriter, WriteOptions};
+use crate::shard::{manifest_file_name, rejects_file_name, shard_file_name, ShardError};
+use crate::source::{Cursor, Dataset, Event, Reject, SourceError, SourceOptions};
+
+/// How this process runs the job (does not change the output).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub output: PathBuf,
+    /// Decode-pool threads (0 = all cores).
+    pub threads: usize,
+    pub node_rank: usize,
+    pub num_nodes: usize,
+    pub show_progress: bool,
+}
+
+/// Why a job could not run or finish. Finished shards stay valid in every case.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PreprocessError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Shard(#[from] ShardError),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("another preprocess job is writing {0} (lock file held)")]
+    Locked(PathBuf),
+    #[error("{path}: {message}")]
+    Output { path: PathBuf, message: String },
+    #[error("`--node-rank {rank}` must be below `--num-nodes {nodes}`")]
+    Node { rank: usize, nodes: usize },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PreprocessError + '_ {
+    move |source| PreprocessError::Io { path: path.to_path_buf(), source }
+}
+
+/// What a job did, for the final report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    pub output: PathBuf,
+    pub manifest: PathBuf,
+    pub shards: usize,
+    pub stats: Stats,
+    /// Images already done by an earlier, interrupted run.
+    pub resumed_images: u64,
+    /// The job had already finished; nothing was done.
+    pub already_complete: bool,
+    pub elapsed_s: f64,
+    /// Images per second of this run.
+    pub images_per_s: f64,
+    pub peak_rss_bytes: Option<u64>,
+    pub threads: usize,
+}
+
+/// One in-order step the writer consumes.
+struct Step {
+    outcome: Option<Outcome>,
+    after: Cursor,
+    bytes: u64,
+}
+
+/// Runs (or resumes) the job.
+pub fn run(cfg: &PreprocessConfig, opts: &RunOptions) -> Result<Summary, PreprocessError> {
+    cfg.validate()?;
+    if opts.num_nodes == 0 || opts.node_rank >= opts.num_nodes {
+        return Err(PreprocessError::Node { rank: opts.node_rank, nodes: opts.num_nodes });
+    }
+    let started = Instant::now();
+    let out = &opts.output;
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    let node = (opts.num_nodes > 1).then_some(opts.node_rank);
+    let lock_path = out.join(format!(".lock{}", node.map(|r| format!("-r{r:03}")).unwrap_or_default()));
+    let lock = File::create(&lock_path).map_err(io(&lock_path))?;
+    if lock.try_lock().is_err() {
+        return Err(PreprocessError::Locked(out.clone()));
+    }
+
+    let dataset = Dataset::open(
+        &cfg.inputs,
+        SourceOptions { layout: cfg.layout, labels_csv: cfg.labels_csv.clone(), caption_fields: cfg.caption_fields.clone() },
+        opts.node_rank,
+        opts.num_nodes,
+    )?;
+    let manifest_path = out.join(manifest_file_name(node));
+    let fresh = fresh_manifest(cfg, opts, &dataset);
+    let manifest = if manifest_path.exists() {
+        let m = Manifest::read(&manifest_path)?;
+        if m.config_hash != fresh.config_hash || m.nodes != fresh.nodes {
+            return Err(PreprocessError::Output {
+                path: manifest_path,
+                message: "holds a different job (other inputs, settings or node); use another output folder".into(),
+            });
+        }
+        if m.source.listing_hash != fresh.source.listing_hash {
+            return Err(PreprocessError::Output {
+                path: manifest_path,
+                message: "the inputs changed since this job started (files added, removed or resized); \
+                          finish it on the original inputs or use another output folder"
+                    .into(),
+            });
+        }
+        m
+    } else {
+        let strays = shard_files(out, node)?;
+        if !strays.is_empty() {
+            return Err(PreprocessError::Output {
+                path: out.clone(),
+                message: format!("has shard files ({}) but no {}; refusing to overwrite them", strays[0], manifest_path.display()),
+            });
+        }
+        fresh
+    };
+    let threads = if opts.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { opts.threads };
+    let resumed_images = manifest.stats.images;
+    if manifest.complete {
+        tracing::info!(manifest = %manifest_path.display(), "job already complete");
+        return Ok(summary(out, &manifest_path, &manifest, resumed_images, true, started, threads));
+    }
+    discard_uncommitted(out, node, &manifest)?;
+    let rejects_path = out.join(&manifest.rejects_file);
+    let rejects_log = OpenOptions::new().create(true).append(true).open(&rejects_path).map_err(io(&rejects_path))?;
+    rejects_log.set_len(manifest.rejects_bytes).map_err(io(&rejects_path))?;
+    manifest.write(&manifest_path)?;
+    if resumed_images > 0 || manifest.cursor != Cursor::default() {
+        tracing::info!(images = resumed_images, shards = manifest.shards.len(), "resuming an interrupted job");
+    }
+
+    let done_bytes = manifest.stats.input_bytes;
+    let mut writer = Writer {
+        cfg,
+        out,
+        node,
+        spec: SchemaSpec { hog_tokens: cfg.hog.then_some((cfg.resolution / 16).pow(2)) },
+        write_opts: WriteOptions { zstd_level: cfg.zstd_level, row_group_rows: cfg.row_group_rows, batch_rows: 64 },
+        manifest_path: manifest_path.clone(),
+        manifest,
+        shard: None,
+        pending_log: Vec::new(),
+        rejects_log,
+        progress: Progress::new(dataset.total_bytes(), done_bytes, resumed_images, opts.show_progress),
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("decode-{i}"))
+        .build()
+        .expect("thread pool");
+    let window = threads * 4 + 8;
+    let start = writer.manifest.cursor;
+    let result = pipeline(&dataset, start, cfg, &pool, window, &mut writer);
+    writer.progress.finish();
+    result?;
+    writer.finish()?;
+    tracing::info!(manifest = %manifest_path.display(), "preprocess complete");
+    Ok(summary(out, &manifest_path, &writer.manifest, resumed_images, false, started, threads))
+}
+
+/// Reader thread → rayon pool → in-order writer, with at most `window` samples in flight.
+fn pipeline(
+    dataset: &Dataset,
+    start: Cursor,
+    cfg: &PreprocessConfig,
+    pool: &rayon::ThreadPool,
+    window: usize,
+    writer: &mut Writer,
+) -> Result<(), PreprocessError> {
+    let (token_tx, token_rx) = bounded::<()>(window);
+    for _ in 0..window {
+        token_tx.send(()).expect("capacity is window");
+    }
+    let (result_tx, result_rx) = bounded::<(u64, Step)>(window);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let reader_stop = &stop;
+        s.spawn(move || {
+            pool.in_place_scope(|scope| {
+                let mut seq = 0u64;
+                dataset.for_each_event(start, |pos| {
+                    if reader_stop.load(Ordering::Relaxed) || token_rx.recv().is_err() {
+                        return false;
+                    }
+                    let this = seq;
+                    seq += 1;
+                    let (after, bytes) = (pos.after, pos.bytes);
+                    match pos.event {
+                        Some(Event::Sample(sample)) => {
+                            let tx = result_tx.clone();
+                            scope.spawn(move |_| {
+                                let outcome = process(sample, cfg);
+                                let _ = tx.send((this, Step { outcome: Some(outcome), after, bytes }));
+                            });
+                            true
+                        }
+                        other => {
+                            let outcome = other.map(|e| match e {
+                                Event::Reject(r) => Outcome::Reject(r),
+                                Event::Sample(_) => unreachable!("handled above"),
+                            });
+                            result_tx.send((this, Step { outcome, after, bytes })).is_ok()
+                        }
+                    }
+                });
+            });
+            drop(result_tx);
+        });
+        // The writer: consume results in input order.
+        let mut next = 0u64;
+        let mut reorder: BTreeMap<u64, Step> = BTreeMap::new();
+        let outcome = (|| {
+            for (seq, step) in result_rx.iter() {
+                reorder.insert(seq, step);
+                while let Some(step) = reorder.remove(&next) {
+                    next += 1;
+                    writer.handle(step)?;
+                    let _ = token_tx.send(());
+                }
+            }
+            Ok(())
+        })();
+        if outcome.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        // Unblock the reader (no more tokens) and the workers (no receiver) on error.
+        drop(token_tx);
+        drop(result_rx);
+        outcome
+    })
+}
+
+/// The in-order consumer: shard writing, counts, rejects log, manifest commits.
+struct Writer<'a> {
+    cfg: &'a PreprocessConfig,
+    out: &'a Path,
+    node: Option<usize>,
+    spec: SchemaSpec,
+    write_opts: WriteOptions,
+    manifest_path: PathBuf,
+    manifest: Manifest,
+    shard: Option<ShardWriter>,
+    /// Rejects-log lines not yet committed with a shard.
+    pending_log: Vec<u8>,
+    rejects_log: File,
+    progress: Progress,
+}
+
+#[derive(serde::Serialize)]
+struct LogLine<'a> {
+    key: &'a str,
+    origin: &'a str,
+    reason: &'a str,
+    action: &'a str,
+    detail: &'a str,
+}
+
+impl Writer<'_> {
+    fn log(&mut self, key: &str, origin: &str, reason: &str, action: &str, detail: &str) {
+        serde_json::to_writer(&mut self.pending_log, &LogLine { key, origin, reason, action, detail }).expect("log line");
+        self.pending_log.push(b'\n');
+    }
+
+    fn handle(&mut self, step: Step) -> Result<(), PreprocessError> {
+        let stats = &mut self.manifest.stats;
+        stats.input_bytes += step.bytes;
+        self.manifest.cursor = step.after;
+        let mut images = 0;
+        match step.outcome {
+            Some(Outcome::Rows { rows, converted, caption_missing, key, origin }) => {
+                images = 1;
+                stats.images += 1;
+                stats.rows += rows.len() as u64;
+                if let Some(mode) = converted {
+                    *stats.converted.entry(mode.to_string()).or_default() += 1;
+                }
+                if caption_missing {
+                    stats.missing_captions += 1;
+                    self.log(&key, &origin, "missing_caption", "kept", "no .txt caption and no caption field in .json");
+                }
+                if self.shard.is_none() {
+                    let name = shard_file_name(self.manifest.shards.len(), self.node);
+                    self.shard = Some(ShardWriter::create(self.out, &name, &self.spec, &self.write_opts)?);
+                }
+                let shard = self.shard.as_mut().expect("opened above");
+                shard.push_image(rows)?;
+                super::fault::point("image");
+                if shard.rows() >= self.cfg.shard_rows as u64 {
+                    self.commit_shard()?;
+                }
+            }
+            Some(Outcome::Reject(Reject { key, origin, reason, detail })) => {
+                *stats.rejects.entry(reason.clone()).or_default() += 1;
+                tracing::debug!(%key, %reason, %detail, "skipped");
+                self.log(&key, &origin, &reason, "skipped", &detail);
+            }
+            None => {}
+        }
+        self.progress.advance(step.bytes, images);
+        Ok(())
+    }
+
+    /// Appends the pending log lines durably and returns the log's new length.
+    fn flush_log(&mut self) -> Result<(), PreprocessError> {
+        let path = self.out.join(&self.manifest.rejects_file);
+        if !self.pending_log.is_empty() {
+            self.rejects_log.write_all(&self.pending_log).map_err(io(&path))?;
+            self.rejects_log.sync_data().map_err(io(&path))?;
+            self.manifest.rejects_bytes += self.pending_log.len() as u64;
+            self.pending_log.clear();
+        }
+        Ok(())
+    }
+
+    /// Shard, then log, then manifest: the manifest only ever names finished work.
+    fn commit_shard(&mut self) -> Result<(), PreprocessError> {
+        let Some(shard) = self.shard.take() else { return Ok(()) };
+        let info = shard.finish()?;
+        super::fault::point("shard_renamed");
+        tracing::info!(shard = %info.file, rows = info.rows, bytes = info.bytes, "shard committed");
+        self.flush_log()?;
+        self.manifest.stats.output_bytes += info.bytes;
+        self.manifest.shards.push(info);
+        self.manifest.write(&self.manifest_path)?;
+        super::fault::point("manifest_written");
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), PreprocessError> {
+        self.commit_shard()?;
+        self.flush_log()?;
+        self.manifest.complete = true;
+        self.manifest.write(&self.manifest_path)?;
+        Ok(())
+    }
+}
+
+/// The manifest of a job that has done nothing yet.
+fn fresh_manifest(cfg: &PreprocessConfig, opts: &RunOptions, ds: &Dataset) -> Manifest {
+    let node = (opts.num_nodes > 1).then_some(opts.node_rank);
+    let spec = SchemaSpec { hog_tokens: cfg.hog.then_some((cfg.resolution / 16).pow(2)) };
+    let grid = cfg.resolution / 16;
+    let teachers = if cfg.hog {
+        vec![TeacherInfo {
+            name: "hog".into(),
+            dim: maetok_teachers::hog::DIM,
+            grid: [grid, grid],
+            dtype: "float16".into(),
+            encoding: "f16".into(),
+            config: serde_json::json!({
+                "nbins": maetok_teachers::hog::NBINS, "cell": maetok_teachers::hog::CELL,
+                "gaussian_window": maetok_teachers::hog::PATCH, "sigma": 8,
+                "input": "RGB (x/255 - 0.5)/0.5", "reference": "utils/hog.py @ f4d60a0",
+            }),
+            weights_sha256: None,
+        }]
+    } else {
+        Vec::new()
+    };
+    let columns = arrow_schema(&spec)
+        .fields()
+        .iter()
+        .map(|f| ColumnInfo { name: f.name().clone(), data_type: f.data_type().to_string() })
+        .collect();
+    Manifest {
+        format: FORMAT.into(),
+        schema_version: SCHEMA_VERSION,
+        complete: false,
+        created_by: format!("maetok {}", env!("CARGO_PKG_VERSION")),
+        config_hash: cfg.content_hash(opts.num_nodes),
+        nodes: vec![opts.node_rank],
+        num_nodes: opts.num_nodes,
+        source: SourceInfo {
+            inputs: cfg.inputs.clone(),
+            roots: ds.roots.iter().map(|r| RootInfo { path: r.path.display().to_string(), kind: r.kind.clone() }).collect(),
+            total_units: ds.total_units,
+            units: ds.units.len(),
+            listing_hash: ds.listing_hash.clone(),
+            label_set: ds.label_set.clone(),
+        },
+        preprocess: serde_json::to_value(cfg).expect("config serialises"),
+        teachers,
+        columns,
+        shards: Vec::new(),
+        cursor: Cursor::default(),
+        rejects_file: rejects_file_name(node),
+        rejects_bytes: 0,
+        stats: Stats::default(),
+    }
+}
+
+/// This node's shard files in `dir` (committed or temporary), sorted.
+fn shard_files(dir: &Path, node: Option<usize>) -> Result<Vec<String>, PreprocessError> {
+    let prefix = match node {
+        None => "shard-0".to_string(), // single-node names start with a digit after "shard-"
+        Some(r) => format!("shard-r{r:03}-"),
+    };
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.starts_with(&prefix) && (n.ends_with(".parquet") || n.ends_with(".parquet.tmp")))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Deletes what a killed run left past the manifest: temporary files and shards the
+/// manifest does not list.
+fn discard_uncommitted(dir: &Path, node: Option<usize>, m: &Manifest) -> Result<(), PreprocessError> {
+    let listed: std::collections::HashSet<&str> = m.shards.iter().map(|s| s.file.as_str()).collect();
+    for name in shard_files(dir, node)? {
+        if !listed.contains(name.as_str()) {
+            tracing::info!(file = %name, "removing output of an interrupted run");
+            let p = dir.join(&name);
+            std::fs::remove_file(&p).map_err(io(&p))?;
+        }
+    }
+    for name in [manifest_file_name(node), m.rejects_file.clone()] {
+        let _ = std::fs::remove_file(crate::atomic::temp_path(&dir.join(name)));
+    }
+    for s in &m.shards {
+        let p = dir.join(&s.file);
+        let len = std::fs::metadata(&p).map_err(io(&p))?.len();
+        if len != s.bytes {
+            return Err(PreprocessError::Output {
+                path: p,
+                message: format!("is {len} bytes but the manifest recorded {}; the folder was changed by something else", s.bytes),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn summary(out: &Path, manifest_path: &Path, m: &Manifest, resumed: u64, already: bool, started: Instant, threads: usize) -> Summary {
+    let elapsed = started.elapsed().as_secs_f64();
+    Summary {
+        output: out.to_path_buf(),
+        manifest: manifest_path.to_path_buf(),
+        shards: m.shards.len(),
+        stats: m.stats.clone(),
+        resumed_images: resumed,
+        already_complete: already,
+        elapsed_s: elapsed,
+        images_per_s: (m.stats.images - resumed) as f64 / elapsed.max(1e-9),
+        peak_rss_bytes: peak_rss_bytes(),
+        threads,
+    }
+}

@@ -1,0 +1,36 @@
+//! Crash injection for the resume tests: `MAETOK_KILL_AT=<point>:<n>` makes the process
+//! SIGKILL itself the n-th time it passes `<point>` (1-based). Points, in the order a
+//! shard's life passes them:
+//!
+//! - `image`: after an image's rows went into the open shard (before the first shard, or
+//!   mid-shard, depending on n),
+//! - `shard_renamed`: a shard file has its final name but the manifest does not list it yet,
+//! - `manifest_written`: between shards, everything committed.
+//!
+//! Unset (the normal case) it costs one relaxed atomic load per call.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+static TARGET: OnceLock<Option<(String, u64)>> = OnceLock::new();
+static COUNT: AtomicU64 = AtomicU64::new(0);
+
+fn target() -> &'static Option<(String, u64)> {
+    TARGET.get_or_init(|| {
+        let v = std::env::var("MAETOK_KILL_AT").ok()?;
+        let (point, n) = v.split_once(':')?;
+        Some((point.to_string(), n.parse().ok()?))
+    })
+}
+
+/// Kills the process with SIGKILL if this is the configured point and occurrence.
+pub fn point(name: &str) {
+    if let Some((p, n)) = target() {
+        if p == name && COUNT.fetch_add(1, Ordering::Relaxed) + 1 == *n {
+            // SAFETY: raise() with a valid signal number has no memory-safety preconditions.
+            unsafe {
+                libc::raise(libc::SIGKILL);
+            }
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! The per-image work of the decode pool: bytes → RGB8 → views → HOG + PNG → shard rows.
+
+use half::f16;
+
+use super::config::PreprocessConfig;
+use crate::image::decode::{decode_rgb8, DecodeOptions};
+use crate::image::png::encode_png;
+use crate::image::views::make_views;
+use crate::shard::writer::Row;
+use crate::source::{RawSample, Reject};
+
+/// What one sample became.
+pub enum Outcome {
+    Rows {
+        rows: Vec<Row>,
+        /// Source colour mode when a conversion to RGB8 was needed.
+        converted: Option<&'static str>,
+        caption_missing: bool,
+        key: String,
+        origin: String,
+    },
+    Reject(Reject),
+}
+
+/// Decodes and processes one sample under `cfg`.
+pub fn process(sample: RawSample, cfg: &PreprocessConfig) -> Outcome {
+    let RawSample { key, origin, bytes, label, caption, caption_missing } = sample;
+    let reject = |reason: &str, detail: String| Outcome::Reject(Reject { key: key.clone(), origin: origin.clone(), reason: reason.into(), detail });
+    let opts = DecodeOptions { max_pixels: cfg.max_pixels, exif_orientation: cfg.exif_orientation };
+    let decoded = match decode_rgb8(&bytes, &opts) {
+        Ok(d) => d,
+        Err(e) => return reject(e.reason(), e.to_string()),
+    };
+    drop(bytes);
+    let img = &decoded.image;
+    if img.width.min(img.height) < cfg.min_side {
+        return reject("too_small", format!("{}x{} is below min_side = {}", img.width, img.height, cfg.min_side));
+    }
+    let views = make_views(img, cfg.resolution, cfg.views, cfg.seed, &key);
+    let mut rows = Vec::with_capacity(views.len());
+    for v in views {
+        let hog = if cfg.hog {
+            let feats = maetok_teachers::hog::hog_rgb8(&v.pixels.data, v.pixels.width, v.pixels.height)
+                .expect("views are multiples of 16 px (config validated)");
+            Some(feats.into_iter().map(f16::from_f32).collect())
+        } else {
+            None
+        };
+        rows.push(Row {
+            key: key.clone(),
+            view: v.index as i16,
+            crop: v.crop,
+            label,
+            caption: caption.clone(),
+            image: encode_png(&v.pixels, cfg.png_compression),
+            hog,
+        });
+    }
+    let converted = decoded.converted().then_some(decoded.mode);
+    Outcome::Rows { rows, converted, caption_missing, key, origin }
+}

@@ -1,0 +1,169 @@
+//! Folder sources: ImageNet-style ImageFolders (one sub-folder per class) and flat folders
+//! (images anywhere below the root, optionally labelled by a `filename,synset` CSV).
+//! A sibling `<stem>.txt` (or `<stem>.json`) next to an image is its caption.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::{is_image_extension, Event, RawSample, Reject, Root, RootKind, SourceError, SourceOptions};
+
+/// How a folder is interpreted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum FolderLayout {
+    /// ImageFolder when the root holds only sub-folders, flat otherwise.
+    #[default]
+    Auto,
+    /// One sub-folder per class (ImageNet train / val in synset folders).
+    Imagefolder,
+    /// Images anywhere below the root, unlabelled unless a labels CSV is given.
+    Flat,
+}
+
+pub(super) struct ListedFile {
+    pub rel: String,
+    pub size: u64,
+    pub class: Option<String>,
+}
+
+pub(super) struct Listing {
+    pub kind: RootKind,
+    pub files: Vec<ListedFile>,
+    pub has_captions: bool,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SourceError + '_ {
+    move |source| SourceError::Io { path: path.to_path_buf(), source }
+}
+
+fn lower_ext(name: &str) -> Option<String> {
+    Path::new(name).extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase)
+}
+
+/// Lists a folder in sorted relative-path order.
+pub(super) fn list(root: &Path, layout: FolderLayout) -> Result<Listing, SourceError> {
+    let mut top: Vec<(String, bool)> = Vec::new();
+    for entry in std::fs::read_dir(root).map_err(io_err(root))? {
+        let entry = entry.map_err(io_err(root))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // Follow symlinks; a dangling one is a file we will fail to read (and count).
+        let is_dir = std::fs::metadata(entry.path()).map(|m| m.is_dir()).unwrap_or(false);
+        top.push((name, is_dir));
+    }
+    let has_top_images = top.iter().any(|(n, d)| !d && lower_ext(n).is_some_and(|e| is_image_extension(&e)));
+    let has_dirs = top.iter().any(|(_, d)| *d);
+    let kind = match layout {
+        FolderLayout::Imagefolder => RootKind::ImageFolder,
+        FolderLayout::Flat => RootKind::Flat,
+        FolderLayout::Auto if has_dirs && !has_top_images => RootKind::ImageFolder,
+        FolderLayout::Auto => RootKind::Flat,
+    };
+    let mut files = Vec::new();
+    let mut has_captions = false;
+    walk(root, "", &mut files, &mut has_captions)?;
+    files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    if kind == RootKind::ImageFolder {
+        // Images directly in the root of an ImageFolder have no class: drop them from labels.
+        for f in &mut files {
+            f.class = f.rel.split_once('/').map(|(c, _)| c.to_string());
+        }
+    }
+    Ok(Listing { kind, files, has_captions })
+}
+
+fn walk(dir: &Path, prefix: &str, out: &mut Vec<ListedFile>, has_captions: &mut bool) -> Result<(), SourceError> {
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let rel = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
+        let meta = std::fs::metadata(entry.path());
+        if meta.as_ref().is_ok_and(|m| m.is_dir()) {
+            walk(&entry.path(), &rel, out, has_captions)?;
+            continue;
+        }
+        match lower_ext(&name).as_deref() {
+            Some(e) if is_image_extension(e) => {
+                out.push(ListedFile { rel, size: meta.map(|m| m.len()).unwrap_or(0), class: None });
+            }
+            Some("txt") | Some("json") => *has_captions = true,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// `rel` without its extension: the sample key.
+pub(super) fn key_of(rel: &str) -> &str {
+    match rel.rfind('.') {
+        Some(dot) if !rel[dot..].contains('/') => &rel[..dot],
+        _ => rel,
+    }
+}
+
+/// The file name of `rel` without directory and extension (labels CSV lookups).
+pub(super) fn file_stem(rel: &str) -> &str {
+    let key = key_of(rel);
+    key.rsplit('/').next().unwrap_or(key)
+}
+
+/// Reads a `filename,synset` CSV (header optional; the second field's first word is the
+/// class, so ImageNet's `LOC_val_solution.csv` works as is). Keys are file stems.
+pub(super) fn read_labels_csv(path: &Path) -> Result<HashMap<String, String>, SourceError> {
+    let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+    let mut map = HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let bad = |message: &str| SourceError::LabelsCsv { path: path.to_path_buf(), line: i + 1, message: message.to_string() };
+        let (file, class) = line.split_once(',').ok_or_else(|| bad("expected `filename,synset`"))?;
+        let class = class.split_whitespace().next().ok_or_else(|| bad("empty class"))?;
+        if i == 0 && (file.eq_ignore_ascii_case("filename") || file.eq_ignore_ascii_case("ImageId")) {
+            continue;
+        }
+        map.insert(file_stem(file.trim()).to_string(), class.to_string());
+    }
+    if map.is_empty() {
+        return Err(SourceError::LabelsCsv { path: path.to_path_buf(), line: 0, message: "no rows".into() });
+    }
+    Ok(map)
+}
+
+/// Caption from a sibling `.txt`, else from the first configured field of a sibling `.json`.
+fn read_caption(image: &Path, fields: &[String]) -> Option<String> {
+    if let Ok(text) = std::fs::read(image.with_extension("txt")) {
+        return Some(String::from_utf8_lossy(&text).into_owned());
+    }
+    let json = std::fs::read(image.with_extension("json")).ok()?;
+    super::webdataset::caption_from_json(&json, fields)
+}
+
+pub(super) fn read_sample(root: &Root, rel: &str, label: Option<i32>, options: &SourceOptions) -> Event {
+    let path: PathBuf = root.path.join(rel);
+    let origin = path.display().to_string();
+    let key = key_of(rel).to_string();
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let caption = read_caption(&path, &options.caption_fields);
+            let caption_missing = caption.is_none() && root.has_captions;
+            Event::Sample(RawSample { key, origin, bytes, label, caption, caption_missing })
+        }
+        Err(e) => Event::Reject(Reject { key, origin, reason: "unreadable".into(), detail: e.to_string() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_drop_only_the_extension() {
+        assert_eq!(key_of("n01440764/n01440764_10026.JPEG"), "n01440764/n01440764_10026");
+        assert_eq!(key_of("a.b/c"), "a.b/c");
+        assert_eq!(file_stem("val/ILSVRC2012_val_00000001.JPEG"), "ILSVRC2012_val_00000001");
+    }
+}

@@ -1,0 +1,286 @@
+//! Input sources: ImageNet-style ImageFolders, flat folders, and WebDataset tar shards.
+//!
+//! A job's input is cut into *units*: one image file of a folder, or one whole tar. Units are
+//! listed in a fixed order (inputs in the order given, files sorted by relative path, tars in
+//! pattern order), node `r` of `n` takes units `u` with `u % n == r`, and each unit yields
+//! [`Event`]s (samples or rejects) in a fixed order. A [`Cursor`] (unit, events consumed
+//! within it) therefore names a point of the job that a resumed run can skip to.
+
+pub mod brace;
+mod folder;
+mod webdataset;
+
+use std::path::PathBuf;
+
+pub use folder::FolderLayout;
+
+use crate::labels::LabelSet;
+
+/// File extensions read as images.
+pub const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
+
+/// Whether a lower-cased extension names an image.
+pub fn is_image_extension(ext: &str) -> bool {
+    IMAGE_EXTENSIONS.contains(&ext)
+}
+
+/// Errors that stop a job before it starts (bad paths, bad patterns, bad label files).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    #[error("input {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("input {0:?} is neither a folder nor a .tar file (or pattern of them)")]
+    NotASource(String),
+    #[error("input pattern {pattern:?} names {path}, which does not exist")]
+    MissingTar { pattern: String, path: PathBuf },
+    #[error(transparent)]
+    Brace(#[from] brace::BraceError),
+    #[error("labels file {path}, line {line}: {message}")]
+    LabelsCsv { path: PathBuf, line: usize, message: String },
+    #[error("input {0}: no images found")]
+    Empty(PathBuf),
+}
+
+/// How inputs are read (from the preprocess config).
+#[derive(Debug, Clone)]
+pub struct SourceOptions {
+    pub layout: FolderLayout,
+    /// `filename,synset` CSV labelling a flat folder (ImageNet val).
+    pub labels_csv: Option<PathBuf>,
+    /// JSON fields tried in order for a caption when a sample has no `.txt`.
+    pub caption_fields: Vec<String>,
+}
+
+/// One input root.
+#[derive(Debug, Clone)]
+pub struct Root {
+    pub path: PathBuf,
+    pub kind: RootKind,
+    /// Whether any caption files were seen (missing captions are counted only then).
+    pub has_captions: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RootKind {
+    ImageFolder,
+    Flat,
+    WebDataset,
+}
+
+/// A unit of work: one image file or one tar.
+#[derive(Debug, Clone)]
+pub enum Unit {
+    File { root: usize, rel: String, size: u64, label: Option<i32> },
+    Tar { root: usize, path: PathBuf, size: u64 },
+}
+
+impl Unit {
+    pub fn size(&self) -> u64 {
+        match self {
+            Unit::File { size, .. } | Unit::Tar { size, .. } => *size,
+        }
+    }
+}
+
+/// Position in a node's unit list: `within` events of unit `unit` are done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct Cursor {
+    pub unit: usize,
+    pub within: usize,
+}
+
+/// A sample read from a source, not yet decoded.
+#[derive(Debug, Clone)]
+pub struct RawSample {
+    pub key: String,
+    /// Where it came from, for rejects.jsonl: a file path or `tar_path:member`.
+    pub origin: String,
+    pub bytes: Vec<u8>,
+    pub label: Option<i32>,
+    pub caption: Option<String>,
+    /// The source carries captions but this sample has none.
+    pub caption_missing: bool,
+}
+
+/// Something that was skipped, with a stable reason code.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Reject {
+    pub key: String,
+    pub origin: String,
+    pub reason: String,
+    pub detail: String,
+}
+
+/// What a unit yields.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Sample(RawSample),
+    Reject(Reject),
+}
+
+/// The resolved input of one node.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub roots: Vec<Root>,
+    /// This node's units, in order.
+    pub units: Vec<Unit>,
+    /// Units across all nodes.
+    pub total_units: usize,
+    /// Hash of every unit's name and size (all nodes): a resumed job checks the inputs
+    /// did not change under it.
+    pub listing_hash: String,
+    pub label_set: Option<LabelSet>,
+    pub options: SourceOptions,
+}
+
+impl Dataset {
+    /// Lists `inputs` and keeps node `node_rank` of `num_nodes`'s share.
+    pub fn open(inputs: &[String], options: SourceOptions, node_rank: usize, num_nodes: usize) -> Result<Dataset, SourceError> {
+        let mut roots = Vec::new();
+        let mut units = Vec::new();
+        let mut folder_classes: Vec<(usize, Vec<(String, Option<String>)>)> = Vec::new();
+        for input in inputs {
+            let path = PathBuf::from(input);
+            if path.is_dir() {
+                let listing = folder::list(&path, options.layout)?;
+                let root = roots.len();
+                roots.push(Root { path: path.clone(), kind: listing.kind.clone(), has_captions: listing.has_captions });
+                if listing.files.is_empty() {
+                    return Err(SourceError::Empty(path));
+                }
+                folder_classes.push((units.len(), listing.files.iter().map(|f| (f.rel.clone(), f.class.clone())).collect()));
+                for f in listing.files {
+                    units.push(Unit::File { root, rel: f.rel, size: f.size, label: None });
+                }
+            } else {
+                let expanded = brace::expand(input)?;
+                let looks_like_tar = expanded.iter().all(|p| p.ends_with(".tar"));
+                if !looks_like_tar {
+                    return Err(SourceError::NotASource(input.clone()));
+                }
+                let root = roots.len();
+                roots.push(Root { path: path.clone(), kind: RootKind::WebDataset, has_captions: true });
+                for p in expanded {
+                    let p = PathBuf::from(p);
+                    let meta = std::fs::metadata(&p).map_err(|_| SourceError::MissingTar { pattern: input.clone(), path: p.clone() })?;
+                    units.push(Unit::Tar { root, path: p, size: meta.len() });
+                }
+            }
+        }
+        let label_set = assign_labels(&mut units, &roots, &folder_classes, &options)?;
+        let total_units = units.len();
+        let listing_hash = listing_hash(&units);
+        let units = units.into_iter().enumerate().filter(|(i, _)| i % num_nodes == node_rank).map(|(_, u)| u).collect();
+        Ok(Dataset { roots, units, total_units, listing_hash, label_set, options })
+    }
+
+    /// Total input bytes of this node's units (progress and ETA).
+    pub fn total_bytes(&self) -> u64 {
+        self.units.iter().map(Unit::size).sum()
+    }
+
+    /// Passes this node's events from `start` to `emit`, in order, each with the cursor just
+    /// after it and the input bytes it accounts for. `emit` returns `false` to stop.
+    pub fn for_each_event(&self, start: Cursor, mut emit: impl FnMut(Positioned) -> bool) {
+        for (u, unit) in self.units.iter().enumerate().skip(start.unit) {
+            let skip = if u == start.unit { start.within } else { 0 };
+            match unit {
+                Unit::File { root, rel, size, label } => {
+                    if skip > 0 {
+                        continue;
+                    }
+                    let event = folder::read_sample(&self.roots[*root], rel, *label, &self.options);
+                    let after = Cursor { unit: u + 1, within: 0 };
+                    if !emit(Positioned { event: Some(event), after, bytes: *size }) {
+                        return;
+                    }
+                }
+                Unit::Tar { path, size, .. } => {
+                    let mut index = 0usize;
+                    let mut stopped = false;
+                    let rest = webdataset::read_tar(path, *size, &self.options.caption_fields, &mut |event, bytes| {
+                        index += 1;
+                        if index <= skip {
+                            return true;
+                        }
+                        let ok = emit(Positioned { event: Some(event), after: Cursor { unit: u, within: index }, bytes });
+                        stopped = !ok;
+                        ok
+                    });
+                    if stopped {
+                        return;
+                    }
+                    // The tar's headers and end blocks: progress only, and the step to the next unit.
+                    let after = Cursor { unit: u + 1, within: 0 };
+                    if !emit(Positioned { event: None, after, bytes: rest.unwrap_or(0) }) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn listing_hash(units: &[Unit]) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for u in units {
+        match u {
+            Unit::File { root, rel, size, .. } => h.update(format!("F\0{root}\0{rel}\0{size}\n")),
+            Unit::Tar { path, size, .. } => h.update(format!("T\0{}\0{size}\n", path.display())),
+        }
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
+/// Folder class names (ImageFolder) or a labels CSV (flat folders) become labels.
+fn assign_labels(
+    units: &mut [Unit],
+    roots: &[Root],
+    folder_classes: &[(usize, Vec<(String, Option<String>)>)],
+    options: &SourceOptions,
+) -> Result<Option<LabelSet>, SourceError> {
+    let csv = match &options.labels_csv {
+        Some(p) => Some(folder::read_labels_csv(p)?),
+        None => None,
+    };
+    // Class name per unit, from the folder layout or the CSV.
+    let mut names: Vec<(usize, String)> = Vec::new();
+    for (start, files) in folder_classes {
+        for (i, (rel, class)) in files.iter().enumerate() {
+            let unit = start + i;
+            let Unit::File { root, .. } = &units[unit] else { continue };
+            let name = match roots[*root].kind {
+                RootKind::ImageFolder => class.clone(),
+                _ => csv.as_ref().and_then(|m| m.get(folder::file_stem(rel)).cloned()),
+            };
+            if let Some(n) = name {
+                names.push((unit, n));
+            }
+        }
+    }
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let set = LabelSet::for_classes(names.iter().map(|(_, n)| n.as_str()));
+    let index = set.index();
+    for (unit, name) in names {
+        if let Unit::File { label, .. } = &mut units[unit] {
+            *label = index.get(&name).copied();
+        }
+    }
+    Ok(Some(set))
+}
+
+/// One event with its position.
+pub struct Positioned {
+    /// `None` when the step only accounts for bytes (a tar's end blocks).
+    pub event: Option<Event>,
+    /// Cursor just after this event.
+    pub after: Cursor,
+    /// Input bytes this event accounts for (progress).
+    pub bytes: u64,
+}
+

@@ -1,0 +1,188 @@
+//! WebDataset tar shards (as img2dataset writes them for LAION-COCO): members grouped into
+//! samples by key (the member path up to the first dot of its file name, folder included),
+//! one image per sample (`jpg`/`jpeg`/`png`/`webp`), caption from `.txt` or else from the
+//! first configured field of `.json`, class from `.cls`.
+//!
+//! A damaged tar yields every sample before the damage; the damage itself becomes a
+//! `tar_truncated` reject.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use super::{is_image_extension, Event, RawSample, Reject};
+
+/// Caption from a JSON object: the first of `fields` holding a string.
+pub(super) fn caption_from_json(json: &[u8], fields: &[String]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(json).ok()?;
+    fields.iter().find_map(|f| value.get(f).and_then(|v| v.as_str()).map(str::to_string))
+}
+
+/// (key, field) of a member path: `dir/abc.seg.png` → (`dir/abc`, `seg.png`).
+fn split_member(path: &str) -> (&str, &str) {
+    let name_start = path.rfind('/').map_or(0, |i| i + 1);
+    match path[name_start..].find('.') {
+        Some(dot) => (&path[..name_start + dot], &path[name_start + dot + 1..]),
+        None => (path, ""),
+    }
+}
+
+#[derive(Default)]
+struct Group {
+    key: String,
+    image: Option<(String, Vec<u8>)>,
+    txt: Option<Vec<u8>>,
+    json: Option<Vec<u8>>,
+    cls: Option<Vec<u8>>,
+    bytes: u64,
+}
+
+/// Reads one tar and passes each event, with the member bytes it accounts for, to `emit`,
+/// in order. `emit` returns `false` to stop early. Returns the bytes of the tar that no
+/// event accounted for (headers, end blocks) when the tar was read to its end.
+pub(super) fn read_tar(path: &Path, size: u64, fields: &[String], emit: &mut dyn FnMut(Event, u64) -> bool) -> Option<u64> {
+    let origin = |member: &str| format!("{}:{member}", path.display());
+    let reject = |key: String, origin: String, reason: &str, detail: String| {
+        Event::Reject(Reject { key, origin, reason: reason.into(), detail })
+    };
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            let o = path.display().to_string();
+            emit(reject(o.clone(), o, "unreadable", e.to_string()), 0);
+            return Some(size);
+        }
+    };
+    let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 20, file));
+    let mut consumed = 0u64;
+    let mut group = Group::default();
+    // Turns a finished group into its event.
+    let finish = |g: Group| -> Option<(Event, u64)> {
+        if g.key.is_empty() {
+            return None;
+        }
+        let event = match g.image {
+            None => reject(g.key.clone(), origin(&g.key), "no_image", "sample has no jpg/jpeg/png/webp member".into()),
+            Some((member, image)) => {
+                let caption = match g.txt {
+                    Some(t) => Some(String::from_utf8_lossy(&t).into_owned()),
+                    None => g.json.as_deref().and_then(|j| caption_from_json(j, fields)),
+                };
+                let label = g.cls.and_then(|c| String::from_utf8_lossy(&c).trim().parse::<i32>().ok());
+                Event::Sample(RawSample {
+                    key: g.key,
+                    origin: origin(&member),
+                    bytes: image,
+                    label,
+                    caption_missing: caption.is_none(),
+                    caption,
+                })
+            }
+        };
+        Some((event, g.bytes))
+    };
+    // The damage: emit what was read of the current sample if it has its image, then the damage.
+    let damaged = |g: Group, member: Option<String>, detail: String, emit: &mut dyn FnMut(Event, u64) -> bool| {
+        let key = member.as_deref().map(|m| split_member(m).0.to_string()).unwrap_or_else(|| g.key.clone());
+        if g.image.is_some() {
+            if let Some((e, b)) = finish(g) {
+                if !emit(e, b) {
+                    return;
+                }
+            }
+        }
+        emit(reject(key, origin(member.as_deref().unwrap_or("<header>")), "tar_truncated", detail), 0);
+    };
+    let entries = match archive.entries() {
+        Ok(it) => it,
+        Err(e) => {
+            damaged(group, None, e.to_string(), emit);
+            return None;
+        }
+    };
+    for entry in entries {
+        let mut entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                damaged(group, None, e.to_string(), emit);
+                return None;
+            }
+        };
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let member = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let member_size = entry.size();
+        let mut data = Vec::with_capacity(member_size.min(64 << 20) as usize);
+        // A member cut short reads as a short Ok from the tar crate: compare with its size.
+        match entry.read_to_end(&mut data) {
+            Err(e) => {
+                damaged(group, Some(member), e.to_string(), emit);
+                return None;
+            }
+            Ok(n) if (n as u64) < member_size => {
+                damaged(group, Some(member), format!("member ends after {n} of {member_size} bytes"), emit);
+                return None;
+            }
+            Ok(_) => {}
+        }
+        let (key, field) = split_member(&member);
+        let (key, field) = (key.to_string(), field.to_string());
+        if key != group.key {
+            let next = Group { key: key.to_string(), ..Group::default() };
+            if let Some((e, b)) = finish(std::mem::replace(&mut group, next)) {
+                if !emit(e, b) {
+                    return None;
+                }
+            }
+        }
+        consumed += member_size;
+        group.bytes += member_size;
+        let name = member.rsplit('/').next().unwrap_or(&member);
+        let field = field.to_ascii_lowercase();
+        let skipped = || reject(key.to_string(), origin(&member), "non_image_member", format!("member field {field:?} is not an image, txt, json or cls"));
+        match field.as_str() {
+            _ if name.starts_with('.') || name.starts_with("__") => {
+                if !emit(skipped(), 0) {
+                    return None;
+                }
+            }
+            f if is_image_extension(f) && group.image.is_none() => group.image = Some((member, data)),
+            "txt" => group.txt = Some(data),
+            "json" => group.json = Some(data),
+            "cls" => group.cls = Some(data),
+            _ => {
+                if !emit(skipped(), 0) {
+                    return None;
+                }
+            }
+        }
+    }
+    if let Some((e, b)) = finish(group) {
+        if !emit(e, b) {
+            return None;
+        }
+    }
+    Some(size.saturating_sub(consumed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_names_split_at_the_first_dot_of_the_file_name() {
+        assert_eq!(split_member("00000/000000123.jpg"), ("00000/000000123", "jpg"));
+        assert_eq!(split_member("a.b/c.seg.png"), ("a.b/c", "seg.png"));
+        assert_eq!(split_member("noext"), ("noext", ""));
+    }
+
+    #[test]
+    fn json_caption_fields_in_order() {
+        let f: Vec<String> = ["caption", "top_caption", "TEXT"].map(String::from).to_vec();
+        assert_eq!(caption_from_json(br#"{"TEXT":"a","top_caption":"b"}"#, &f).as_deref(), Some("b"));
+        assert_eq!(caption_from_json(br#"{"caption":null,"TEXT":"c"}"#, &f).as_deref(), Some("c"));
+        assert_eq!(caption_from_json(br#"{"url":"x"}"#, &f), None);
+        assert_eq!(caption_from_json(b"not json", &f), None);
+    }
+}

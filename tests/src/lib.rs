@@ -1,0 +1,63 @@
+//! Helpers for the end-to-end tests: find and run the `maetok` binary, fingerprint output
+//! folders.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sha2::{Digest, Sha256};
+
+/// The `maetok` binary of this build: `$MAETOK_BIN`, else next to the test executable's
+/// `deps/` folder (`target/<profile>/maetok`, which `./run test` builds first).
+pub fn maetok_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("MAETOK_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let bin = profile_dir.join("maetok");
+    assert!(bin.exists(), "{} not found: build it first (`./run test` does) or set MAETOK_BIN", bin.display());
+    bin
+}
+
+/// A `maetok` command with quiet logs.
+pub fn maetok() -> Command {
+    let mut c = Command::new(maetok_bin());
+    c.env("MAETOK_LOG", "warn");
+    c
+}
+
+/// Runs `maetok args...` and returns its output.
+pub fn run(args: &[&str]) -> Output {
+    maetok().args(args).output().expect("spawn maetok")
+}
+
+/// Runs and asserts success, printing the output on failure.
+pub fn run_ok(args: &[&str]) -> Output {
+    let out = run(args);
+    assert!(out.status.success(), "maetok {args:?} failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// sha256 of every regular file in `dir` whose name passes `keep`, by name.
+pub fn fingerprint(dir: &Path, keep: impl Fn(&str) -> bool) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(dir).expect("read output dir") {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.file_type().unwrap().is_file() && keep(&name) {
+            out.insert(name, hex::encode(Sha256::digest(std::fs::read(e.path()).unwrap())));
+        }
+    }
+    out
+}
+
+/// The files that define a dataset's content: shards, manifests, rejects logs.
+pub fn dataset_files(name: &str) -> bool {
+    name.ends_with(".parquet") || name.starts_with("manifest") || name.starts_with("rejects")
+}
+
+/// Parsed `manifest.json` (or another manifest file) of `dir`.
+pub fn manifest(dir: &Path, name: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join(name)).expect("manifest")).expect("manifest JSON")
+}

@@ -1,0 +1,7 @@
+//! One module per subcommand: argument parsing and reporting. The work itself lives in the
+//! library crates.
+
+pub mod demo;
+pub mod env;
+pub mod preprocess;
+pub mod shards;

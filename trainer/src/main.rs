@@ -1,0 +1,54 @@
+//! `maetok`: the command-line tool of the maetok pipeline (ARCHITECTURE §1). Each
+//! subcommand is one stage that reads what the previous one wrote to disk.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+
+/// MAETok data and training pipeline.
+#[derive(Parser, Debug)]
+#[command(name = "maetok", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Log filter (tracing `EnvFilter` syntax, e.g. `info`, `debug`, `maetok_pipeline=debug`).
+    #[arg(long, global = true, default_value = "info", env = "MAETOK_LOG")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Raw images (folders, WebDataset tars) → Parquet shards with views and HOG targets.
+    Preprocess(cli::preprocess::Args),
+    /// Check, describe or combine shard folders.
+    Shards {
+        #[command(subcommand)]
+        command: cli::shards::Command,
+    },
+    /// Generate a small captioned dataset, preprocess it, and summarise the result.
+    Demo(cli::demo::Args),
+    /// Show the libtorch build this binary uses (version, CUDA, threads).
+    Env,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|e| {
+        eprintln!("warning: --log {:?} is not a valid filter ({e}); using `info`", cli.log);
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let result = match cli.command {
+        Command::Preprocess(args) => cli::preprocess::run(args),
+        Command::Shards { command } => cli::shards::run(command),
+        Command::Demo(args) => cli::demo::run(args),
+        Command::Env => cli::env::run(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
