@@ -8,7 +8,10 @@ use std::collections::BTreeMap;
 
 /// The 1000 ILSVRC-2012 synsets in sorted order (index = class label).
 pub fn imagenet_synsets() -> Vec<&'static str> {
-    include_str!("../data/imagenet_synsets.txt").lines().filter(|l| !l.is_empty()).collect()
+    include_str!("../data/imagenet_synsets.txt")
+        .lines()
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 /// How class names map to integer labels.
@@ -29,7 +32,9 @@ impl LabelSet {
         if !names.is_empty() && names.iter().all(|n| synsets.binary_search(n).is_ok()) {
             LabelSet::Imagenet1k
         } else {
-            LabelSet::Classes { names: names.into_iter().map(str::to_string).collect() }
+            LabelSet::Classes {
+                names: names.into_iter().map(str::to_string).collect(),
+            }
         }
     }
 
@@ -39,7 +44,11 @@ impl LabelSet {
             LabelSet::Imagenet1k => imagenet_synsets().into_iter().map(str::to_string).collect(),
             LabelSet::Classes { names } => names.clone(),
         };
-        names.into_iter().enumerate().map(|(i, n)| (n, i as i32)).collect()
+        names
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| (n, i as i32))
+            .collect()
     }
 }
 
@@ -69,7 +78,12 @@ mod tests {
     #[test]
     fn other_datasets_use_their_sorted_classes() {
         let set = LabelSet::for_classes(["dog", "cat", "n01443537"]);
-        assert_eq!(set, LabelSet::Classes { names: vec!["cat".into(), "dog".into(), "n01443537".into()] });
+        assert_eq!(
+            set,
+            LabelSet::Classes {
+                names: vec!["cat".into(), "dog".into(), "n01443537".into()]
+            }
+        );
         assert_eq!(set.index()["dog"], 1);
     }
 }

@@ -12,7 +12,9 @@ fn mix(mut z: u64) -> u64 {
 
 /// FNV-1a, 64-bit.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xCBF2_9CE4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3))
+    bytes.iter().fold(0xCBF2_9CE4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3)
+    })
 }
 
 /// A SplitMix64 stream for one view of one sample.
@@ -59,8 +61,14 @@ mod tests {
         let first = r.next_u64();
         let mut again = ViewRng::new(0, "n01440764/n01440764_10026", 2);
         assert_eq!(first, again.next_u64());
-        assert_ne!(first, ViewRng::new(0, "n01440764/n01440764_10026", 3).next_u64());
-        assert_ne!(first, ViewRng::new(1, "n01440764/n01440764_10026", 2).next_u64());
+        assert_ne!(
+            first,
+            ViewRng::new(0, "n01440764/n01440764_10026", 3).next_u64()
+        );
+        assert_ne!(
+            first,
+            ViewRng::new(1, "n01440764/n01440764_10026", 2).next_u64()
+        );
         assert_eq!(fnv1a(b"a"), 0xAF63_DC4C_8601_EC8C);
     }
 

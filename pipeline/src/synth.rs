@@ -12,12 +12,30 @@ use image::{DynamicImage, ImageFormat, RgbImage};
 use crate::rng::ViewRng;
 
 /// Real ImageNet synsets used as the demo's classes, with the shape each one draws.
-pub const CLASSES: [(&str, &str); 4] = [("n01440764", "circle"), ("n01443537", "square"), ("n01530575", "triangle"), ("n02085620", "ring")];
+pub const CLASSES: [(&str, &str); 4] = [
+    ("n01440764", "circle"),
+    ("n01443537", "square"),
+    ("n01530575", "triangle"),
+    ("n02085620", "ring"),
+];
 
-const COLOURS: [(&str, [u8; 3]); 6] =
-    [("red", [210, 40, 40]), ("green", [40, 170, 60]), ("blue", [40, 80, 210]), ("yellow", [230, 210, 40]), ("purple", [140, 50, 170]), ("white", [245, 245, 245])];
+const COLOURS: [(&str, [u8; 3]); 6] = [
+    ("red", [210, 40, 40]),
+    ("green", [40, 170, 60]),
+    ("blue", [40, 80, 210]),
+    ("yellow", [230, 210, 40]),
+    ("purple", [140, 50, 170]),
+    ("white", [245, 245, 245]),
+];
 
-const SIZES: [(u32, u32); 6] = [(500, 375), (375, 500), (640, 480), (320, 240), (1024, 768), (200, 150)];
+const SIZES: [(u32, u32); 6] = [
+    (500, 375),
+    (375, 500),
+    (640, 480),
+    (320, 240),
+    (1024, 768),
+    (200, 150),
+];
 
 /// One generated image and its caption.
 pub struct Sample {
@@ -31,8 +49,16 @@ pub fn sample(class: usize, index: usize) -> Sample {
     let mut rng = ViewRng::new(index as u64, CLASSES[class].0, 7);
     let (w, h) = SIZES[rng.below(SIZES.len() as u64) as usize];
     let (fg_name, fg) = COLOURS[rng.below(COLOURS.len() as u64) as usize];
-    let bg_a = [rng.below(256) as u8, rng.below(256) as u8, rng.below(256) as u8];
-    let bg_b = [rng.below(256) as u8, rng.below(256) as u8, rng.below(256) as u8];
+    let bg_a = [
+        rng.below(256) as u8,
+        rng.below(256) as u8,
+        rng.below(256) as u8,
+    ];
+    let bg_b = [
+        rng.below(256) as u8,
+        rng.below(256) as u8,
+        rng.below(256) as u8,
+    ];
     let cx = w as f32 * (0.3 + 0.4 * rng.below(1000) as f32 / 1000.0);
     let cy = h as f32 * (0.3 + 0.4 * rng.below(1000) as f32 / 1000.0);
     let r = w.min(h) as f32 * (0.15 + 0.2 * rng.below(1000) as f32 / 1000.0);
@@ -43,7 +69,8 @@ pub fn sample(class: usize, index: usize) -> Sample {
         let noise = (rng.next_u64() % 17) as f32 - 8.0;
         let mut c = [0u8; 3];
         for i in 0..3 {
-            c[i] = (bg_a[i] as f32 * (1.0 - t) + bg_b[i] as f32 * t + noise).clamp(0.0, 255.0) as u8;
+            c[i] =
+                (bg_a[i] as f32 * (1.0 - t) + bg_b[i] as f32 * t + noise).clamp(0.0, 255.0) as u8;
         }
         let (dx, dy) = (x as f32 - cx, y as f32 - cy);
         let d = (dx * dx + dy * dy).sqrt();
@@ -56,7 +83,11 @@ pub fn sample(class: usize, index: usize) -> Sample {
         *px = image::Rgb(if inside { fg } else { c });
     }
     let caption = format!("a {fg_name} {shape} on a gradient background");
-    Sample { image: img, caption, class }
+    Sample {
+        image: img,
+        caption,
+        class,
+    }
 }
 
 /// Encodes a sample in one of several formats/modes, chosen by `index`, to exercise the
@@ -66,15 +97,21 @@ pub fn encode(s: &Sample, index: usize) -> (Vec<u8>, &'static str) {
     let dynimg = DynamicImage::ImageRgb8(s.image.clone());
     let ext = match index % 8 {
         5 => {
-            DynamicImage::ImageLuma8(dynimg.to_luma8()).write_to(&mut out, ImageFormat::Jpeg).expect("encode");
+            DynamicImage::ImageLuma8(dynimg.to_luma8())
+                .write_to(&mut out, ImageFormat::Jpeg)
+                .expect("encode");
             "jpg"
         }
         6 => {
-            DynamicImage::ImageRgba8(dynimg.to_rgba8()).write_to(&mut out, ImageFormat::Png).expect("encode");
+            DynamicImage::ImageRgba8(dynimg.to_rgba8())
+                .write_to(&mut out, ImageFormat::Png)
+                .expect("encode");
             "png"
         }
         7 => {
-            DynamicImage::ImageLuma8(dynimg.to_luma8()).write_to(&mut out, ImageFormat::Png).expect("encode");
+            DynamicImage::ImageLuma8(dynimg.to_luma8())
+                .write_to(&mut out, ImageFormat::Png)
+                .expect("encode");
             "png"
         }
         3 => {
@@ -82,7 +119,9 @@ pub fn encode(s: &Sample, index: usize) -> (Vec<u8>, &'static str) {
             "png"
         }
         _ => {
-            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&dynimg).expect("encode");
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+                .encode_image(&dynimg)
+                .expect("encode");
             "jpg"
         }
     };
@@ -106,7 +145,11 @@ pub fn write_imagefolder(root: &Path, per_class: usize) -> std::io::Result<PathB
     Ok(root.to_path_buf())
 }
 
-fn tar_member(builder: &mut tar::Builder<std::fs::File>, name: &str, data: &[u8]) -> std::io::Result<()> {
+fn tar_member(
+    builder: &mut tar::Builder<std::fs::File>,
+    name: &str,
+    data: &[u8],
+) -> std::io::Result<()> {
     let mut header = tar::Header::new_gnu();
     header.set_size(data.len() as u64);
     header.set_mode(0o644);
@@ -130,7 +173,7 @@ pub fn write_webdataset(root: &Path, shards: usize, per_shard: usize) -> std::io
             let (bytes, ext) = encode(&smp, n);
             let key = format!("{s:05}{n:04}");
             tar_member(&mut b, &format!("{key}.{ext}"), &bytes)?;
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 tar_member(&mut b, &format!("{key}.txt"), smp.caption.as_bytes())?;
             } else {
                 let json = serde_json::json!({ "caption": smp.caption, "url": format!("https://example.com/{key}.{ext}") });
@@ -153,19 +196,31 @@ pub fn write_webdataset(root: &Path, shards: usize, per_shard: usize) -> std::io
 pub fn write_bad_inputs(dir: &Path, prefix: &str) -> std::io::Result<usize> {
     std::fs::create_dir_all(dir)?;
     // A small photo-sized sample, so size limits in tests do not catch these first.
-    let s = (900..).map(|i| sample(0, i)).find(|s| s.image.width() * s.image.height() <= 320 * 240).expect("small sample");
+    let s = (900..)
+        .map(|i| sample(0, i))
+        .find(|s| s.image.width() * s.image.height() <= 320 * 240)
+        .expect("small sample");
     let (jpeg, _) = encode(&s, 0);
     let (png, _) = encode(&s, 3);
-    let write = |case: &str, bytes: &[u8]| std::fs::write(dir.join(format!("{prefix}_{case}")), bytes);
+    let write =
+        |case: &str, bytes: &[u8]| std::fs::write(dir.join(format!("{prefix}_{case}")), bytes);
     write("empty.jpg", b"")?;
-    let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
     write("garbage.jpg", &garbage)?;
     let mut corrupt_jpeg = jpeg.clone();
-    let sof = corrupt_jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).expect("baseline JPEG has SOF0");
+    let sof = corrupt_jpeg
+        .windows(2)
+        .position(|w| w == [0xFF, 0xC0])
+        .expect("baseline JPEG has SOF0");
     corrupt_jpeg[sof + 5..sof + 9].fill(0); // height and width = 0
     write("corrupt.jpg", &corrupt_jpeg)?;
     let mut corrupt_png = png.clone();
-    let idat = corrupt_png.windows(4).position(|w| w == b"IDAT").expect("PNG has IDAT");
+    let idat = corrupt_png
+        .windows(4)
+        .position(|w| w == b"IDAT")
+        .expect("PNG has IDAT");
     for b in &mut corrupt_png[idat + 10..idat + 60] {
         *b ^= 0x5A;
     }
@@ -173,7 +228,9 @@ pub fn write_bad_inputs(dir: &Path, prefix: &str) -> std::io::Result<usize> {
     write("truncated.jpg", &jpeg[..jpeg.len() / 2])?;
     write("truncated.png", &png[..png.len() / 2])?;
     let mut tiny = std::io::Cursor::new(Vec::new());
-    DynamicImage::ImageRgb8(RgbImage::new(4, 3)).write_to(&mut tiny, ImageFormat::Png).expect("encode");
+    DynamicImage::ImageRgb8(RgbImage::new(4, 3))
+        .write_to(&mut tiny, ImageFormat::Png)
+        .expect("encode");
     write("tiny.png", &tiny.into_inner())?;
     Ok(7)
 }

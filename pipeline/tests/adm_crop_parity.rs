@@ -29,8 +29,16 @@ fn check(resolution: usize) -> usize {
         let (ours, crop) = adm_center_crop(&load(&jpg), resolution);
         let pillow = load(&expected_path);
         let (max, frac) = diff(&ours, &pillow);
-        println!("{}: {resolution}px max |Δ| {max}, {:.3}% of values differ, crop {crop:?}", jpg.display(), 100.0 * frac);
-        assert!(max <= 1, "{}: view 0 differs from Pillow by {max} levels", jpg.display());
+        println!(
+            "{}: {resolution}px max |Δ| {max}, {:.3}% of values differ, crop {crop:?}",
+            jpg.display(),
+            100.0 * frac
+        );
+        assert!(
+            max <= 1,
+            "{}: view 0 differs from Pillow by {max} levels",
+            jpg.display()
+        );
         checked += 1;
     }
     checked
@@ -56,5 +64,8 @@ fn resampling_is_bit_exact_on_identical_input() {
     let src = load(&fixture("photos/rocket_640x427.adm512.png"));
     let halved = resize(&src, 256, 256, Filter::Box);
     let (crop, _) = adm_center_crop(&src, 256);
-    assert_eq!(halved, crop, "a square 512 image's 256 crop is exactly one BOX halving");
+    assert_eq!(
+        halved, crop,
+        "a square 512 image's 256 crop is exactly one BOX halving"
+    );
 }

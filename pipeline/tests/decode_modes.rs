@@ -42,12 +42,18 @@ fn every_mode_converts_like_pillow() {
         let d = decode_rgb8(&bytes, &opts).unwrap_or_else(|e| panic!("{case}: {e}"));
         let expected = load(&fixture(&format!("decode/{case}.rgb.png")));
         let (max, frac) = diff(&d.image, &expected);
-        println!("{case:18} mode {:8} max |Δ| {max}, {:.2}% differ", d.mode, 100.0 * frac);
+        println!(
+            "{case:18} mode {:8} max |Δ| {max}, {:.2}% differ",
+            d.mode,
+            100.0 * frac
+        );
         if d.mode != mode {
             failures.push(format!("{case}: source mode {} (expected {mode})", d.mode));
         }
         if max > tol {
-            failures.push(format!("{case}: differs from Pillow by {max} (allowed {tol})"));
+            failures.push(format!(
+                "{case}: differs from Pillow by {max} (allowed {tol})"
+            ));
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
@@ -56,31 +62,60 @@ fn every_mode_converts_like_pillow() {
 #[test]
 fn exif_orientation_is_ignored_by_default_and_applied_on_request() {
     let bytes = std::fs::read(fixture("decode/exif_rotated.jpg")).unwrap();
-    let plain = decode_rgb8(&bytes, &DecodeOptions::default()).unwrap().image;
-    let turned = decode_rgb8(&bytes, &DecodeOptions { exif_orientation: true, ..Default::default() }).unwrap().image;
+    let plain = decode_rgb8(&bytes, &DecodeOptions::default())
+        .unwrap()
+        .image;
+    let turned = decode_rgb8(
+        &bytes,
+        &DecodeOptions {
+            exif_orientation: true,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .image;
     let expected = load(&fixture("decode/exif_rotated.exif.rgb.png"));
     assert_eq!((plain.width, plain.height), (61, 47));
     assert_eq!((turned.width, turned.height), (47, 61));
     let (max, _) = diff(&turned, &expected);
-    assert!(max <= 1, "EXIF-transposed image differs from Pillow by {max}");
+    assert!(
+        max <= 1,
+        "EXIF-transposed image differs from Pillow by {max}"
+    );
 }
 
 #[test]
 fn pixel_limit_rejects_before_decoding() {
     let bytes = std::fs::read(fixture("decode/rgb_q90_420.jpg")).unwrap();
-    let e = decode_rgb8(&bytes, &DecodeOptions { max_pixels: 1000, ..Default::default() }).unwrap_err();
+    let e = decode_rgb8(
+        &bytes,
+        &DecodeOptions {
+            max_pixels: 1000,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
     assert_eq!(e.reason(), "too_many_pixels");
     assert!(e.to_string().contains("61x47"), "{e}");
 }
 
 #[test]
 fn truncated_files_are_errors_not_gray_images() {
-    for (case, ext) in [("rgb_q90_420", "jpg"), ("rgb_progressive", "jpg"), ("rgb_png", "png"), ("webp_lossless", "webp")] {
+    for (case, ext) in [
+        ("rgb_q90_420", "jpg"),
+        ("rgb_progressive", "jpg"),
+        ("rgb_png", "png"),
+        ("webp_lossless", "webp"),
+    ] {
         let bytes = std::fs::read(fixture(&format!("decode/{case}.{ext}"))).unwrap();
         // Cuts inside the image data (a PNG missing only its IEND chunk still holds every pixel).
         for cut in [bytes.len() / 3, bytes.len() * 2 / 3, bytes.len() - 16] {
             let r = decode_rgb8(&bytes[..cut], &DecodeOptions::default());
-            assert!(r.is_err(), "{case} cut at {cut}/{} decoded anyway", bytes.len());
+            assert!(
+                r.is_err(),
+                "{case} cut at {cut}/{} decoded anyway",
+                bytes.len()
+            );
         }
     }
 }

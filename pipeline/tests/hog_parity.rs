@@ -10,7 +10,12 @@ use safetensors::SafeTensors;
 
 fn reference() -> (Vec<u8>, Vec<String>) {
     let bytes = std::fs::read(fixture("photos/hog.safetensors")).expect("hog fixture");
-    let names = SafeTensors::deserialize(&bytes).unwrap().names().into_iter().map(String::from).collect();
+    let names = SafeTensors::deserialize(&bytes)
+        .unwrap()
+        .names()
+        .into_iter()
+        .map(String::from)
+        .collect();
     (bytes, names)
 }
 
@@ -18,12 +23,18 @@ fn tensor(bytes: &[u8], name: &str) -> Vec<f32> {
     let st = SafeTensors::deserialize(bytes).unwrap();
     let t = st.tensor(name).unwrap();
     assert_eq!(t.shape(), &[256, DIM]);
-    t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    t.data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 fn rel_err(ours: &[f32], reference: &[f32]) -> f64 {
     let max_ref = reference.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
-    let max_d = ours.iter().zip(reference).fold(0f32, |m, (a, b)| m.max((a - b).abs())) as f64;
+    let max_d = ours
+        .iter()
+        .zip(reference)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs())) as f64;
     max_d / max_ref
 }
 
@@ -36,7 +47,10 @@ fn hog_matches_official_code_on_photographs() {
         let ours = hog_rgb8(&crop.data, crop.width, crop.height).unwrap();
         let err = rel_err(&ours, &tensor(&bytes, name));
         println!("{name}: max|Δ|/max|ref| = {err:.2e}");
-        assert!(err <= 1e-4, "{name}: HOG differs from the official code by {err:.2e}");
+        assert!(
+            err <= 1e-4,
+            "{name}: HOG differs from the official code by {err:.2e}"
+        );
         checked += 1;
     }
     assert!(checked >= 6);
@@ -51,7 +65,8 @@ fn hog_matches_official_code_on_spec_image() {
         for y in 0..h {
             for x in 0..w {
                 let (cf, yf, xf) = (c as f32, y as f32, x as f32);
-                chw[(c * h + y) * w + x] = (0.1 * yf + 0.07 * xf + cf).sin() * (0.03 * xf - 0.05 * yf * cf).cos();
+                chw[(c * h + y) * w + x] =
+                    (0.1 * yf + 0.07 * xf + cf).sin() * (0.03 * xf - 0.05 * yf * cf).cos();
             }
         }
     }

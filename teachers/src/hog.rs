@@ -85,7 +85,10 @@ fn bin_of(gx: f32, gy: f32) -> usize {
 /// `rgb`: `height × width × 3` bytes → `(height/16)·(width/16)·108` values.
 pub fn hog_rgb8(rgb: &[u8], width: usize, height: usize) -> Result<Vec<f32>, HogError> {
     if rgb.len() != width * height * CHANNELS {
-        return Err(HogError::BadBuffer { got: rgb.len(), expected: width * height * CHANNELS });
+        return Err(HogError::BadBuffer {
+            got: rgb.len(),
+            expected: width * height * CHANNELS,
+        });
     }
     let lut = unit_range_lut();
     let mut chw = vec![0f32; rgb.len()];
@@ -104,11 +107,14 @@ pub fn hog_rgb8(rgb: &[u8], width: usize, height: usize) -> Result<Vec<f32>, Hog
 /// # Shapes
 /// `chw`: `3 × height × width` → `(height/16)·(width/16)·108` values.
 pub fn hog_chw(chw: &[f32], width: usize, height: usize) -> Result<Vec<f32>, HogError> {
-    if width == 0 || height == 0 || width % PATCH != 0 || height % PATCH != 0 {
+    if width == 0 || height == 0 || !width.is_multiple_of(PATCH) || !height.is_multiple_of(PATCH) {
         return Err(HogError::BadSize { width, height });
     }
     if chw.len() != width * height * CHANNELS {
-        return Err(HogError::BadBuffer { got: chw.len(), expected: width * height * CHANNELS });
+        return Err(HogError::BadBuffer {
+            got: chw.len(),
+            expected: width * height * CHANNELS,
+        });
     }
     let gauss = gaussian_window();
     let (cw, ch) = (width / CELL, height / CELL);
@@ -127,7 +133,11 @@ pub fn hog_chw(chw: &[f32], width: usize, height: usize) -> Result<Vec<f32>, Hog
         }
         let hist_c = &mut hist[c * NBINS * ch * cw..(c + 1) * NBINS * ch * cw];
         for y in 0..height {
-            let (r0, r1, r2) = (&plane[y * pw..], &plane[(y + 1) * pw..], &plane[(y + 2) * pw..]);
+            let (r0, r1, r2) = (
+                &plane[y * pw..],
+                &plane[(y + 1) * pw..],
+                &plane[(y + 2) * pw..],
+            );
             let grow = &gauss[y % PATCH];
             let cell_row = (y / CELL) * cw;
             for x in 0..width {
@@ -143,7 +153,11 @@ pub fn hog_chw(chw: &[f32], width: usize, height: usize) -> Result<Vec<f32>, Hog
     for c in 0..CHANNELS {
         for cell in 0..ch * cw {
             let idx = |b: usize| (c * NBINS + b) * ch * cw + cell;
-            let norm = (0..NBINS).map(|b| hist[idx(b)] * hist[idx(b)]).sum::<f32>().sqrt().max(1e-12);
+            let norm = (0..NBINS)
+                .map(|b| hist[idx(b)] * hist[idx(b)])
+                .sum::<f32>()
+                .sqrt()
+                .max(1e-12);
             for b in 0..NBINS {
                 hist[idx(b)] /= norm;
             }
@@ -211,11 +225,12 @@ mod tests {
             for y in 0..h {
                 for x in 0..w {
                     let (cf, yf, xf) = (c as f32, y as f32, x as f32);
-                    chw[(c * h + y) * w + x] = (0.1 * yf + 0.07 * xf + cf).sin() * (0.03 * xf - 0.05 * yf * cf).cos();
+                    chw[(c * h + y) * w + x] =
+                        (0.1 * yf + 0.07 * xf + cf).sin() * (0.03 * xf - 0.05 * yf * cf).cos();
                 }
             }
         }
-        assert!((chw[1 * h * w] - 0.841471).abs() < 1e-6);
+        assert!((chw[h * w] - 0.841471).abs() < 1e-6); // channel 1, pixel (0, 0)
         assert!((chw[10 * w + 20] - 0.557484).abs() < 1e-6);
         let out = hog_chw(&chw, w, h).unwrap();
         assert_eq!(out.len(), 256 * DIM);
@@ -224,11 +239,21 @@ mod tests {
                 assert!((g - e).abs() < 2e-6, "got {got:?}, want {want:?}");
             }
         };
-        close(&out[0..8], &[0.104074, 0.102445, 0.237379, 0.029937, 0.991763, 0.986095, 0.932977, 0.314019]);
-        close(&out[137 * DIM..137 * DIM + 8], &[0.0, 0.0, 0.0, 0.006618, 0.0, 0.0, 0.0, 0.020789]);
+        close(
+            &out[0..8],
+            &[
+                0.104074, 0.102445, 0.237379, 0.029937, 0.991763, 0.986095, 0.932977, 0.314019,
+            ],
+        );
+        close(
+            &out[137 * DIM..137 * DIM + 8],
+            &[0.0, 0.0, 0.0, 0.006618, 0.0, 0.0, 0.0, 0.020789],
+        );
         close(
             &out[255 * DIM + 100..255 * DIM + 108],
-            &[0.065980, 0.013247, 0.0, 0.052012, 0.714364, 0.0, 0.0, 0.715390],
+            &[
+                0.065980, 0.013247, 0.0, 0.052012, 0.714364, 0.0, 0.0, 0.715390,
+            ],
         );
         let sum: f64 = out.iter().map(|&v| v as f64).sum();
         let sumsq: f64 = out.iter().map(|&v| (v as f64).powi(2)).sum();
@@ -238,8 +263,14 @@ mod tests {
 
     #[test]
     fn rejects_bad_sizes() {
-        assert!(matches!(hog_chw(&[0.0; 30 * 32 * 3], 30, 32), Err(HogError::BadSize { .. })));
-        assert!(matches!(hog_rgb8(&[0; 10], 32, 32), Err(HogError::BadBuffer { .. })));
+        assert!(matches!(
+            hog_chw(&[0.0; 30 * 32 * 3], 30, 32),
+            Err(HogError::BadSize { .. })
+        ));
+        assert!(matches!(
+            hog_rgb8(&[0; 10], 32, 32),
+            Err(HogError::BadBuffer { .. })
+        ));
     }
 
     #[test]

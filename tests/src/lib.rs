@@ -14,9 +14,16 @@ pub fn maetok_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
     let bin = profile_dir.join("maetok");
-    assert!(bin.exists(), "{} not found: build it first (`./run test` does) or set MAETOK_BIN", bin.display());
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (`./run test` does) or set MAETOK_BIN",
+        bin.display()
+    );
     bin
 }
 
@@ -35,7 +42,12 @@ pub fn run(args: &[&str]) -> Output {
 /// Runs and asserts success, printing the output on failure.
 pub fn run_ok(args: &[&str]) -> Output {
     let out = run(args);
-    assert!(out.status.success(), "maetok {args:?} failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "maetok {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -46,7 +58,10 @@ pub fn fingerprint(dir: &Path, keep: impl Fn(&str) -> bool) -> BTreeMap<String, 
         let e = e.unwrap();
         let name = e.file_name().to_string_lossy().into_owned();
         if e.file_type().unwrap().is_file() && keep(&name) {
-            out.insert(name, hex::encode(Sha256::digest(std::fs::read(e.path()).unwrap())));
+            out.insert(
+                name,
+                hex::encode(Sha256::digest(std::fs::read(e.path()).unwrap())),
+            );
         }
     }
     out
@@ -59,5 +74,6 @@ pub fn dataset_files(name: &str) -> bool {
 
 /// Parsed `manifest.json` (or another manifest file) of `dir`.
 pub fn manifest(dir: &Path, name: &str) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(dir.join(name)).expect("manifest")).expect("manifest JSON")
+    serde_json::from_slice(&std::fs::read(dir.join(name)).expect("manifest"))
+        .expect("manifest JSON")
 }

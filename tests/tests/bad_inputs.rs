@@ -22,11 +22,20 @@ fn jpeg(class: usize, i: usize) -> Vec<u8> {
 }
 
 fn rejects_log(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("rejects.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    std::fs::read_to_string(dir.join("rejects.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn counts(m: &serde_json::Value) -> BTreeMap<String, u64> {
-    m["stats"]["rejects"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap())).collect()
+    m["stats"]["rejects"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+        .collect()
 }
 
 #[test]
@@ -38,18 +47,32 @@ fn bad_files_in_folders_are_counted_by_reason() {
         std::fs::write(folder.join(format!("good_{i}.jpg")), jpeg(i % 4, i)).unwrap();
     }
     synth::write_bad_inputs(&folder, "bad").unwrap();
-    std::os::unix::fs::symlink(folder.join("does-not-exist.jpg"), folder.join("bad_dangling.jpg")).unwrap();
+    std::os::unix::fs::symlink(
+        folder.join("does-not-exist.jpg"),
+        folder.join("bad_dangling.jpg"),
+    )
+    .unwrap();
     std::fs::write(folder.join("bad_text.png"), b"this is not a PNG").unwrap();
     // 1024x768 is over the pixel limit set below; the synthetic sizes are at most 1024x768.
-    let big = (0..200).map(|i| synth::sample(0, i)).find(|s| s.image.width() == 1024).expect("a 1024-wide sample");
+    let big = (0..200)
+        .map(|i| synth::sample(0, i))
+        .find(|s| s.image.width() == 1024)
+        .expect("a 1024-wide sample");
     std::fs::write(folder.join("bad_huge.jpg"), synth::encode(&big, 0).0).unwrap();
     let out = tmp.path().join("out");
     let o = run_ok(&[
-        "preprocess", "--input", folder.to_str().unwrap(), "--output", out.to_str().unwrap(), "--max-pixels", "700000", "--no-progress",
+        "preprocess",
+        "--input",
+        folder.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--max-pixels",
+        "700000",
+        "--no-progress",
     ]);
     let m = manifest(&out, "manifest.json");
     let want: BTreeMap<String, u64> = [
-        ("decode_error", 2),   // JPEG with a 0x0 frame, PNG with damaged data
+        ("decode_error", 2), // JPEG with a 0x0 frame, PNG with damaged data
         ("empty_file", 1),
         ("too_many_pixels", 1),
         ("too_small", 1),
@@ -82,8 +105,16 @@ fn bad_tars_yield_everything_before_the_damage() {
     tar_member(&mut b, "s/000.jpg", &jpeg(0, 1));
     tar_member(&mut b, "s/000.txt", b"a caption from txt");
     tar_member(&mut b, "s/001.jpg", &jpeg(1, 2));
-    tar_member(&mut b, "s/001.json", br#"{"top_caption": "a caption from json", "url": "u"}"#);
-    tar_member(&mut b, "s/002.png", &synth::encode(&synth::sample(2, 3), 3).0);
+    tar_member(
+        &mut b,
+        "s/001.json",
+        br#"{"top_caption": "a caption from json", "url": "u"}"#,
+    );
+    tar_member(
+        &mut b,
+        "s/002.png",
+        &synth::encode(&synth::sample(2, 3), 3).0,
+    );
     tar_member(&mut b, "s/002.mp4", b"not an image");
     tar_member(&mut b, "s/003.txt", b"caption without image");
     tar_member(&mut b, "s/004.jpg", &jpeg(3, 4));
@@ -94,7 +125,11 @@ fn bad_tars_yield_everything_before_the_damage() {
     let mut b = tar::Builder::new(std::fs::File::create(&path1).unwrap());
     for i in 0..3 {
         tar_member(&mut b, &format!("t/{i:03}.jpg"), &jpeg(i, 10 + i));
-        tar_member(&mut b, &format!("t/{i:03}.txt"), format!("caption {i}").as_bytes());
+        tar_member(
+            &mut b,
+            &format!("t/{i:03}.txt"),
+            format!("caption {i}").as_bytes(),
+        );
     }
     b.into_inner().unwrap().flush().unwrap();
     let whole = std::fs::read(&path1).unwrap();
@@ -104,16 +139,43 @@ fn bad_tars_yield_everything_before_the_damage() {
 
     let out = tmp.path().join("out");
     let pattern = format!("{}/part-{{0..1}}.tar", dir.display());
-    run_ok(&["preprocess", "--input", &pattern, "--output", out.to_str().unwrap(), "--no-progress"]);
+    run_ok(&[
+        "preprocess",
+        "--input",
+        &pattern,
+        "--output",
+        out.to_str().unwrap(),
+        "--no-progress",
+    ]);
     let m = manifest(&out, "manifest.json");
-    assert_eq!(m["stats"]["images"], 6, "000 001 002 004 from tar 0, 000 001 from tar 1");
-    assert_eq!(m["stats"]["missing_captions"], 1, "s/002 has neither txt nor json");
-    let want: BTreeMap<String, u64> =
-        [("no_image", 1), ("non_image_member", 1), ("tar_truncated", 1)].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    assert_eq!(
+        m["stats"]["images"], 6,
+        "000 001 002 004 from tar 0, 000 001 from tar 1"
+    );
+    assert_eq!(
+        m["stats"]["missing_captions"], 1,
+        "s/002 has neither txt nor json"
+    );
+    let want: BTreeMap<String, u64> = [
+        ("no_image", 1),
+        ("non_image_member", 1),
+        ("tar_truncated", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
     assert_eq!(counts(&m), want);
     let log = rejects_log(&out);
-    let reasons: Vec<(&str, &str, &str)> =
-        log.iter().map(|l| (l["key"].as_str().unwrap(), l["reason"].as_str().unwrap(), l["action"].as_str().unwrap())).collect();
+    let reasons: Vec<(&str, &str, &str)> = log
+        .iter()
+        .map(|l| {
+            (
+                l["key"].as_str().unwrap(),
+                l["reason"].as_str().unwrap(),
+                l["action"].as_str().unwrap(),
+            )
+        })
+        .collect();
     assert_eq!(
         reasons,
         [
@@ -126,33 +188,95 @@ fn bad_tars_yield_everything_before_the_damage() {
     // Captions came from the right places.
     let inspect = run_ok(&["shards", "inspect", out.to_str().unwrap(), "--rows", "6"]);
     let text = String::from_utf8_lossy(&inspect.stdout);
-    assert!(text.contains("a caption from txt") && text.contains("a caption from json"), "{text}");
+    assert!(
+        text.contains("a caption from txt") && text.contains("a caption from json"),
+        "{text}"
+    );
 }
 
 #[test]
 fn wrong_flags_and_config_values_name_what_is_allowed() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("o");
-    let o = run(&["preprocess", "--input", "x", "--output", out.to_str().unwrap(), "--png-compression", "ultra"]);
+    let o = run(&[
+        "preprocess",
+        "--input",
+        "x",
+        "--output",
+        out.to_str().unwrap(),
+        "--png-compression",
+        "ultra",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("ultra") && err.contains("fast") && err.contains("default") && err.contains("best"), "{err}");
+    assert!(
+        err.contains("ultra")
+            && err.contains("fast")
+            && err.contains("default")
+            && err.contains("best"),
+        "{err}"
+    );
 
-    let o = run(&["preprocess", "--input", "x", "--output", out.to_str().unwrap(), "--resolution", "250"]);
+    let o = run(&[
+        "preprocess",
+        "--input",
+        "x",
+        "--output",
+        out.to_str().unwrap(),
+        "--resolution",
+        "250",
+    ]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("`resolution` = 250") && err.contains("multiple of 16"), "{err}");
+    assert!(
+        !o.status.success() && err.contains("`resolution` = 250") && err.contains("multiple of 16"),
+        "{err}"
+    );
 
     let cfg = tmp.path().join("bad.toml");
     std::fs::write(&cfg, "inputs = [\"x\"]\nresolutoin = 256\n").unwrap();
-    let o = run(&["preprocess", "--config", cfg.to_str().unwrap(), "--output", out.to_str().unwrap()]);
+    let o = run(&[
+        "preprocess",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("bad.toml") && err.contains("resolutoin") && err.contains("resolution"), "{err}");
+    assert!(
+        !o.status.success()
+            && err.contains("bad.toml")
+            && err.contains("resolutoin")
+            && err.contains("resolution"),
+        "{err}"
+    );
 
-    let o = run(&["preprocess", "--input", "/nonexistent/folder", "--output", out.to_str().unwrap()]);
+    let o = run(&[
+        "preprocess",
+        "--input",
+        "/nonexistent/folder",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("/nonexistent/folder"), "{err}");
+    assert!(
+        !o.status.success() && err.contains("/nonexistent/folder"),
+        "{err}"
+    );
 
-    let o = run(&["preprocess", "--input", "x", "--output", out.to_str().unwrap(), "--node-rank", "2", "--num-nodes", "2"]);
+    let o = run(&[
+        "preprocess",
+        "--input",
+        "x",
+        "--output",
+        out.to_str().unwrap(),
+        "--node-rank",
+        "2",
+        "--num-nodes",
+        "2",
+    ]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("--node-rank 2") && err.contains("--num-nodes 2"), "{err}");
+    assert!(
+        !o.status.success() && err.contains("--node-rank 2") && err.contains("--num-nodes 2"),
+        "{err}"
+    );
 }

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use maetok_e2e::{manifest, maetok, run, run_ok};
+use maetok_e2e::{maetok, manifest, run, run_ok};
 use maetok_pipeline::synth;
 
 fn keys_of(dir: &Path) -> BTreeSet<String> {
@@ -15,11 +15,17 @@ fn keys_of(dir: &Path) -> BTreeSet<String> {
     let mut keys = BTreeSet::new();
     for s in m["shards"].as_array().unwrap() {
         let file = std::fs::File::open(dir.join(s["file"].as_str().unwrap())).unwrap();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
         for batch in reader {
             let batch = batch.unwrap();
             let col = batch.column_by_name("key").unwrap();
-            let col = col.as_any().downcast_ref::<arrow::array::StringArray>().unwrap();
+            let col = col
+                .as_any()
+                .downcast_ref::<arrow::array::StringArray>()
+                .unwrap();
             for k in col.iter().flatten() {
                 keys.insert(k.to_string());
             }
@@ -35,17 +41,47 @@ fn nodes_partition_and_merge_back_to_the_whole() {
     synth::write_imagefolder(&folder, 6).unwrap();
     let pattern = synth::write_webdataset(&tmp.path().join("wds"), 3, 5).unwrap();
     let (f, p) = (folder.to_str().unwrap(), pattern.as_str());
-    let common = ["--input", f, "--input", p, "--shard-rows", "5", "--no-progress", "--threads", "2"];
+    let common = [
+        "--input",
+        f,
+        "--input",
+        p,
+        "--shard-rows",
+        "5",
+        "--no-progress",
+        "--threads",
+        "2",
+    ];
 
     let single = tmp.path().join("single");
-    run_ok(&[&["preprocess", "--output", single.to_str().unwrap()][..], &common[..]].concat());
+    run_ok(
+        &[
+            &["preprocess", "--output", single.to_str().unwrap()][..],
+            &common[..],
+        ]
+        .concat(),
+    );
     let all = keys_of(&single);
     assert_eq!(all.len(), 24 + 15);
 
     // Nodes writing into one shared folder (node 1 through Slurm's variables).
     let shared = tmp.path().join("shared");
     let s = shared.to_str().unwrap();
-    run_ok(&[&["preprocess", "--output", s, "--node-rank", "0", "--num-nodes", "2"][..], &common[..]].concat());
+    run_ok(
+        &[
+            &[
+                "preprocess",
+                "--output",
+                s,
+                "--node-rank",
+                "0",
+                "--num-nodes",
+                "2",
+            ][..],
+            &common[..],
+        ]
+        .concat(),
+    );
     let o = maetok()
         .args([&["preprocess", "--output", s][..], &common[..]].concat())
         .env("SLURM_PROCID", "1")
@@ -53,34 +89,90 @@ fn nodes_partition_and_merge_back_to_the_whole() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let names: Vec<String> = std::fs::read_dir(&shared).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    assert!(names.iter().any(|n| n.starts_with("shard-r000-")) && names.iter().any(|n| n.starts_with("shard-r001-")), "{names:?}");
-    assert!(names.contains(&"manifest-r000.json".into()) && names.contains(&"manifest-r001.json".into()));
+    let names: Vec<String> = std::fs::read_dir(&shared)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.starts_with("shard-r000-"))
+            && names.iter().any(|n| n.starts_with("shard-r001-")),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"manifest-r000.json".into())
+            && names.contains(&"manifest-r001.json".into())
+    );
     // Before the merge, verify checks the node manifests.
     run_ok(&["shards", "verify", s]);
     run_ok(&["shards", "merge", "--output", s, s]);
     let merged = manifest(&shared, "manifest.json");
     assert_eq!(merged["nodes"], serde_json::json!([0, 1]));
     assert_eq!(merged["complete"], true);
-    assert_eq!(keys_of(&shared), all, "the nodes together hold exactly the single-node samples");
-    let n0 = manifest(&shared, "manifest-r000.json")["stats"]["images"].as_u64().unwrap();
-    let n1 = manifest(&shared, "manifest-r001.json")["stats"]["images"].as_u64().unwrap();
+    assert_eq!(
+        keys_of(&shared),
+        all,
+        "the nodes together hold exactly the single-node samples"
+    );
+    let n0 = manifest(&shared, "manifest-r000.json")["stats"]["images"]
+        .as_u64()
+        .unwrap();
+    let n1 = manifest(&shared, "manifest-r001.json")["stats"]["images"]
+        .as_u64()
+        .unwrap();
     assert!(n0 > 0 && n1 > 0 && n0 + n1 == all.len() as u64);
     run_ok(&["shards", "verify", s]);
 
     // Nodes writing into separate folders, merged into a third.
-    let (a, b, m) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("merged"));
+    let (a, b, m) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("merged"),
+    );
     for (dir, rank) in [(&a, "0"), (&b, "1")] {
-        run_ok(&[&["preprocess", "--output", dir.to_str().unwrap(), "--node-rank", rank, "--num-nodes", "2"][..], &common[..]].concat());
+        run_ok(
+            &[
+                &[
+                    "preprocess",
+                    "--output",
+                    dir.to_str().unwrap(),
+                    "--node-rank",
+                    rank,
+                    "--num-nodes",
+                    "2",
+                ][..],
+                &common[..],
+            ]
+            .concat(),
+        );
     }
     // A node missing is an error that says which.
-    let o = run(&["shards", "merge", "--output", m.to_str().unwrap(), a.to_str().unwrap()]);
-    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("nodes [1] of 2 are missing"));
-    run_ok(&["shards", "merge", "--output", m.to_str().unwrap(), a.to_str().unwrap(), b.to_str().unwrap()]);
+    let o = run(&[
+        "shards",
+        "merge",
+        "--output",
+        m.to_str().unwrap(),
+        a.to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success()
+            && String::from_utf8_lossy(&o.stderr).contains("nodes [1] of 2 are missing")
+    );
+    run_ok(&[
+        "shards",
+        "merge",
+        "--output",
+        m.to_str().unwrap(),
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]);
     assert_eq!(keys_of(&m), all);
     run_ok(&["shards", "verify", m.to_str().unwrap()]);
     // Same partition either way: node shards are identical files.
     for name in ["shard-r000-00000.parquet", "shard-r001-00000.parquet"] {
-        assert_eq!(std::fs::read(shared.join(name)).unwrap(), std::fs::read(m.join(name)).unwrap(), "{name}");
+        assert_eq!(
+            std::fs::read(shared.join(name)).unwrap(),
+            std::fs::read(m.join(name)).unwrap(),
+            "{name}"
+        );
     }
 }

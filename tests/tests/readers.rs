@@ -52,10 +52,30 @@ fn pyarrow_pandas_and_duckdb_read_every_shard() {
     let folder = synth::write_imagefolder(&tmp.path().join("f"), 5).unwrap();
     let out = tmp.path().join("out");
     run_ok(&[
-        "preprocess", "--input", folder.to_str().unwrap(), "--output", out.to_str().unwrap(), "--views", "3", "--shard-rows", "16",
-        "--resolution", "128", "--no-progress",
+        "preprocess",
+        "--input",
+        folder.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--views",
+        "3",
+        "--shard-rows",
+        "16",
+        "--resolution",
+        "128",
+        "--no-progress",
     ]);
-    let o = std::process::Command::new(&python).arg("-c").arg(CHECK).arg(&out).output().expect("run python");
-    assert!(o.status.success(), "python readers failed:\n{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let o = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(CHECK)
+        .arg(&out)
+        .output()
+        .expect("run python");
+    assert!(
+        o.status.success(),
+        "python readers failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     println!("{}", String::from_utf8_lossy(&o.stdout));
 }

@@ -24,8 +24,22 @@ fn make_inputs(root: &Path) -> (String, String) {
 
 fn args<'a>(folder: &'a str, pattern: &'a str, out: &'a str, threads: &'a str) -> Vec<&'a str> {
     vec![
-        "preprocess", "--input", folder, "--input", pattern, "--output", out, "--views", "2", "--shard-rows", "8",
-        "--row-group-rows", "4", "--threads", threads, "--no-progress",
+        "preprocess",
+        "--input",
+        folder,
+        "--input",
+        pattern,
+        "--output",
+        out,
+        "--views",
+        "2",
+        "--shard-rows",
+        "8",
+        "--row-group-rows",
+        "4",
+        "--threads",
+        threads,
+        "--no-progress",
     ]
 }
 
@@ -38,29 +52,48 @@ fn killed_runs_resume_to_identical_output() {
     run_ok(&args(&folder, &pattern, &reference_s, "1"));
     let expected = fingerprint(&reference, dataset_files);
     let shards = expected.keys().filter(|k| k.ends_with(".parquet")).count();
-    assert!(shards >= 10, "need many shards to kill between, got {shards}");
+    assert!(
+        shards >= 10,
+        "need many shards to kill between, got {shards}"
+    );
 
     let scenarios: &[&[&str]] = &[
-        &["image:2"],              // before the first shard
-        &["image:7"],              // mid-shard (shard 0 committed after image 4)
-        &["shard_renamed:3"],      // shard renamed, manifest not yet updated
-        &["manifest_written:5"],   // between shards
+        &["image:2"],                    // before the first shard
+        &["image:7"],                    // mid-shard (shard 0 committed after image 4)
+        &["shard_renamed:3"],            // shard renamed, manifest not yet updated
+        &["manifest_written:5"],         // between shards
         &["image:5", "shard_renamed:2"], // killed twice
     ];
     for (i, kills) in scenarios.iter().enumerate() {
         let out = tmp.path().join(format!("killed-{i}"));
         let out_s = out.display().to_string();
         for kill in kills.iter() {
-            let status = maetok().args(args(&folder, &pattern, &out_s, "2")).env("MAETOK_KILL_AT", kill).status().unwrap();
-            assert_eq!(status.signal(), Some(libc::SIGKILL), "run with MAETOK_KILL_AT={kill} was not killed");
+            let status = maetok()
+                .args(args(&folder, &pattern, &out_s, "2"))
+                .env("MAETOK_KILL_AT", kill)
+                .status()
+                .unwrap();
+            assert_eq!(
+                status.signal(),
+                Some(libc::SIGKILL),
+                "run with MAETOK_KILL_AT={kill} was not killed"
+            );
             // Whatever is on disk now, nothing partial may carry a final name.
             for (name, _) in fingerprint(&out, |n| n.ends_with(".parquet")) {
                 let bytes = std::fs::read(out.join(&name)).unwrap();
-                assert_eq!(&bytes[bytes.len() - 4..], b"PAR1", "{name} carries a final name but is incomplete");
+                assert_eq!(
+                    &bytes[bytes.len() - 4..],
+                    b"PAR1",
+                    "{name} carries a final name but is incomplete"
+                );
             }
         }
         run_ok(&args(&folder, &pattern, &out_s, "2"));
-        assert_eq!(fingerprint(&out, dataset_files), expected, "scenario {kills:?} differs from the uninterrupted run");
+        assert_eq!(
+            fingerprint(&out, dataset_files),
+            expected,
+            "scenario {kills:?} differs from the uninterrupted run"
+        );
         let verify = run_ok(&["shards", "verify", &out_s]);
         assert!(String::from_utf8_lossy(&verify.stdout).contains("OK"));
     }
@@ -79,7 +112,10 @@ fn kills_from_outside_at_arbitrary_moments() {
     let out_s = out.display().to_string();
     // Several kills at growing delays; each rerun makes progress from where the last stopped.
     for delay_ms in [120u64, 250, 400, 600] {
-        let mut child = maetok().args(args(&folder, &pattern, &out_s, "2")).spawn().unwrap();
+        let mut child = maetok()
+            .args(args(&folder, &pattern, &out_s, "2"))
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(delay_ms));
         let _ = child.kill(); // SIGKILL; the run may also have finished already
         child.wait().unwrap();
@@ -106,5 +142,9 @@ fn a_finished_job_is_not_redone_and_a_different_job_is_refused() {
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("different job"), "{err}");
-    assert_eq!(fingerprint(&out, dataset_files), before, "a refused job must not touch the folder");
+    assert_eq!(
+        fingerprint(&out, dataset_files),
+        before,
+        "a refused job must not touch the folder"
+    );
 }

@@ -10,12 +10,30 @@ fn verify_detects_damage_and_inspect_summarises() {
     let folder = synth::write_imagefolder(&tmp.path().join("f"), 4).unwrap();
     let out = tmp.path().join("out");
     let o = out.to_str().unwrap();
-    run_ok(&["preprocess", "--input", folder.to_str().unwrap(), "--output", o, "--shard-rows", "6", "--no-progress"]);
+    run_ok(&[
+        "preprocess",
+        "--input",
+        folder.to_str().unwrap(),
+        "--output",
+        o,
+        "--shard-rows",
+        "6",
+        "--no-progress",
+    ]);
     let ok = run_ok(&["shards", "verify", o, "--deep"]);
     assert!(String::from_utf8_lossy(&ok.stdout).contains("OK"));
     let text = String::from_utf8_lossy(&run_ok(&["shards", "inspect", o]).stdout).into_owned();
-    for needle in ["complete", "16 (16 rows", "ImageNet-1k", "hog (16x16 tokens x 108", "n01440764/n01440764_00000 view 0 label 0"] {
-        assert!(text.contains(needle), "inspect output lacks {needle:?}:\n{text}");
+    for needle in [
+        "complete",
+        "16 (16 rows",
+        "ImageNet-1k",
+        "hog (16x16 tokens x 108",
+        "n01440764/n01440764_00000 view 0 label 0",
+    ] {
+        assert!(
+            text.contains(needle),
+            "inspect output lacks {needle:?}:\n{text}"
+        );
     }
 
     let shard = out.join("shard-00001.parquet");
@@ -45,17 +63,41 @@ fn verify_detects_damage_and_inspect_summarises() {
 fn demo_runs_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("demo");
-    let o = run_ok(&["demo", "--output", out.to_str().unwrap(), "--per-class", "3", "--tars", "1", "--per-tar", "4", "--views", "2"]);
+    let o = run_ok(&[
+        "demo",
+        "--output",
+        out.to_str().unwrap(),
+        "--per-class",
+        "3",
+        "--tars",
+        "1",
+        "--per-tar",
+        "4",
+        "--views",
+        "2",
+    ]);
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("verify --deep") && text.contains("OK"), "{text}");
+    assert!(
+        text.contains("verify --deep") && text.contains("OK"),
+        "{text}"
+    );
     assert!(out.join("views.png").exists() && out.join("summary.md").exists());
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
-    assert!(summary.contains("tar_truncated") && summary.contains("truncated") && summary.contains("too_small"), "{summary}");
+    assert!(
+        summary.contains("tar_truncated")
+            && summary.contains("truncated")
+            && summary.contains("too_small"),
+        "{summary}"
+    );
 }
 
 #[test]
 fn env_runs_libtorch_without_library_paths() {
-    let o = maetok_e2e::maetok().arg("env").env_remove("LD_LIBRARY_PATH").output().unwrap();
+    let o = maetok_e2e::maetok()
+        .arg("env")
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("sum([1,2,3]) = 6"));
 }
@@ -73,6 +115,9 @@ fn every_subcommand_has_help() {
         vec!["env", "--help"],
     ] {
         let o = run_ok(&args);
-        assert!(String::from_utf8_lossy(&o.stdout).contains("Usage:"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("Usage:"),
+            "{args:?}"
+        );
     }
 }

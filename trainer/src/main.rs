@@ -19,7 +19,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Raw images (folders, WebDataset tars) → Parquet shards with views and HOG targets.
-    Preprocess(cli::preprocess::Args),
+    Preprocess(Box<cli::preprocess::Args>),
     /// Check, describe or combine shard folders.
     Shards {
         #[command(subcommand)]
@@ -34,12 +34,19 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|e| {
-        eprintln!("warning: --log {:?} is not a valid filter ({e}); using `info`", cli.log);
+        eprintln!(
+            "warning: --log {:?} is not a valid filter ({e}); using `info`",
+            cli.log
+        );
         tracing_subscriber::EnvFilter::new("info")
     });
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
     let result = match cli.command {
-        Command::Preprocess(args) => cli::preprocess::run(args),
+        Command::Preprocess(args) => cli::preprocess::run(*args),
         Command::Shards { command } => cli::shards::run(command),
         Command::Demo(args) => cli::demo::run(args),
         Command::Env => cli::env::run(),

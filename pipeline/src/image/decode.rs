@@ -36,7 +36,10 @@ pub struct DecodeOptions {
 impl Default for DecodeOptions {
     fn default() -> Self {
         // Pillow's MAX_IMAGE_PIXELS (beyond which it warns; it refuses at twice this).
-        DecodeOptions { max_pixels: 89_478_485, exif_orientation: false }
+        DecodeOptions {
+            max_pixels: 89_478_485,
+            exif_orientation: false,
+        }
     }
 }
 
@@ -104,10 +107,16 @@ pub fn decode_rgb8(bytes: &[u8], opts: &DecodeOptions) -> Result<Decoded, Decode
 
 fn check_pixels(width: u32, height: u32, opts: &DecodeOptions) -> Result<(), DecodeError> {
     if width as u64 * height as u64 > opts.max_pixels {
-        return Err(DecodeError::TooManyPixels { width, height, limit: opts.max_pixels });
+        return Err(DecodeError::TooManyPixels {
+            width,
+            height,
+            limit: opts.max_pixels,
+        });
     }
     if width == 0 || height == 0 {
-        return Err(DecodeError::Corrupt(format!("zero-sized image {width}x{height}")));
+        return Err(DecodeError::Corrupt(format!(
+            "zero-sized image {width}x{height}"
+        )));
     }
     Ok(())
 }
@@ -133,20 +142,32 @@ fn decode_jpeg(bytes: &[u8], opts: &DecodeOptions) -> Result<Decoded, DecodeErro
     let (data, mode) = super::jpeg::decode(bytes, &hdr)?;
     let mut image = Rgb8::new(hdr.width as usize, hdr.height as usize, data);
     if opts.exif_orientation {
-        if let Some(o) = super::jpeg::exif(bytes).and_then(image::metadata::Orientation::from_exif_chunk) {
+        if let Some(o) =
+            super::jpeg::exif(bytes).and_then(image::metadata::Orientation::from_exif_chunk)
+        {
             image = apply_orientation(image, o);
         }
     }
-    Ok(Decoded { image, format: "jpeg", mode })
+    Ok(Decoded {
+        image,
+        format: "jpeg",
+        mode,
+    })
 }
 
 fn gray_to_rgb(gray: &[u8]) -> Vec<u8> {
     gray.iter().flat_map(|&v| [v, v, v]).collect()
 }
 
-fn decode_with_image(bytes: &[u8], format: ImageFormat, opts: &DecodeOptions) -> Result<Decoded, DecodeError> {
+fn decode_with_image(
+    bytes: &[u8],
+    format: ImageFormat,
+    opts: &DecodeOptions,
+) -> Result<Decoded, DecodeError> {
     let corrupt = |e: image::ImageError| match e {
-        image::ImageError::IoError(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => DecodeError::Truncated,
+        image::ImageError::IoError(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            DecodeError::Truncated
+        }
         image::ImageError::Unsupported(u) => DecodeError::Unsupported(u.to_string()),
         other => DecodeError::Corrupt(other.to_string()),
     };
@@ -155,24 +176,51 @@ fn decode_with_image(bytes: &[u8], format: ImageFormat, opts: &DecodeOptions) ->
     let mut decoder = reader.into_decoder().map_err(corrupt)?;
     let (w, h) = decoder.dimensions();
     check_pixels(w, h, opts)?;
-    let orientation = if opts.exif_orientation { decoder.orientation().ok() } else { None };
+    let orientation = if opts.exif_orientation {
+        decoder.orientation().ok()
+    } else {
+        None
+    };
     let has_alpha = decoder.color_type().has_alpha();
     let img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
-    let drop_alpha = |px: &[u8], n: usize| -> Vec<u8> { px.chunks_exact(n).flat_map(|p| [p[0], p[1], p[2]]).collect() };
+    let drop_alpha = |px: &[u8], n: usize| -> Vec<u8> {
+        px.chunks_exact(n)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect()
+    };
     let data = match img {
         DynamicImage::ImageRgb8(b) => b.into_raw(),
         DynamicImage::ImageRgba8(b) => drop_alpha(&b.into_raw(), 4),
         DynamicImage::ImageLuma8(b) => gray_to_rgb(&b.into_raw()),
-        DynamicImage::ImageLumaA8(b) => b.into_raw().chunks_exact(2).flat_map(|p| [p[0]; 3]).collect(),
+        DynamicImage::ImageLumaA8(b) => b
+            .into_raw()
+            .chunks_exact(2)
+            .flat_map(|p| [p[0]; 3])
+            .collect(),
         // Pillow opens 16-bit gray as I;16 and converts it to RGB by clipping at 255.
-        DynamicImage::ImageLuma16(b) => b.into_raw().iter().flat_map(|&v| [v.min(255) as u8; 3]).collect(),
+        DynamicImage::ImageLuma16(b) => b
+            .into_raw()
+            .iter()
+            .flat_map(|&v| [v.min(255) as u8; 3])
+            .collect(),
         // Pillow's ";16B" unpackers keep the high byte of 16-bit LA / RGB / RGBA samples.
-        DynamicImage::ImageLumaA16(b) => b.into_raw().chunks_exact(2).flat_map(|p| [(p[0] >> 8) as u8; 3]).collect(),
+        DynamicImage::ImageLumaA16(b) => b
+            .into_raw()
+            .chunks_exact(2)
+            .flat_map(|p| [(p[0] >> 8) as u8; 3])
+            .collect(),
         DynamicImage::ImageRgb16(b) => b.into_raw().iter().map(|&v| (v >> 8) as u8).collect(),
-        DynamicImage::ImageRgba16(b) => {
-            b.into_raw().chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]].map(|v| (v >> 8) as u8)).collect()
+        DynamicImage::ImageRgba16(b) => b
+            .into_raw()
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]].map(|v| (v >> 8) as u8))
+            .collect(),
+        other => {
+            return Err(DecodeError::Unsupported(format!(
+                "pixel layout {:?}",
+                other.color()
+            )))
         }
-        other => return Err(DecodeError::Unsupported(format!("pixel layout {:?}", other.color()))),
     };
     let (fmt, mode) = match format {
         ImageFormat::Png => ("png", png_mode(bytes)),
@@ -182,7 +230,11 @@ fn decode_with_image(bytes: &[u8], format: ImageFormat, opts: &DecodeOptions) ->
     if let Some(o) = orientation {
         image = apply_orientation(image, o);
     }
-    Ok(Decoded { image, format: fmt, mode })
+    Ok(Decoded {
+        image,
+        format: fmt,
+        mode,
+    })
 }
 
 /// Pillow's mode name for a PNG, from the IHDR colour type and bit depth.
@@ -207,7 +259,8 @@ fn apply_orientation(img: Rgb8, o: image::metadata::Orientation) -> Rgb8 {
     if o == image::metadata::Orientation::NoTransforms {
         return img;
     }
-    let buf = image::RgbImage::from_raw(img.width as u32, img.height as u32, img.data).expect("sized buffer");
+    let buf = image::RgbImage::from_raw(img.width as u32, img.height as u32, img.data)
+        .expect("sized buffer");
     let mut dynimg = DynamicImage::ImageRgb8(buf);
     dynimg.apply_orientation(o);
     let rgb = dynimg.into_rgb8();
@@ -222,7 +275,10 @@ mod tests {
     fn empty_and_garbage_are_typed() {
         let o = DecodeOptions::default();
         assert_eq!(decode_rgb8(&[], &o).unwrap_err().reason(), "empty_file");
-        assert_eq!(decode_rgb8(b"hello world", &o).unwrap_err().reason(), "unknown_format");
+        assert_eq!(
+            decode_rgb8(b"hello world", &o).unwrap_err().reason(),
+            "unknown_format"
+        );
         let mut fake_jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
         fake_jpeg.extend_from_slice(&[7u8; 64]);
         assert!(decode_rgb8(&fake_jpeg, &o).is_err());

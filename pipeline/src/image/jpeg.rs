@@ -43,7 +43,11 @@ pub struct Header {
 }
 
 fn message(buf: &[c_char]) -> String {
-    let bytes: Vec<u8> = buf.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    let bytes: Vec<u8> = buf
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -54,12 +58,26 @@ pub fn header(bytes: &[u8]) -> Result<Header, DecodeError> {
     // SAFETY: `bytes` outlives the call; the out-pointers point at live locals; `msg` has the
     // length passed.
     let rc = unsafe {
-        maetok_jpeg_header(bytes.as_ptr(), bytes.len() as c_ulong, &mut w, &mut h, &mut c, &mut s, msg.as_mut_ptr(), msg.len() as c_int)
+        maetok_jpeg_header(
+            bytes.as_ptr(),
+            bytes.len() as c_ulong,
+            &mut w,
+            &mut h,
+            &mut c,
+            &mut s,
+            msg.as_mut_ptr(),
+            msg.len() as c_int,
+        )
     };
     if rc != 0 {
         return Err(DecodeError::Corrupt(message(&msg)));
     }
-    Ok(Header { width: w as u32, height: h as u32, components: c, color_space: s })
+    Ok(Header {
+        width: w as u32,
+        height: h as u32,
+        components: c,
+        color_space: s,
+    })
 }
 
 /// Decodes to RGB8 with Pillow's per-mode rules; returns the pixels and Pillow's mode name.
@@ -69,7 +87,11 @@ pub fn decode(bytes: &[u8], hdr: &Header) -> Result<(Vec<u8>, &'static str), Dec
         (JCS_CMYK, _) => (JCS_CMYK, 4, "CMYK"),
         (JCS_YCCK, _) => (JCS_CMYK, 4, "CMYK"),
         (JCS_RGB | JCS_YCBCR, 3) => (JCS_RGB, 3, "RGB"),
-        (space, comps) => return Err(DecodeError::Unsupported(format!("JPEG colour space {space} with {comps} components"))),
+        (space, comps) => {
+            return Err(DecodeError::Unsupported(format!(
+                "JPEG colour space {space} with {comps} components"
+            )))
+        }
     };
     let len = hdr.width as usize * hdr.height as usize * channels;
     let mut out = vec![0u8; len];
@@ -147,7 +169,10 @@ mod tests {
     #[test]
     fn cmyk_matches_pillow_formula() {
         // Stored (inverted) bytes -> Pillow CMYK -> RGB. White paper: stored all 255.
-        assert_eq!(cmyk_inverted_to_rgb(&[255, 255, 255, 255]), vec![255, 255, 255]);
+        assert_eq!(
+            cmyk_inverted_to_rgb(&[255, 255, 255, 255]),
+            vec![255, 255, 255]
+        );
         // Full black ink: stored K = 0 -> k = 255 -> RGB 0.
         assert_eq!(cmyk_inverted_to_rgb(&[255, 255, 255, 0]), vec![0, 0, 0]);
         // c = 100, k = 50: nk = 205, 205 - round(100*205/255) = 205 - 80 = 125.

@@ -28,7 +28,11 @@ impl Rgb8 {
     /// If `data.len() != width * height * 3`.
     pub fn new(width: usize, height: usize, data: Vec<u8>) -> Self {
         assert_eq!(data.len(), width * height * 3, "RGB8 buffer size");
-        Rgb8 { width, height, data }
+        Rgb8 {
+            width,
+            height,
+            data,
+        }
     }
 
     /// The image mirrored left to right.
@@ -48,7 +52,10 @@ impl Rgb8 {
     /// # Panics
     /// If the rectangle leaves the image.
     pub fn crop(&self, left: usize, top: usize, width: usize, height: usize) -> Rgb8 {
-        assert!(left + width <= self.width && top + height <= self.height, "crop outside image");
+        assert!(
+            left + width <= self.width && top + height <= self.height,
+            "crop outside image"
+        );
         let mut out = Vec::with_capacity(width * height * 3);
         for y in top..top + height {
             let start = (y * self.width + left) * 3;

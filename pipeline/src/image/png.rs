@@ -7,7 +7,17 @@ use image::ImageEncoder;
 use super::Rgb8;
 
 /// PNG compression effort for the `image` column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum PngCompression {
     /// fdeflate: fastest, larger files.
@@ -28,7 +38,12 @@ pub fn encode_png(img: &Rgb8, level: PngCompression) -> Vec<u8> {
     };
     let mut out = Vec::with_capacity(img.data.len() / 2);
     PngEncoder::new_with_quality(&mut out, compression, FilterType::Adaptive)
-        .write_image(&img.data, img.width as u32, img.height as u32, image::ExtendedColorType::Rgb8)
+        .write_image(
+            &img.data,
+            img.width as u32,
+            img.height as u32,
+            image::ExtendedColorType::Rgb8,
+        )
         .expect("encoding an in-memory RGB8 PNG cannot fail");
     out
 }
@@ -42,7 +57,11 @@ mod tests {
     fn png_round_trip_is_lossless() {
         let data: Vec<u8> = (0..40 * 30 * 3).map(|i| (i * 7 % 251) as u8).collect();
         let img = Rgb8::new(40, 30, data);
-        for level in [PngCompression::Fast, PngCompression::Default, PngCompression::Best] {
+        for level in [
+            PngCompression::Fast,
+            PngCompression::Default,
+            PngCompression::Best,
+        ] {
             let back = decode_rgb8(&encode_png(&img, level), &DecodeOptions::default()).unwrap();
             assert_eq!(back.image, img);
         }

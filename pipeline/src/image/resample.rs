@@ -68,7 +68,12 @@ struct Coeffs {
 impl Coeffs {
     /// Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` for outputs `out_range` of a
     /// resize of `in_size` samples to `out_size`.
-    fn new(in_size: usize, out_size: usize, out_range: std::ops::Range<usize>, filter: Filter) -> Self {
+    fn new(
+        in_size: usize,
+        out_size: usize,
+        out_range: std::ops::Range<usize>,
+        filter: Filter,
+    ) -> Self {
         // Pillow passes the box edges as C floats; for whole-image resizes they are exact.
         let scale = (in_size as f32 - 0.0f32) as f64 / out_size as f64;
         let filterscale = scale.max(1.0);
@@ -97,12 +102,21 @@ impl Coeffs {
             for (dst, &w) in row.iter_mut().zip(&k[..taps]) {
                 let w = if ww != 0.0 { w / ww } else { w };
                 let scaled = w * (1u32 << PRECISION_BITS) as f64;
-                *dst = if w < 0.0 { (-0.5 + scaled) as i32 } else { (0.5 + scaled) as i32 };
+                *dst = if w < 0.0 {
+                    (-0.5 + scaled) as i32
+                } else {
+                    (0.5 + scaled) as i32
+                };
             }
             first.push(xmin);
             count.push(taps);
         }
-        Coeffs { ksize, first, count, weights }
+        Coeffs {
+            ksize,
+            first,
+            count,
+            weights,
+        }
     }
 
     fn taps(&self, j: usize) -> (usize, &[i32]) {
@@ -137,7 +151,10 @@ pub fn resize_window(
     filter: Filter,
 ) -> Rgb8 {
     assert!(out_w > 0 && out_h > 0, "resize to an empty image");
-    assert!(cols.end <= out_w && rows.end <= out_h, "window outside the resized image");
+    assert!(
+        cols.end <= out_w && rows.end <= out_h,
+        "window outside the resized image"
+    );
     let (in_w, in_h) = (src.width, src.height);
     let need_h = out_w != in_w;
     let need_v = out_h != in_h;
@@ -147,7 +164,10 @@ pub fn resize_window(
     let vert = Coeffs::new(in_h, out_h, rows.clone(), filter);
     // Input rows the vertical pass reads (all of them when no vertical pass is needed).
     let (y_first, y_last) = if need_v {
-        let last = (0..win_h).map(|j| vert.first[j] + vert.count[j]).max().unwrap_or(0);
+        let last = (0..win_h)
+            .map(|j| vert.first[j] + vert.count[j])
+            .max()
+            .unwrap_or(0);
         (vert.first.first().copied().unwrap_or(0), last)
     } else {
         (rows.start, rows.end)
@@ -174,14 +194,24 @@ pub fn resize_window(
                 px[2] = clip8(b);
             }
         }
-        Rgb8 { width: win_w, height: y_last - y_first, data: out }
+        Rgb8 {
+            width: win_w,
+            height: y_last - y_first,
+            data: out,
+        }
     } else {
         // No horizontal pass: take the window's columns of the needed rows as they are.
         let mut out = Vec::with_capacity(win_w * (y_last - y_first) * 3);
         for y in y_first..y_last {
-            out.extend_from_slice(&src.data[(y * in_w + cols.start) * 3..(y * in_w + cols.end) * 3]);
+            out.extend_from_slice(
+                &src.data[(y * in_w + cols.start) * 3..(y * in_w + cols.end) * 3],
+            );
         }
-        Rgb8 { width: win_w, height: y_last - y_first, data: out }
+        Rgb8 {
+            width: win_w,
+            height: y_last - y_first,
+            data: out,
+        }
     };
 
     if !need_v {
@@ -205,5 +235,9 @@ pub fn resize_window(
             *d = clip8(a);
         }
     }
-    Rgb8 { width: win_w, height: win_h, data: out }
+    Rgb8 {
+        width: win_w,
+        height: win_h,
+        data: out,
+    }
 }

@@ -32,7 +32,11 @@ pub struct View {
 /// Python's `round` (half to even) for the positive values the crop uses.
 fn round_half_even(x: f64) -> usize {
     let r = x.round();
-    let out = if (x - x.trunc()).abs() == 0.5 && (r as i64) % 2 != 0 { r - 1.0 } else { r };
+    let out = if (x - x.trunc()).abs() == 0.5 && (r as i64) % 2 != 0 {
+        r - 1.0
+    } else {
+        r
+    };
     out as usize
 }
 
@@ -106,13 +110,28 @@ pub fn make_views(img: &Rgb8, r: usize, count: u16, seed: u64, key: &str) -> Vec
     }
     let (center, crop) = adm_center_crop(img, r);
     if count >= 2 {
-        views.push(View { index: 1, pixels: center.flipped_horizontally(), crop: CropBox { flip: true, ..crop } });
+        views.push(View {
+            index: 1,
+            pixels: center.flipped_horizontally(),
+            crop: CropBox { flip: true, ..crop },
+        });
     }
-    views.insert(0, View { index: 0, pixels: center, crop });
+    views.insert(
+        0,
+        View {
+            index: 0,
+            pixels: center,
+            crop,
+        },
+    );
     for index in 2..count {
         let mut rng = ViewRng::new(seed, key, index);
         let (pixels, crop) = random_resized_crop(img, r, &mut rng);
-        views.push(View { index, pixels, crop });
+        views.push(View {
+            index,
+            pixels,
+            crop,
+        });
     }
     views
 }
@@ -125,7 +144,11 @@ mod tests {
         let mut d = Vec::with_capacity(w * h * 3);
         for y in 0..h {
             for x in 0..w {
-                d.extend_from_slice(&[(x * 255 / w) as u8, (y * 255 / h) as u8, ((x + y) % 256) as u8]);
+                d.extend_from_slice(&[
+                    (x * 255 / w) as u8,
+                    (y * 255 / h) as u8,
+                    ((x + y) % 256) as u8,
+                ]);
             }
         }
         Rgb8::new(w, h, d)
@@ -165,10 +188,17 @@ mod tests {
         }
         assert_eq!(a[1].pixels, a[0].pixels.flipped_horizontally());
         assert!(a[1].crop.flip);
-        assert!(a[2].crop != c[2].crop || a[3].crop != c[3].crop, "seed must matter");
+        assert!(
+            a[2].crop != c[2].crop || a[3].crop != c[3].crop,
+            "seed must matter"
+        );
         for v in &a[2..] {
             // Short-side fraction in [0.8, 1], up to the rounding of BOX halving and resizing.
-            assert!(v.crop.width <= 375.0 * 1.02 && v.crop.width >= 375.0 * 0.8 * 0.97, "{:?}", v.crop);
+            assert!(
+                v.crop.width <= 375.0 * 1.02 && v.crop.width >= 375.0 * 0.8 * 0.97,
+                "{:?}",
+                v.crop
+            );
         }
     }
 

@@ -62,7 +62,9 @@ impl Default for PreprocessConfig {
             zstd_level: 3,
             layout: FolderLayout::Auto,
             labels_csv: None,
-            caption_fields: ["caption", "top_caption", "TEXT"].map(String::from).to_vec(),
+            caption_fields: ["caption", "top_caption", "TEXT"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 }
@@ -72,37 +74,72 @@ impl Default for PreprocessConfig {
 #[non_exhaustive]
 pub enum ConfigError {
     #[error("config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("`{key}` = {value} is not allowed: {allowed}")]
-    Value { key: &'static str, value: String, allowed: String },
+    Value {
+        key: &'static str,
+        value: String,
+        allowed: String,
+    },
 }
 
 impl PreprocessConfig {
     /// Reads a TOML config file (keys as the fields of this struct).
     pub fn from_file(path: &Path) -> Result<PreprocessConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
     }
 
     /// Checks every value, naming the key and what is allowed.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let err = |key, value: String, allowed: &str| Err(ConfigError::Value { key, value, allowed: allowed.to_string() });
+        let err = |key, value: String, allowed: &str| {
+            Err(ConfigError::Value {
+                key,
+                value,
+                allowed: allowed.to_string(),
+            })
+        };
         if self.inputs.is_empty() {
-            return err("inputs", "[]".into(), "at least one folder, tar file or tar pattern");
+            return err(
+                "inputs",
+                "[]".into(),
+                "at least one folder, tar file or tar pattern",
+            );
         }
-        if self.resolution < 16 || self.resolution % 16 != 0 || self.resolution > 4096 {
-            return err("resolution", self.resolution.to_string(), "a multiple of 16 from 16 to 4096 (256 and 512 are the paper's)");
+        if self.resolution < 16 || !self.resolution.is_multiple_of(16) || self.resolution > 4096 {
+            return err(
+                "resolution",
+                self.resolution.to_string(),
+                "a multiple of 16 from 16 to 4096 (256 and 512 are the paper's)",
+            );
         }
         if self.views == 0 || self.views > 64 {
-            return err("views", self.views.to_string(), "1 to 64 (view 0 = center crop, 1 = its flip, 2+ = random-resized crops)");
+            return err(
+                "views",
+                self.views.to_string(),
+                "1 to 64 (view 0 = center crop, 1 = its flip, 2+ = random-resized crops)",
+            );
         }
         if self.shard_rows == 0 {
             return err("shard_rows", "0".into(), "at least 1");
         }
         if self.row_group_rows == 0 || self.row_group_rows > 1_000_000 {
-            return err("row_group_rows", self.row_group_rows.to_string(), "1 to 1000000");
+            return err(
+                "row_group_rows",
+                self.row_group_rows.to_string(),
+                "1 to 1000000",
+            );
         }
         if !(1..=22).contains(&self.zstd_level) {
             return err("zstd_level", self.zstd_level.to_string(), "1 to 22");
@@ -111,7 +148,11 @@ impl PreprocessConfig {
             return err("max_pixels", "0".into(), "at least 1");
         }
         if self.caption_fields.iter().any(|f| f.is_empty()) {
-            return err("caption_fields", format!("{:?}", self.caption_fields), "non-empty JSON field names");
+            return err(
+                "caption_fields",
+                format!("{:?}", self.caption_fields),
+                "non-empty JSON field names",
+            );
         }
         Ok(())
     }
@@ -121,7 +162,10 @@ impl PreprocessConfig {
     pub fn content_hash(&self, num_nodes: usize) -> String {
         let mut h = Sha256::new();
         h.update(serde_json::to_vec(self).expect("config serialises"));
-        h.update(format!("|nodes={num_nodes}|schema={}", crate::shard::schema::SCHEMA_VERSION));
+        h.update(format!(
+            "|nodes={num_nodes}|schema={}",
+            crate::shard::schema::SCHEMA_VERSION
+        ));
         hex::encode(&h.finalize()[..16])
     }
 }
@@ -132,27 +176,47 @@ mod tests {
 
     #[test]
     fn unknown_keys_list_the_allowed_ones() {
-        let e = toml::from_str::<PreprocessConfig>("resolutoin = 256").unwrap_err().to_string();
+        let e = toml::from_str::<PreprocessConfig>("resolutoin = 256")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("resolutoin") && e.contains("resolution"), "{e}");
     }
 
     #[test]
     fn bad_enum_values_list_the_choices() {
-        let e = toml::from_str::<PreprocessConfig>("png_compression = \"ultra\"").unwrap_err().to_string();
-        assert!(e.contains("ultra") && e.contains("fast") && e.contains("best"), "{e}");
+        let e = toml::from_str::<PreprocessConfig>("png_compression = \"ultra\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ultra") && e.contains("fast") && e.contains("best"),
+            "{e}"
+        );
     }
 
     #[test]
     fn validation_names_key_and_range() {
-        let c = PreprocessConfig { inputs: vec!["x".into()], resolution: 250, ..Default::default() };
+        let c = PreprocessConfig {
+            inputs: vec!["x".into()],
+            resolution: 250,
+            ..Default::default()
+        };
         let e = c.validate().unwrap_err().to_string();
-        assert!(e.contains("`resolution` = 250") && e.contains("multiple of 16"), "{e}");
+        assert!(
+            e.contains("`resolution` = 250") && e.contains("multiple of 16"),
+            "{e}"
+        );
     }
 
     #[test]
     fn hash_tracks_content_not_identity() {
-        let a = PreprocessConfig { inputs: vec!["x".into()], ..Default::default() };
-        let b = PreprocessConfig { seed: 1, ..a.clone() };
+        let a = PreprocessConfig {
+            inputs: vec!["x".into()],
+            ..Default::default()
+        };
+        let b = PreprocessConfig {
+            seed: 1,
+            ..a.clone()
+        };
         assert_eq!(a.content_hash(1), a.clone().content_hash(1));
         assert_ne!(a.content_hash(1), b.content_hash(1));
         assert_ne!(a.content_hash(1), a.content_hash(2));

@@ -23,7 +23,9 @@ use crossbeam_channel::bounded;
 use super::config::{ConfigError, PreprocessConfig};
 use super::process::{process, Outcome};
 use super::progress::{peak_rss_bytes, Progress};
-use crate::shard::manifest::{ColumnInfo, Manifest, RootInfo, SourceInfo, Stats, TeacherInfo, FORMAT};
+use crate::shard::manifest::{
+    ColumnInfo, Manifest, RootInfo, SourceInfo, Stats, TeacherInfo, FORMAT,
+};
 use crate::shard::schema::{arrow_schema, SchemaSpec, SCHEMA_VERSION};
 use crate::shard::writer::{ShardWriter, WriteOptions};
 use crate::shard::{manifest_file_name, rejects_file_name, shard_file_name, ShardError};
@@ -51,7 +53,10 @@ pub enum PreprocessError {
     #[error(transparent)]
     Shard(#[from] ShardError),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("another preprocess job is writing {0} (lock file held)")]
     Locked(PathBuf),
     #[error("{path}: {message}")]
@@ -61,7 +66,10 @@ pub enum PreprocessError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PreprocessError + '_ {
-    move |source| PreprocessError::Io { path: path.to_path_buf(), source }
+    move |source| PreprocessError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// What a job did, for the final report.
@@ -93,13 +101,19 @@ struct Step {
 pub fn run(cfg: &PreprocessConfig, opts: &RunOptions) -> Result<Summary, PreprocessError> {
     cfg.validate()?;
     if opts.num_nodes == 0 || opts.node_rank >= opts.num_nodes {
-        return Err(PreprocessError::Node { rank: opts.node_rank, nodes: opts.num_nodes });
+        return Err(PreprocessError::Node {
+            rank: opts.node_rank,
+            nodes: opts.num_nodes,
+        });
     }
     let started = Instant::now();
     let out = &opts.output;
     std::fs::create_dir_all(out).map_err(io(out))?;
     let node = (opts.num_nodes > 1).then_some(opts.node_rank);
-    let lock_path = out.join(format!(".lock{}", node.map(|r| format!("-r{r:03}")).unwrap_or_default()));
+    let lock_path = out.join(format!(
+        ".lock{}",
+        node.map(|r| format!("-r{r:03}")).unwrap_or_default()
+    ));
     let lock = File::create(&lock_path).map_err(io(&lock_path))?;
     if lock.try_lock().is_err() {
         return Err(PreprocessError::Locked(out.clone()));
@@ -107,7 +121,11 @@ pub fn run(cfg: &PreprocessConfig, opts: &RunOptions) -> Result<Summary, Preproc
 
     let dataset = Dataset::open(
         &cfg.inputs,
-        SourceOptions { layout: cfg.layout, labels_csv: cfg.labels_csv.clone(), caption_fields: cfg.caption_fields.clone() },
+        SourceOptions {
+            layout: cfg.layout,
+            labels_csv: cfg.labels_csv.clone(),
+            caption_fields: cfg.caption_fields.clone(),
+        },
         opts.node_rank,
         opts.num_nodes,
     )?;
@@ -124,9 +142,10 @@ pub fn run(cfg: &PreprocessConfig, opts: &RunOptions) -> Result<Summary, Preproc
         if m.source.listing_hash != fresh.source.listing_hash {
             return Err(PreprocessError::Output {
                 path: manifest_path,
-                message: "the inputs changed since this job started (files added, removed or resized); \
+                message:
+                    "the inputs changed since this job started (files added, removed or resized); \
                           finish it on the original inputs or use another output folder"
-                    .into(),
+                        .into(),
             });
         }
         m
@@ -135,24 +154,50 @@ pub fn run(cfg: &PreprocessConfig, opts: &RunOptions) -> Result<Summary, Preproc
         if !strays.is_empty() {
             return Err(PreprocessError::Output {
                 path: out.clone(),
-                message: format!("has shard files ({}) but no {}; refusing to overwrite them", strays[0], manifest_path.display()),
+                message: format!(
+                    "has shard files ({}) but no {}; refusing to overwrite them",
+                    strays[0],
+                    manifest_path.display()
+                ),
             });
         }
         fresh
     };
-    let threads = if opts.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { opts.threads };
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        opts.threads
+    };
     let resumed_images = manifest.stats.images;
     if manifest.complete {
         tracing::info!(manifest = %manifest_path.display(), "job already complete");
-        return Ok(summary(out, &manifest_path, &manifest, resumed_images, true, started, threads));
+        return Ok(summary(
+            out,
+            &manifest_path,
+            &manifest,
+            resumed_images,
+            true,
+            started,
+            threads,
+        ));
     }
     discard_uncommitted(out, node, &manifest)?;
     let rejects_path = out.join(&manifest.rejects_file);
-    let rejects_log = OpenOptions::new().create(true).append(true).open(&rejects_path).map_err(io(&rejects_path))?;
-    rejects_log.set_len(manifest.rejects_bytes).map_err(io(&rejects_path))?;
+    let rejects_log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&rejects_path)
+        .map_err(io(&rejects_path))?;
+    rejects_log
+        .set_len(manifest.rejects_bytes)
+        .map_err(io(&rejects_path))?;
     manifest.write(&manifest_path)?;
     if resumed_images > 0 || manifest.cursor != Cursor::default() {
-        tracing::info!(images = resumed_images, shards = manifest.shards.len(), "resuming an interrupted job");
+        tracing::info!(
+            images = resumed_images,
+            shards = manifest.shards.len(),
+            "resuming an interrupted job"
+        );
     }
 
     let done_bytes = manifest.stats.input_bytes;
@@ -160,14 +205,25 @@ pub fn run(cfg: &PreprocessConfig, opts: &RunOptions) -> Result<Summary, Preproc
         cfg,
         out,
         node,
-        spec: SchemaSpec { hog_tokens: cfg.hog.then_some((cfg.resolution / 16).pow(2)) },
-        write_opts: WriteOptions { zstd_level: cfg.zstd_level, row_group_rows: cfg.row_group_rows, batch_rows: 64 },
+        spec: SchemaSpec {
+            hog_tokens: cfg.hog.then_some((cfg.resolution / 16).pow(2)),
+        },
+        write_opts: WriteOptions {
+            zstd_level: cfg.zstd_level,
+            row_group_rows: cfg.row_group_rows,
+            batch_rows: 64,
+        },
         manifest_path: manifest_path.clone(),
         manifest,
         shard: None,
         pending_log: Vec::new(),
         rejects_log,
-        progress: Progress::new(dataset.total_bytes(), done_bytes, resumed_images, opts.show_progress),
+        progress: Progress::new(
+            dataset.total_bytes(),
+            done_bytes,
+            resumed_images,
+            opts.show_progress,
+        ),
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -181,7 +237,15 @@ pub fn run(cfg: &PreprocessConfig, opts: &RunOptions) -> Result<Summary, Preproc
     result?;
     writer.finish()?;
     tracing::info!(manifest = %manifest_path.display(), "preprocess complete");
-    Ok(summary(out, &manifest_path, &writer.manifest, resumed_images, false, started, threads))
+    Ok(summary(
+        out,
+        &manifest_path,
+        &writer.manifest,
+        resumed_images,
+        false,
+        started,
+        threads,
+    ))
 }
 
 /// Reader thread → rayon pool → in-order writer, with at most `window` samples in flight.
@@ -216,7 +280,14 @@ fn pipeline(
                             let tx = result_tx.clone();
                             scope.spawn(move |_| {
                                 let outcome = process(sample, cfg);
-                                let _ = tx.send((this, Step { outcome: Some(outcome), after, bytes }));
+                                let _ = tx.send((
+                                    this,
+                                    Step {
+                                        outcome: Some(outcome),
+                                        after,
+                                        bytes,
+                                    },
+                                ));
                             });
                             true
                         }
@@ -225,7 +296,16 @@ fn pipeline(
                                 Event::Reject(r) => Outcome::Reject(r),
                                 Event::Sample(_) => unreachable!("handled above"),
                             });
-                            result_tx.send((this, Step { outcome, after, bytes })).is_ok()
+                            result_tx
+                                .send((
+                                    this,
+                                    Step {
+                                        outcome,
+                                        after,
+                                        bytes,
+                                    },
+                                ))
+                                .is_ok()
                         }
                     }
                 });
@@ -283,7 +363,17 @@ struct LogLine<'a> {
 
 impl Writer<'_> {
     fn log(&mut self, key: &str, origin: &str, reason: &str, action: &str, detail: &str) {
-        serde_json::to_writer(&mut self.pending_log, &LogLine { key, origin, reason, action, detail }).expect("log line");
+        serde_json::to_writer(
+            &mut self.pending_log,
+            &LogLine {
+                key,
+                origin,
+                reason,
+                action,
+                detail,
+            },
+        )
+        .expect("log line");
         self.pending_log.push(b'\n');
     }
 
@@ -293,7 +383,13 @@ impl Writer<'_> {
         self.manifest.cursor = step.after;
         let mut images = 0;
         match step.outcome {
-            Some(Outcome::Rows { rows, converted, caption_missing, key, origin }) => {
+            Some(Outcome::Rows {
+                rows,
+                converted,
+                caption_missing,
+                key,
+                origin,
+            }) => {
                 images = 1;
                 stats.images += 1;
                 stats.rows += rows.len() as u64;
@@ -302,11 +398,22 @@ impl Writer<'_> {
                 }
                 if caption_missing {
                     stats.missing_captions += 1;
-                    self.log(&key, &origin, "missing_caption", "kept", "no .txt caption and no caption field in .json");
+                    self.log(
+                        &key,
+                        &origin,
+                        "missing_caption",
+                        "kept",
+                        "no .txt caption and no caption field in .json",
+                    );
                 }
                 if self.shard.is_none() {
                     let name = shard_file_name(self.manifest.shards.len(), self.node);
-                    self.shard = Some(ShardWriter::create(self.out, &name, &self.spec, &self.write_opts)?);
+                    self.shard = Some(ShardWriter::create(
+                        self.out,
+                        &name,
+                        &self.spec,
+                        &self.write_opts,
+                    )?);
                 }
                 let shard = self.shard.as_mut().expect("opened above");
                 shard.push_image(rows)?;
@@ -315,7 +422,12 @@ impl Writer<'_> {
                     self.commit_shard()?;
                 }
             }
-            Some(Outcome::Reject(Reject { key, origin, reason, detail })) => {
+            Some(Outcome::Reject(Reject {
+                key,
+                origin,
+                reason,
+                detail,
+            })) => {
                 *stats.rejects.entry(reason.clone()).or_default() += 1;
                 tracing::debug!(%key, %reason, %detail, "skipped");
                 self.log(&key, &origin, &reason, "skipped", &detail);
@@ -330,7 +442,9 @@ impl Writer<'_> {
     fn flush_log(&mut self) -> Result<(), PreprocessError> {
         let path = self.out.join(&self.manifest.rejects_file);
         if !self.pending_log.is_empty() {
-            self.rejects_log.write_all(&self.pending_log).map_err(io(&path))?;
+            self.rejects_log
+                .write_all(&self.pending_log)
+                .map_err(io(&path))?;
             self.rejects_log.sync_data().map_err(io(&path))?;
             self.manifest.rejects_bytes += self.pending_log.len() as u64;
             self.pending_log.clear();
@@ -340,7 +454,9 @@ impl Writer<'_> {
 
     /// Shard, then log, then manifest: the manifest only ever names finished work.
     fn commit_shard(&mut self) -> Result<(), PreprocessError> {
-        let Some(shard) = self.shard.take() else { return Ok(()) };
+        let Some(shard) = self.shard.take() else {
+            return Ok(());
+        };
         let info = shard.finish()?;
         super::fault::point("shard_renamed");
         tracing::info!(shard = %info.file, rows = info.rows, bytes = info.bytes, "shard committed");
@@ -364,7 +480,9 @@ impl Writer<'_> {
 /// The manifest of a job that has done nothing yet.
 fn fresh_manifest(cfg: &PreprocessConfig, opts: &RunOptions, ds: &Dataset) -> Manifest {
     let node = (opts.num_nodes > 1).then_some(opts.node_rank);
-    let spec = SchemaSpec { hog_tokens: cfg.hog.then_some((cfg.resolution / 16).pow(2)) };
+    let spec = SchemaSpec {
+        hog_tokens: cfg.hog.then_some((cfg.resolution / 16).pow(2)),
+    };
     let grid = cfg.resolution / 16;
     let teachers = if cfg.hog {
         vec![TeacherInfo {
@@ -386,7 +504,10 @@ fn fresh_manifest(cfg: &PreprocessConfig, opts: &RunOptions, ds: &Dataset) -> Ma
     let columns = arrow_schema(&spec)
         .fields()
         .iter()
-        .map(|f| ColumnInfo { name: f.name().clone(), data_type: f.data_type().to_string() })
+        .map(|f| ColumnInfo {
+            name: f.name().clone(),
+            data_type: f.data_type().to_string(),
+        })
         .collect();
     Manifest {
         format: FORMAT.into(),
@@ -398,7 +519,14 @@ fn fresh_manifest(cfg: &PreprocessConfig, opts: &RunOptions, ds: &Dataset) -> Ma
         num_nodes: opts.num_nodes,
         source: SourceInfo {
             inputs: cfg.inputs.clone(),
-            roots: ds.roots.iter().map(|r| RootInfo { path: r.path.display().to_string(), kind: r.kind.clone() }).collect(),
+            roots: ds
+                .roots
+                .iter()
+                .map(|r| RootInfo {
+                    path: r.path.display().to_string(),
+                    kind: r.kind.clone(),
+                })
+                .collect(),
             total_units: ds.total_units,
             units: ds.units.len(),
             listing_hash: ds.listing_hash.clone(),
@@ -424,7 +552,9 @@ fn shard_files(dir: &Path, node: Option<usize>) -> Result<Vec<String>, Preproces
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map_err(io(dir))?
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-        .filter(|n| n.starts_with(&prefix) && (n.ends_with(".parquet") || n.ends_with(".parquet.tmp")))
+        .filter(|n| {
+            n.starts_with(&prefix) && (n.ends_with(".parquet") || n.ends_with(".parquet.tmp"))
+        })
         .collect();
     names.sort();
     Ok(names)
@@ -432,8 +562,13 @@ fn shard_files(dir: &Path, node: Option<usize>) -> Result<Vec<String>, Preproces
 
 /// Deletes what a killed run left past the manifest: temporary files and shards the
 /// manifest does not list.
-fn discard_uncommitted(dir: &Path, node: Option<usize>, m: &Manifest) -> Result<(), PreprocessError> {
-    let listed: std::collections::HashSet<&str> = m.shards.iter().map(|s| s.file.as_str()).collect();
+fn discard_uncommitted(
+    dir: &Path,
+    node: Option<usize>,
+    m: &Manifest,
+) -> Result<(), PreprocessError> {
+    let listed: std::collections::HashSet<&str> =
+        m.shards.iter().map(|s| s.file.as_str()).collect();
     for name in shard_files(dir, node)? {
         if !listed.contains(name.as_str()) {
             tracing::info!(file = %name, "removing output of an interrupted run");
@@ -457,7 +592,15 @@ fn discard_uncommitted(dir: &Path, node: Option<usize>, m: &Manifest) -> Result<
     Ok(())
 }
 
-fn summary(out: &Path, manifest_path: &Path, m: &Manifest, resumed: u64, already: bool, started: Instant, threads: usize) -> Summary {
+fn summary(
+    out: &Path,
+    manifest_path: &Path,
+    m: &Manifest,
+    resumed: u64,
+    already: bool,
+    started: Instant,
+    threads: usize,
+) -> Summary {
     let elapsed = started.elapsed().as_secs_f64();
     Summary {
         output: out.to_path_buf(),

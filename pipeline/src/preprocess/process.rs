@@ -24,9 +24,26 @@ pub enum Outcome {
 
 /// Decodes and processes one sample under `cfg`.
 pub fn process(sample: RawSample, cfg: &PreprocessConfig) -> Outcome {
-    let RawSample { key, origin, bytes, label, caption, caption_missing } = sample;
-    let reject = |reason: &str, detail: String| Outcome::Reject(Reject { key: key.clone(), origin: origin.clone(), reason: reason.into(), detail });
-    let opts = DecodeOptions { max_pixels: cfg.max_pixels, exif_orientation: cfg.exif_orientation };
+    let RawSample {
+        key,
+        origin,
+        bytes,
+        label,
+        caption,
+        caption_missing,
+    } = sample;
+    let reject = |reason: &str, detail: String| {
+        Outcome::Reject(Reject {
+            key: key.clone(),
+            origin: origin.clone(),
+            reason: reason.into(),
+            detail,
+        })
+    };
+    let opts = DecodeOptions {
+        max_pixels: cfg.max_pixels,
+        exif_orientation: cfg.exif_orientation,
+    };
     let decoded = match decode_rgb8(&bytes, &opts) {
         Ok(d) => d,
         Err(e) => return reject(e.reason(), e.to_string()),
@@ -34,14 +51,21 @@ pub fn process(sample: RawSample, cfg: &PreprocessConfig) -> Outcome {
     drop(bytes);
     let img = &decoded.image;
     if img.width.min(img.height) < cfg.min_side {
-        return reject("too_small", format!("{}x{} is below min_side = {}", img.width, img.height, cfg.min_side));
+        return reject(
+            "too_small",
+            format!(
+                "{}x{} is below min_side = {}",
+                img.width, img.height, cfg.min_side
+            ),
+        );
     }
     let views = make_views(img, cfg.resolution, cfg.views, cfg.seed, &key);
     let mut rows = Vec::with_capacity(views.len());
     for v in views {
         let hog = if cfg.hog {
-            let feats = maetok_teachers::hog::hog_rgb8(&v.pixels.data, v.pixels.width, v.pixels.height)
-                .expect("views are multiples of 16 px (config validated)");
+            let feats =
+                maetok_teachers::hog::hog_rgb8(&v.pixels.data, v.pixels.width, v.pixels.height)
+                    .expect("views are multiples of 16 px (config validated)");
             Some(feats.into_iter().map(f16::from_f32).collect())
         } else {
             None
@@ -57,5 +81,11 @@ pub fn process(sample: RawSample, cfg: &PreprocessConfig) -> Outcome {
         });
     }
     let converted = decoded.converted().then_some(decoded.mode);
-    Outcome::Rows { rows, converted, caption_missing, key, origin }
+    Outcome::Rows {
+        rows,
+        converted,
+        caption_missing,
+        key,
+        origin,
+    }
 }

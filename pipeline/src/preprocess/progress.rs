@@ -21,16 +21,29 @@ impl Progress {
     /// `done_bytes`/`images` are what an earlier, resumed run already did.
     pub fn new(total_bytes: u64, done_bytes: u64, images: u64, show_bar: bool) -> Progress {
         let bar = (show_bar && std::io::stderr().is_terminal()).then(|| {
-            let bar = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr_with_hz(4));
+            let bar = ProgressBar::with_draw_target(
+                Some(total_bytes),
+                ProgressDrawTarget::stderr_with_hz(4),
+            );
             bar.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {percent:>3}% {msg} ETA {eta}")
-                    .expect("static template"),
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {wide_bar} {percent:>3}% {msg} ETA {eta}",
+                )
+                .expect("static template"),
             );
             bar.set_position(done_bytes);
             bar
         });
         let now = Instant::now();
-        Progress { bar, total_bytes, done_bytes, images, start: now, last_log: now, start_images: images }
+        Progress {
+            bar,
+            total_bytes,
+            done_bytes,
+            images,
+            start: now,
+            last_log: now,
+            start_images: images,
+        }
     }
 
     fn rate(&self) -> f64 {
@@ -48,8 +61,18 @@ impl Progress {
             self.last_log = Instant::now();
             let frac = self.done_bytes as f64 / self.total_bytes.max(1) as f64;
             let elapsed = self.start.elapsed().as_secs_f64();
-            let eta = if frac > 0.0 { elapsed / frac * (1.0 - frac) } else { f64::NAN };
-            tracing::info!(images = self.images, rate = format!("{:.1} img/s", self.rate()), done = format!("{:.1}%", 100.0 * frac), eta_s = eta.round(), "preprocess progress");
+            let eta = if frac > 0.0 {
+                elapsed / frac * (1.0 - frac)
+            } else {
+                f64::NAN
+            };
+            tracing::info!(
+                images = self.images,
+                rate = format!("{:.1} img/s", self.rate()),
+                done = format!("{:.1}%", 100.0 * frac),
+                eta_s = eta.round(),
+                "preprocess progress"
+            );
         }
     }
 

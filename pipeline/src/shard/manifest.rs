@@ -129,15 +129,24 @@ impl Manifest {
     /// Reads and checks the format fields of a manifest.
     pub fn read(path: &Path) -> Result<Manifest, ShardError> {
         let bytes = std::fs::read(path).map_err(|e| ShardError::io(path, e))?;
-        let m: Manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| ShardError::Manifest { path: path.to_path_buf(), message: e.to_string() })?;
+        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| ShardError::Manifest {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
         if m.format != FORMAT {
-            return Err(ShardError::Manifest { path: path.to_path_buf(), message: format!("format is {:?}, expected {FORMAT:?}", m.format) });
+            return Err(ShardError::Manifest {
+                path: path.to_path_buf(),
+                message: format!("format is {:?}, expected {FORMAT:?}", m.format),
+            });
         }
         if m.schema_version != super::schema::SCHEMA_VERSION {
             return Err(ShardError::Manifest {
                 path: path.to_path_buf(),
-                message: format!("schema version {} is not supported (this build reads {})", m.schema_version, super::schema::SCHEMA_VERSION),
+                message: format!(
+                    "schema version {} is not supported (this build reads {})",
+                    m.schema_version,
+                    super::schema::SCHEMA_VERSION
+                ),
             });
         }
         Ok(m)
@@ -153,7 +162,11 @@ impl Manifest {
     /// The Arrow schema the manifest's columns describe.
     pub fn schema_spec(&self) -> super::schema::SchemaSpec {
         super::schema::SchemaSpec {
-            hog_tokens: self.teachers.iter().find(|t| t.name == "hog").map(|t| t.grid[0] * t.grid[1]),
+            hog_tokens: self
+                .teachers
+                .iter()
+                .find(|t| t.name == "hog")
+                .map(|t| t.grid[0] * t.grid[1]),
         }
     }
 }

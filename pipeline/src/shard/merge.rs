@@ -23,7 +23,10 @@ pub struct MergeReport {
 }
 
 fn bad(path: &Path, message: String) -> ShardError {
-    ShardError::Manifest { path: path.to_path_buf(), message }
+    ShardError::Manifest {
+        path: path.to_path_buf(),
+        message,
+    }
 }
 
 /// Merges the node manifests found in `node_dirs` into `output/manifest.json`.
@@ -37,11 +40,17 @@ pub fn merge(output: &Path, node_dirs: &[PathBuf]) -> Result<MergeReport, ShardE
             }
             let m = Manifest::read(&mpath)?;
             let [rank] = m.nodes[..] else {
-                return Err(bad(&mpath, format!("lists nodes {:?}; expected one node's manifest", m.nodes)));
+                return Err(bad(
+                    &mpath,
+                    format!("lists nodes {:?}; expected one node's manifest", m.nodes),
+                ));
             };
             if let Some((_, other, _)) = nodes.get(&rank) {
                 if other != &mpath {
-                    return Err(bad(&mpath, format!("node {rank} also has a manifest at {}", other.display())));
+                    return Err(bad(
+                        &mpath,
+                        format!("node {rank} also has a manifest at {}", other.display()),
+                    ));
                 }
                 continue;
             }
@@ -49,27 +58,46 @@ pub fn merge(output: &Path, node_dirs: &[PathBuf]) -> Result<MergeReport, ShardE
         }
     }
     let Some((_, first_path, first)) = nodes.values().next() else {
-        return Err(bad(output, "no node manifests (manifest-rNNN.json) found in the given folders".into()));
+        return Err(bad(
+            output,
+            "no node manifests (manifest-rNNN.json) found in the given folders".into(),
+        ));
     };
     let (first_path, first) = (first_path.clone(), first.clone());
     for (rank, (_, mpath, m)) in &nodes {
         if m.config_hash != first.config_hash || m.num_nodes != first.num_nodes {
             return Err(bad(
                 mpath,
-                format!("node {rank} ran a different job than {} (config or node count differ)", first_path.display()),
+                format!(
+                    "node {rank} ran a different job than {} (config or node count differ)",
+                    first_path.display()
+                ),
             ));
         }
         if !m.complete {
-            return Err(bad(mpath, format!("node {rank} has not finished; rerun its preprocess command to complete it")));
+            return Err(bad(
+                mpath,
+                format!(
+                    "node {rank} has not finished; rerun its preprocess command to complete it"
+                ),
+            ));
         }
     }
-    let missing: Vec<usize> = (0..first.num_nodes).filter(|r| !nodes.contains_key(r)).collect();
+    let missing: Vec<usize> = (0..first.num_nodes)
+        .filter(|r| !nodes.contains_key(r))
+        .collect();
     if !missing.is_empty() {
-        return Err(bad(output, format!("nodes {missing:?} of {} are missing", first.num_nodes)));
+        return Err(bad(
+            output,
+            format!("nodes {missing:?} of {} are missing", first.num_nodes),
+        ));
     }
 
     std::fs::create_dir_all(output).map_err(|e| ShardError::io(output, e))?;
-    let mut report = MergeReport { nodes: nodes.len(), ..Default::default() };
+    let mut report = MergeReport {
+        nodes: nodes.len(),
+        ..Default::default()
+    };
     let mut merged = first.clone();
     merged.nodes = nodes.keys().copied().collect();
     merged.shards.clear();
@@ -80,7 +108,12 @@ pub fn merge(output: &Path, node_dirs: &[PathBuf]) -> Result<MergeReport, ShardE
     let mut rejects = Vec::new();
     for (dir, _, m) in nodes.values() {
         for s in &m.shards {
-            place_shard(&dir.join(&s.file), &output.join(&s.file), s.bytes, &mut report)?;
+            place_shard(
+                &dir.join(&s.file),
+                &output.join(&s.file),
+                s.bytes,
+                &mut report,
+            )?;
             report.shards += 1;
             report.rows += s.rows;
             merged.shards.push(s.clone());
@@ -103,7 +136,12 @@ pub fn merge(output: &Path, node_dirs: &[PathBuf]) -> Result<MergeReport, ShardE
 }
 
 /// Puts `src` at `dst` unless it is already there: hard link, else copy, atomically.
-fn place_shard(src: &Path, dst: &Path, bytes: u64, report: &mut MergeReport) -> Result<(), ShardError> {
+fn place_shard(
+    src: &Path,
+    dst: &Path,
+    bytes: u64,
+    report: &mut MergeReport,
+) -> Result<(), ShardError> {
     let same = match (src.canonicalize(), dst.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
@@ -122,7 +160,9 @@ fn place_shard(src: &Path, dst: &Path, bytes: u64, report: &mut MergeReport) -> 
         let mut from = std::fs::File::open(src).map_err(|e| ShardError::io(src, e))?;
         let mut to = std::fs::File::create(&tmp).map_err(|e| ShardError::io(&tmp, e))?;
         std::io::copy(&mut from, &mut to).map_err(|e| ShardError::io(&tmp, e))?;
-        to.flush().and_then(|_| to.sync_all()).map_err(|e| ShardError::io(&tmp, e))?;
+        to.flush()
+            .and_then(|_| to.sync_all())
+            .map_err(|e| ShardError::io(&tmp, e))?;
         report.copied += 1;
     }
     atomic::commit(&tmp, dst).map_err(|e| ShardError::io(dst, e))

@@ -15,7 +15,10 @@ use std::path::{Path, PathBuf};
 #[non_exhaustive]
 pub enum ShardError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
     #[error("arrow: {0}")]
@@ -28,7 +31,10 @@ pub enum ShardError {
 
 impl ShardError {
     pub fn io(path: &Path, source: std::io::Error) -> ShardError {
-        ShardError::Io { path: path.to_path_buf(), source }
+        ShardError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }
 

@@ -40,7 +40,10 @@ pub fn crop_fields() -> Fields {
 
 /// `fixed_size_list<float16>[len]`.
 pub fn f16_list(len: usize) -> DataType {
-    DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float16, false)), len as i32)
+    DataType::FixedSizeList(
+        Arc::new(Field::new("item", DataType::Float16, false)),
+        len as i32,
+    )
 }
 
 /// The Arrow schema of a dataset's shards.
@@ -54,7 +57,11 @@ pub fn arrow_schema(spec: &SchemaSpec) -> Schema {
         Field::new("image", DataType::Binary, false),
     ];
     if let Some(tokens) = spec.hog_tokens {
-        fields.push(Field::new("hog", f16_list(tokens * maetok_teachers::hog::DIM), false));
+        fields.push(Field::new(
+            "hog",
+            f16_list(tokens * maetok_teachers::hog::DIM),
+            false,
+        ));
     }
     Schema::new(fields)
 }
@@ -63,10 +70,18 @@ pub fn arrow_schema(spec: &SchemaSpec) -> Schema {
 /// `element`, arrow-rs `item`) and child nullability flags.
 pub fn same_type(a: &DataType, b: &DataType) -> bool {
     match (a, b) {
-        (DataType::FixedSizeList(x, n), DataType::FixedSizeList(y, m)) => n == m && same_type(x.data_type(), y.data_type()),
-        (DataType::List(x), DataType::List(y)) | (DataType::LargeList(x), DataType::LargeList(y)) => same_type(x.data_type(), y.data_type()),
+        (DataType::FixedSizeList(x, n), DataType::FixedSizeList(y, m)) => {
+            n == m && same_type(x.data_type(), y.data_type())
+        }
+        (DataType::List(x), DataType::List(y))
+        | (DataType::LargeList(x), DataType::LargeList(y)) => {
+            same_type(x.data_type(), y.data_type())
+        }
         (DataType::Struct(x), DataType::Struct(y)) => {
-            x.len() == y.len() && x.iter().zip(y.iter()).all(|(f, g)| f.name() == g.name() && same_type(f.data_type(), g.data_type()))
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y.iter())
+                    .all(|(f, g)| f.name() == g.name() && same_type(f.data_type(), g.data_type()))
         }
         _ => a == b,
     }
@@ -78,15 +93,22 @@ pub fn schema_differences(expected: &Schema, actual: &Schema) -> Vec<String> {
     for f in expected.fields() {
         match actual.field_with_name(f.name()) {
             Err(_) => out.push(format!("missing column `{}` ({})", f.name(), f.data_type())),
-            Ok(g) if !same_type(f.data_type(), g.data_type()) => {
-                out.push(format!("column `{}` is {}, expected {}", f.name(), g.data_type(), f.data_type()))
-            }
+            Ok(g) if !same_type(f.data_type(), g.data_type()) => out.push(format!(
+                "column `{}` is {}, expected {}",
+                f.name(),
+                g.data_type(),
+                f.data_type()
+            )),
             Ok(_) => {}
         }
     }
     for g in actual.fields() {
         if expected.field_with_name(g.name()).is_err() {
-            out.push(format!("unexpected column `{}` ({})", g.name(), g.data_type()));
+            out.push(format!(
+                "unexpected column `{}` ({})",
+                g.name(),
+                g.data_type()
+            ));
         }
     }
     out

@@ -42,7 +42,10 @@ pub fn find_manifests(dir: &Path) -> Result<Vec<PathBuf>, ShardError> {
         .collect();
     nodes.sort();
     if nodes.is_empty() {
-        return Err(ShardError::Manifest { path: main, message: "no manifest.json (or manifest-rNNN.json) in this folder".into() });
+        return Err(ShardError::Manifest {
+            path: main,
+            message: "no manifest.json (or manifest-rNNN.json) in this folder".into(),
+        });
     }
     Ok(nodes)
 }
@@ -63,19 +66,30 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
 
 /// Verifies every manifest of `dir` and the shards it lists.
 pub fn verify(dir: &Path, deep: bool) -> Result<VerifyReport, ShardError> {
-    let mut report = VerifyReport { manifests: find_manifests(dir)?, ..Default::default() };
+    let mut report = VerifyReport {
+        manifests: find_manifests(dir)?,
+        ..Default::default()
+    };
     let mut listed = std::collections::BTreeSet::new();
     for mpath in report.manifests.clone() {
         let m = Manifest::read(&mpath)?;
-        let tag = mpath.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let tag = mpath
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         if !m.complete {
-            report.problems.push(format!("{tag}: job is not complete (resume it with the same command)"));
+            report.problems.push(format!(
+                "{tag}: job is not complete (resume it with the same command)"
+            ));
         }
         let expected = arrow_schema(&m.schema_spec());
         let columns: Vec<String> = expected.fields().iter().map(|f| f.name().clone()).collect();
         let listed_columns: Vec<String> = m.columns.iter().map(|c| c.name.clone()).collect();
         if columns != listed_columns {
-            report.problems.push(format!("{tag}: columns {listed_columns:?} do not match the schema's {columns:?}"));
+            report.problems.push(format!(
+                "{tag}: columns {listed_columns:?} do not match the schema's {columns:?}"
+            ));
         }
         let (mut rows, mut images) = (0u64, 0u64);
         for s in &m.shards {
@@ -92,12 +106,22 @@ pub fn verify(dir: &Path, deep: bool) -> Result<VerifyReport, ShardError> {
         }
     }
     // Leftovers a crashed writer could have produced, or shards no manifest mentions.
-    for entry in std::fs::read_dir(dir).map_err(|e| ShardError::io(dir, e))?.flatten() {
+    for entry in std::fs::read_dir(dir)
+        .map_err(|e| ShardError::io(dir, e))?
+        .flatten()
+    {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".tmp") {
-            report.problems.push(format!("{name}: unfinished temporary file"));
-        } else if name.starts_with("shard-") && name.ends_with(".parquet") && !listed.contains(&name) {
-            report.problems.push(format!("{name}: shard not listed in any manifest"));
+            report
+                .problems
+                .push(format!("{name}: unfinished temporary file"));
+        } else if name.starts_with("shard-")
+            && name.ends_with(".parquet")
+            && !listed.contains(&name)
+        {
+            report
+                .problems
+                .push(format!("{name}: shard not listed in any manifest"));
         }
     }
     Ok(report)
@@ -121,11 +145,17 @@ fn check_shard(
         problem(format!("{size} bytes, manifest says {}", s.bytes));
     }
     match sha256_file(&path) {
-        Ok(h) if h != s.sha256 => problem(format!("sha256 {h} differs from the manifest's {}", s.sha256)),
+        Ok(h) if h != s.sha256 => problem(format!(
+            "sha256 {h} differs from the manifest's {}",
+            s.sha256
+        )),
         Err(e) => problem(format!("cannot read: {e}")),
         Ok(_) => {}
     }
-    let builder = match File::open(&path).map_err(ShardError::from_io(&path)).and_then(|f| Ok(ParquetRecordBatchReaderBuilder::try_new(f)?)) {
+    let builder = match File::open(&path)
+        .map_err(ShardError::from_io(&path))
+        .and_then(|f| Ok(ParquetRecordBatchReaderBuilder::try_new(f)?))
+    {
         Ok(b) => b,
         Err(e) => return problem(format!("not a readable Parquet file: {e}")),
     };
@@ -140,7 +170,11 @@ fn check_shard(
     report.rows += file_rows;
     report.bytes += size;
     if deep {
-        let resolution = m.preprocess.get("resolution").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
+        let resolution = m
+            .preprocess
+            .get("resolution")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0) as usize;
         if let Err(e) = deep_check(builder, resolution, &mut problem) {
             problem(format!("reading rows failed: {e}"));
         }
@@ -156,17 +190,30 @@ fn deep_check(
     let opts = crate::image::decode::DecodeOptions::default();
     for batch in builder.with_batch_size(256).build()? {
         let batch = batch?;
-        let keys = batch.column_by_name("key").expect("schema checked").as_string::<i32>();
-        let images = batch.column_by_name("image").expect("schema checked").as_binary::<i32>();
+        let keys = batch
+            .column_by_name("key")
+            .expect("schema checked")
+            .as_string::<i32>();
+        let images = batch
+            .column_by_name("image")
+            .expect("schema checked")
+            .as_binary::<i32>();
         for i in 0..batch.num_rows() {
             match crate::image::decode::decode_rgb8(images.value(i), &opts) {
                 Ok(d) if d.image.width == resolution && d.image.height == resolution => {}
-                Ok(d) => problem(format!("row {}: image is {:?}, expected {resolution}x{resolution}", keys.value(i), d.image)),
+                Ok(d) => problem(format!(
+                    "row {}: image is {:?}, expected {resolution}x{resolution}",
+                    keys.value(i),
+                    d.image
+                )),
                 Err(e) => problem(format!("row {}: image does not decode: {e}", keys.value(i))),
             }
         }
         if let Some(hog) = batch.column_by_name("hog") {
-            let values = hog.as_fixed_size_list().values().as_primitive::<Float16Type>();
+            let values = hog
+                .as_fixed_size_list()
+                .values()
+                .as_primitive::<Float16Type>();
             if values.null_count() > 0 || values.values().iter().any(|v| !v.is_finite()) {
                 problem("HOG column holds null or non-finite values".into());
             }

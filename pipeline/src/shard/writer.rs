@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryArray, BooleanArray, FixedSizeListArray, Float16Array, Float32Array, Int16Array, Int32Array, RecordBatch,
-    StringArray, StructArray,
+    ArrayRef, BinaryArray, BooleanArray, FixedSizeListArray, Float16Array, Float32Array,
+    Int16Array, Int32Array, RecordBatch, StringArray, StructArray,
 };
 use arrow::datatypes::{DataType, Schema};
 use half::f16;
@@ -80,7 +80,8 @@ impl<W: Write> Write for Hashing<W> {
 /// Writer properties: zstd, bounded row groups, no dictionaries or statistics on the large
 /// binary/tensor columns (they would cost time and bytes and serve no query).
 pub fn writer_properties(opts: &WriteOptions) -> Result<WriterProperties, ShardError> {
-    let level = ZstdLevel::try_new(opts.zstd_level).map_err(|e| ShardError::Config(format!("zstd_level {}: {e}", opts.zstd_level)))?;
+    let level = ZstdLevel::try_new(opts.zstd_level)
+        .map_err(|e| ShardError::Config(format!("zstd_level {}: {e}", opts.zstd_level)))?;
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
         .set_max_row_group_row_count(Some(opts.row_group_rows))
@@ -88,7 +89,10 @@ pub fn writer_properties(opts: &WriteOptions) -> Result<WriterProperties, ShardE
         .set_dictionary_enabled(false)
         .set_statistics_enabled(EnabledStatistics::Chunk);
     for col in [vec!["image"], vec!["hog", "list", "item"], vec!["caption"]] {
-        b = b.set_column_statistics_enabled(ColumnPath::new(col.into_iter().map(String::from).collect()), EnabledStatistics::None);
+        b = b.set_column_statistics_enabled(
+            ColumnPath::new(col.into_iter().map(String::from).collect()),
+            EnabledStatistics::None,
+        );
     }
     Ok(b.build())
 }
@@ -107,14 +111,32 @@ pub struct ShardWriter {
 
 impl ShardWriter {
     /// Starts `dir/file_name` (written as `file_name.tmp` until [`ShardWriter::finish`]).
-    pub fn create(dir: &Path, file_name: &str, spec: &SchemaSpec, opts: &WriteOptions) -> Result<ShardWriter, ShardError> {
+    pub fn create(
+        dir: &Path,
+        file_name: &str,
+        spec: &SchemaSpec,
+        opts: &WriteOptions,
+    ) -> Result<ShardWriter, ShardError> {
         let final_path = dir.join(file_name);
         let tmp_path = atomic::temp_path(&final_path);
         let file = File::create(&tmp_path).map_err(|e| ShardError::io(&tmp_path, e))?;
-        let sink = Hashing { inner: BufWriter::with_capacity(4 << 20, file), hash: Sha256::new(), bytes: 0 };
+        let sink = Hashing {
+            inner: BufWriter::with_capacity(4 << 20, file),
+            hash: Sha256::new(),
+            bytes: 0,
+        };
         let schema = Arc::new(arrow_schema(spec));
         let writer = ArrowWriter::try_new(sink, schema.clone(), Some(writer_properties(opts)?))?;
-        Ok(ShardWriter { final_path, tmp_path, schema, writer, pending: Vec::new(), batch_rows: opts.batch_rows.max(1), rows: 0, images: 0 })
+        Ok(ShardWriter {
+            final_path,
+            tmp_path,
+            schema,
+            writer,
+            pending: Vec::new(),
+            batch_rows: opts.batch_rows.max(1),
+            rows: 0,
+            images: 0,
+        })
     }
 
     /// Adds the views of one image.
@@ -149,12 +171,21 @@ impl ShardWriter {
         }
         let sink = self.writer.into_inner()?;
         let Hashing { inner, hash, bytes } = sink;
-        let file = inner.into_inner().map_err(|e| ShardError::io(&self.tmp_path, e.into_error()))?;
-        file.sync_all().map_err(|e| ShardError::io(&self.tmp_path, e))?;
+        let file = inner
+            .into_inner()
+            .map_err(|e| ShardError::io(&self.tmp_path, e.into_error()))?;
+        file.sync_all()
+            .map_err(|e| ShardError::io(&self.tmp_path, e))?;
         drop(file);
-        atomic::commit(&self.tmp_path, &self.final_path).map_err(|e| ShardError::io(&self.final_path, e))?;
+        atomic::commit(&self.tmp_path, &self.final_path)
+            .map_err(|e| ShardError::io(&self.final_path, e))?;
         Ok(ShardInfo {
-            file: self.final_path.file_name().expect("shard file name").to_string_lossy().into_owned(),
+            file: self
+                .final_path
+                .file_name()
+                .expect("shard file name")
+                .to_string_lossy()
+                .into_owned(),
             rows: self.rows,
             images: self.images,
             bytes,
@@ -165,33 +196,63 @@ impl ShardWriter {
 
 /// Column-wise conversion of rows into an Arrow batch of `schema`.
 fn to_record_batch(schema: &Arc<Schema>, rows: Vec<Row>) -> Result<RecordBatch, ShardError> {
-    let crop = |f: fn(&CropBox) -> f32| Arc::new(Float32Array::from_iter_values(rows.iter().map(|r| f(&r.crop)))) as ArrayRef;
+    let crop = |f: fn(&CropBox) -> f32| {
+        Arc::new(Float32Array::from_iter_values(
+            rows.iter().map(|r| f(&r.crop)),
+        )) as ArrayRef
+    };
     let crop_arrays: Vec<ArrayRef> = vec![
         crop(|c| c.left),
         crop(|c| c.top),
         crop(|c| c.width),
         crop(|c| c.height),
-        Arc::new(BooleanArray::from(rows.iter().map(|r| r.crop.flip).collect::<Vec<_>>())),
+        Arc::new(BooleanArray::from(
+            rows.iter().map(|r| r.crop.flip).collect::<Vec<_>>(),
+        )),
     ];
     let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.key.as_str()))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.key.as_str()),
+        )),
         Arc::new(Int16Array::from_iter_values(rows.iter().map(|r| r.view))),
         Arc::new(StructArray::new(crop_fields(), crop_arrays, None)),
-        Arc::new(Int32Array::from(rows.iter().map(|r| r.label).collect::<Vec<_>>())),
-        Arc::new(StringArray::from(rows.iter().map(|r| r.caption.as_deref()).collect::<Vec<_>>())),
-        Arc::new(BinaryArray::from_iter_values(rows.iter().map(|r| r.image.as_slice()))),
+        Arc::new(Int32Array::from(
+            rows.iter().map(|r| r.label).collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            rows.iter()
+                .map(|r| r.caption.as_deref())
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(BinaryArray::from_iter_values(
+            rows.iter().map(|r| r.image.as_slice()),
+        )),
     ];
     if let Ok(field) = schema.field_with_name("hog") {
-        let DataType::FixedSizeList(child, len) = field.data_type() else { unreachable!("hog is a fixed-size list") };
+        let DataType::FixedSizeList(child, len) = field.data_type() else {
+            unreachable!("hog is a fixed-size list")
+        };
         let mut values = Vec::with_capacity(rows.len() * *len as usize);
         for r in &rows {
-            let hog = r.hog.as_ref().ok_or_else(|| ShardError::Config(format!("row {} has no HOG features", r.key)))?;
+            let hog = r
+                .hog
+                .as_ref()
+                .ok_or_else(|| ShardError::Config(format!("row {} has no HOG features", r.key)))?;
             if hog.len() != *len as usize {
-                return Err(ShardError::Config(format!("row {}: HOG has {} values, schema expects {len}", r.key, hog.len())));
+                return Err(ShardError::Config(format!(
+                    "row {}: HOG has {} values, schema expects {len}",
+                    r.key,
+                    hog.len()
+                )));
             }
             values.extend_from_slice(hog);
         }
-        columns.push(Arc::new(FixedSizeListArray::new(child.clone(), *len, Arc::new(Float16Array::from(values)), None)));
+        columns.push(Arc::new(FixedSizeListArray::new(
+            child.clone(),
+            *len,
+            Arc::new(Float16Array::from(values)),
+            None,
+        )));
     }
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }

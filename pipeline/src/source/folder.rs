@@ -5,10 +5,22 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::{is_image_extension, Event, RawSample, Reject, Root, RootKind, SourceError, SourceOptions};
+use super::{
+    is_image_extension, Event, RawSample, Reject, Root, RootKind, SourceError, SourceOptions,
+};
 
 /// How a folder is interpreted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum FolderLayout {
     /// ImageFolder when the root holds only sub-folders, flat otherwise.
@@ -33,11 +45,17 @@ pub(super) struct Listing {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SourceError + '_ {
-    move |source| SourceError::Io { path: path.to_path_buf(), source }
+    move |source| SourceError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn lower_ext(name: &str) -> Option<String> {
-    Path::new(name).extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase)
+    Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
 }
 
 /// Lists a folder in sorted relative-path order.
@@ -47,10 +65,14 @@ pub(super) fn list(root: &Path, layout: FolderLayout) -> Result<Listing, SourceE
         let entry = entry.map_err(io_err(root))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         // Follow symlinks; a dangling one is a file we will fail to read (and count).
-        let is_dir = std::fs::metadata(entry.path()).map(|m| m.is_dir()).unwrap_or(false);
+        let is_dir = std::fs::metadata(entry.path())
+            .map(|m| m.is_dir())
+            .unwrap_or(false);
         top.push((name, is_dir));
     }
-    let has_top_images = top.iter().any(|(n, d)| !d && lower_ext(n).is_some_and(|e| is_image_extension(&e)));
+    let has_top_images = top
+        .iter()
+        .any(|(n, d)| !d && lower_ext(n).is_some_and(|e| is_image_extension(&e)));
     let has_dirs = top.iter().any(|(_, d)| *d);
     let kind = match layout {
         FolderLayout::Imagefolder => RootKind::ImageFolder,
@@ -68,17 +90,30 @@ pub(super) fn list(root: &Path, layout: FolderLayout) -> Result<Listing, SourceE
             f.class = f.rel.split_once('/').map(|(c, _)| c.to_string());
         }
     }
-    Ok(Listing { kind, files, has_captions })
+    Ok(Listing {
+        kind,
+        files,
+        has_captions,
+    })
 }
 
-fn walk(dir: &Path, prefix: &str, out: &mut Vec<ListedFile>, has_captions: &mut bool) -> Result<(), SourceError> {
+fn walk(
+    dir: &Path,
+    prefix: &str,
+    out: &mut Vec<ListedFile>,
+    has_captions: &mut bool,
+) -> Result<(), SourceError> {
     for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
         let entry = entry.map_err(io_err(dir))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') {
             continue;
         }
-        let rel = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
+        let rel = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
         let meta = std::fs::metadata(entry.path());
         if meta.as_ref().is_ok_and(|m| m.is_dir()) {
             walk(&entry.path(), &rel, out, has_captions)?;
@@ -86,7 +121,11 @@ fn walk(dir: &Path, prefix: &str, out: &mut Vec<ListedFile>, has_captions: &mut 
         }
         match lower_ext(&name).as_deref() {
             Some(e) if is_image_extension(e) => {
-                out.push(ListedFile { rel, size: meta.map(|m| m.len()).unwrap_or(0), class: None });
+                out.push(ListedFile {
+                    rel,
+                    size: meta.map(|m| m.len()).unwrap_or(0),
+                    class: None,
+                });
             }
             Some("txt") | Some("json") => *has_captions = true,
             _ => {}
@@ -119,16 +158,30 @@ pub(super) fn read_labels_csv(path: &Path) -> Result<HashMap<String, String>, So
         if line.is_empty() {
             continue;
         }
-        let bad = |message: &str| SourceError::LabelsCsv { path: path.to_path_buf(), line: i + 1, message: message.to_string() };
-        let (file, class) = line.split_once(',').ok_or_else(|| bad("expected `filename,synset`"))?;
-        let class = class.split_whitespace().next().ok_or_else(|| bad("empty class"))?;
-        if i == 0 && (file.eq_ignore_ascii_case("filename") || file.eq_ignore_ascii_case("ImageId")) {
+        let bad = |message: &str| SourceError::LabelsCsv {
+            path: path.to_path_buf(),
+            line: i + 1,
+            message: message.to_string(),
+        };
+        let (file, class) = line
+            .split_once(',')
+            .ok_or_else(|| bad("expected `filename,synset`"))?;
+        let class = class
+            .split_whitespace()
+            .next()
+            .ok_or_else(|| bad("empty class"))?;
+        if i == 0 && (file.eq_ignore_ascii_case("filename") || file.eq_ignore_ascii_case("ImageId"))
+        {
             continue;
         }
         map.insert(file_stem(file.trim()).to_string(), class.to_string());
     }
     if map.is_empty() {
-        return Err(SourceError::LabelsCsv { path: path.to_path_buf(), line: 0, message: "no rows".into() });
+        return Err(SourceError::LabelsCsv {
+            path: path.to_path_buf(),
+            line: 0,
+            message: "no rows".into(),
+        });
     }
     Ok(map)
 }
@@ -142,7 +195,12 @@ fn read_caption(image: &Path, fields: &[String]) -> Option<String> {
     super::webdataset::caption_from_json(&json, fields)
 }
 
-pub(super) fn read_sample(root: &Root, rel: &str, label: Option<i32>, options: &SourceOptions) -> Event {
+pub(super) fn read_sample(
+    root: &Root,
+    rel: &str,
+    label: Option<i32>,
+    options: &SourceOptions,
+) -> Event {
     let path: PathBuf = root.path.join(rel);
     let origin = path.display().to_string();
     let key = key_of(rel).to_string();
@@ -150,9 +208,21 @@ pub(super) fn read_sample(root: &Root, rel: &str, label: Option<i32>, options: &
         Ok(bytes) => {
             let caption = read_caption(&path, &options.caption_fields);
             let caption_missing = caption.is_none() && root.has_captions;
-            Event::Sample(RawSample { key, origin, bytes, label, caption, caption_missing })
+            Event::Sample(RawSample {
+                key,
+                origin,
+                bytes,
+                label,
+                caption,
+                caption_missing,
+            })
         }
-        Err(e) => Event::Reject(Reject { key, origin, reason: "unreadable".into(), detail: e.to_string() }),
+        Err(e) => Event::Reject(Reject {
+            key,
+            origin,
+            reason: "unreadable".into(),
+            detail: e.to_string(),
+        }),
     }
 }
 
@@ -162,8 +232,14 @@ mod tests {
 
     #[test]
     fn keys_drop_only_the_extension() {
-        assert_eq!(key_of("n01440764/n01440764_10026.JPEG"), "n01440764/n01440764_10026");
+        assert_eq!(
+            key_of("n01440764/n01440764_10026.JPEG"),
+            "n01440764/n01440764_10026"
+        );
         assert_eq!(key_of("a.b/c"), "a.b/c");
-        assert_eq!(file_stem("val/ILSVRC2012_val_00000001.JPEG"), "ILSVRC2012_val_00000001");
+        assert_eq!(
+            file_stem("val/ILSVRC2012_val_00000001.JPEG"),
+            "ILSVRC2012_val_00000001"
+        );
     }
 }

@@ -29,7 +29,10 @@ pub fn is_image_extension(ext: &str) -> bool {
 #[non_exhaustive]
 pub enum SourceError {
     #[error("input {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("input {0:?} is neither a folder nor a .tar file (or pattern of them)")]
     NotASource(String),
     #[error("input pattern {pattern:?} names {path}, which does not exist")]
@@ -37,7 +40,11 @@ pub enum SourceError {
     #[error(transparent)]
     Brace(#[from] brace::BraceError),
     #[error("labels file {path}, line {line}: {message}")]
-    LabelsCsv { path: PathBuf, line: usize, message: String },
+    LabelsCsv {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
     #[error("input {0}: no images found")]
     Empty(PathBuf),
 }
@@ -72,8 +79,17 @@ pub enum RootKind {
 /// A unit of work: one image file or one tar.
 #[derive(Debug, Clone)]
 pub enum Unit {
-    File { root: usize, rel: String, size: u64, label: Option<i32> },
-    Tar { root: usize, path: PathBuf, size: u64 },
+    File {
+        root: usize,
+        rel: String,
+        size: u64,
+        label: Option<i32>,
+    },
+    Tar {
+        root: usize,
+        path: PathBuf,
+        size: u64,
+    },
 }
 
 impl Unit {
@@ -85,7 +101,18 @@ impl Unit {
 }
 
 /// Position in a node's unit list: `within` events of unit `unit` are done.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Cursor {
     pub unit: usize,
     pub within: usize,
@@ -137,22 +164,37 @@ pub struct Dataset {
 
 impl Dataset {
     /// Lists `inputs` and keeps node `node_rank` of `num_nodes`'s share.
-    pub fn open(inputs: &[String], options: SourceOptions, node_rank: usize, num_nodes: usize) -> Result<Dataset, SourceError> {
+    pub fn open(
+        inputs: &[String],
+        options: SourceOptions,
+        node_rank: usize,
+        num_nodes: usize,
+    ) -> Result<Dataset, SourceError> {
         let mut roots = Vec::new();
         let mut units = Vec::new();
-        let mut folder_classes: Vec<(usize, Vec<(String, Option<String>)>)> = Vec::new();
+        // Class folder of each unit (ImageFolder files), parallel to `units`.
+        let mut classes: Vec<Option<String>> = Vec::new();
         for input in inputs {
             let path = PathBuf::from(input);
             if path.is_dir() {
                 let listing = folder::list(&path, options.layout)?;
                 let root = roots.len();
-                roots.push(Root { path: path.clone(), kind: listing.kind.clone(), has_captions: listing.has_captions });
+                roots.push(Root {
+                    path: path.clone(),
+                    kind: listing.kind.clone(),
+                    has_captions: listing.has_captions,
+                });
                 if listing.files.is_empty() {
                     return Err(SourceError::Empty(path));
                 }
-                folder_classes.push((units.len(), listing.files.iter().map(|f| (f.rel.clone(), f.class.clone())).collect()));
                 for f in listing.files {
-                    units.push(Unit::File { root, rel: f.rel, size: f.size, label: None });
+                    classes.push(f.class);
+                    units.push(Unit::File {
+                        root,
+                        rel: f.rel,
+                        size: f.size,
+                        label: None,
+                    });
                 }
             } else {
                 let expanded = brace::expand(input)?;
@@ -161,19 +203,43 @@ impl Dataset {
                     return Err(SourceError::NotASource(input.clone()));
                 }
                 let root = roots.len();
-                roots.push(Root { path: path.clone(), kind: RootKind::WebDataset, has_captions: true });
+                roots.push(Root {
+                    path: path.clone(),
+                    kind: RootKind::WebDataset,
+                    has_captions: true,
+                });
                 for p in expanded {
                     let p = PathBuf::from(p);
-                    let meta = std::fs::metadata(&p).map_err(|_| SourceError::MissingTar { pattern: input.clone(), path: p.clone() })?;
-                    units.push(Unit::Tar { root, path: p, size: meta.len() });
+                    let meta = std::fs::metadata(&p).map_err(|_| SourceError::MissingTar {
+                        pattern: input.clone(),
+                        path: p.clone(),
+                    })?;
+                    classes.push(None);
+                    units.push(Unit::Tar {
+                        root,
+                        path: p,
+                        size: meta.len(),
+                    });
                 }
             }
         }
-        let label_set = assign_labels(&mut units, &roots, &folder_classes, &options)?;
+        let label_set = assign_labels(&mut units, &roots, &classes, &options)?;
         let total_units = units.len();
         let listing_hash = listing_hash(&units);
-        let units = units.into_iter().enumerate().filter(|(i, _)| i % num_nodes == node_rank).map(|(_, u)| u).collect();
-        Ok(Dataset { roots, units, total_units, listing_hash, label_set, options })
+        let units = units
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % num_nodes == node_rank)
+            .map(|(_, u)| u)
+            .collect();
+        Ok(Dataset {
+            roots,
+            units,
+            total_units,
+            listing_hash,
+            label_set,
+            options,
+        })
     }
 
     /// Total input bytes of this node's units (progress and ETA).
@@ -187,34 +253,65 @@ impl Dataset {
         for (u, unit) in self.units.iter().enumerate().skip(start.unit) {
             let skip = if u == start.unit { start.within } else { 0 };
             match unit {
-                Unit::File { root, rel, size, label } => {
+                Unit::File {
+                    root,
+                    rel,
+                    size,
+                    label,
+                } => {
                     if skip > 0 {
                         continue;
                     }
                     let event = folder::read_sample(&self.roots[*root], rel, *label, &self.options);
-                    let after = Cursor { unit: u + 1, within: 0 };
-                    if !emit(Positioned { event: Some(event), after, bytes: *size }) {
+                    let after = Cursor {
+                        unit: u + 1,
+                        within: 0,
+                    };
+                    if !emit(Positioned {
+                        event: Some(event),
+                        after,
+                        bytes: *size,
+                    }) {
                         return;
                     }
                 }
                 Unit::Tar { path, size, .. } => {
                     let mut index = 0usize;
                     let mut stopped = false;
-                    let rest = webdataset::read_tar(path, *size, &self.options.caption_fields, &mut |event, bytes| {
-                        index += 1;
-                        if index <= skip {
-                            return true;
-                        }
-                        let ok = emit(Positioned { event: Some(event), after: Cursor { unit: u, within: index }, bytes });
-                        stopped = !ok;
-                        ok
-                    });
+                    let rest = webdataset::read_tar(
+                        path,
+                        *size,
+                        &self.options.caption_fields,
+                        &mut |event, bytes| {
+                            index += 1;
+                            if index <= skip {
+                                return true;
+                            }
+                            let ok = emit(Positioned {
+                                event: Some(event),
+                                after: Cursor {
+                                    unit: u,
+                                    within: index,
+                                },
+                                bytes,
+                            });
+                            stopped = !ok;
+                            ok
+                        },
+                    );
                     if stopped {
                         return;
                     }
                     // The tar's headers and end blocks: progress only, and the step to the next unit.
-                    let after = Cursor { unit: u + 1, within: 0 };
-                    if !emit(Positioned { event: None, after, bytes: rest.unwrap_or(0) }) {
+                    let after = Cursor {
+                        unit: u + 1,
+                        within: 0,
+                    };
+                    if !emit(Positioned {
+                        event: None,
+                        after,
+                        bytes: rest.unwrap_or(0),
+                    }) {
                         return;
                     }
                 }
@@ -228,7 +325,9 @@ fn listing_hash(units: &[Unit]) -> String {
     let mut h = sha2::Sha256::new();
     for u in units {
         match u {
-            Unit::File { root, rel, size, .. } => h.update(format!("F\0{root}\0{rel}\0{size}\n")),
+            Unit::File {
+                root, rel, size, ..
+            } => h.update(format!("F\0{root}\0{rel}\0{size}\n")),
             Unit::Tar { path, size, .. } => h.update(format!("T\0{}\0{size}\n", path.display())),
         }
     }
@@ -239,7 +338,7 @@ fn listing_hash(units: &[Unit]) -> String {
 fn assign_labels(
     units: &mut [Unit],
     roots: &[Root],
-    folder_classes: &[(usize, Vec<(String, Option<String>)>)],
+    classes: &[Option<String>],
     options: &SourceOptions,
 ) -> Result<Option<LabelSet>, SourceError> {
     let csv = match &options.labels_csv {
@@ -248,17 +347,18 @@ fn assign_labels(
     };
     // Class name per unit, from the folder layout or the CSV.
     let mut names: Vec<(usize, String)> = Vec::new();
-    for (start, files) in folder_classes {
-        for (i, (rel, class)) in files.iter().enumerate() {
-            let unit = start + i;
-            let Unit::File { root, .. } = &units[unit] else { continue };
-            let name = match roots[*root].kind {
-                RootKind::ImageFolder => class.clone(),
-                _ => csv.as_ref().and_then(|m| m.get(folder::file_stem(rel)).cloned()),
-            };
-            if let Some(n) = name {
-                names.push((unit, n));
-            }
+    for (i, (unit, class)) in units.iter().zip(classes).enumerate() {
+        let Unit::File { root, rel, .. } = unit else {
+            continue;
+        };
+        let name = match roots[*root].kind {
+            RootKind::ImageFolder => class.clone(),
+            _ => csv
+                .as_ref()
+                .and_then(|m| m.get(folder::file_stem(rel)).cloned()),
+        };
+        if let Some(n) = name {
+            names.push((i, n));
         }
     }
     if names.is_empty() {
@@ -283,4 +383,3 @@ pub struct Positioned {
     /// Input bytes this event accounts for (progress).
     pub bytes: u64,
 }
-

@@ -15,7 +15,9 @@ use super::{is_image_extension, Event, RawSample, Reject};
 /// Caption from a JSON object: the first of `fields` holding a string.
 pub(super) fn caption_from_json(json: &[u8], fields: &[String]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(json).ok()?;
-    fields.iter().find_map(|f| value.get(f).and_then(|v| v.as_str()).map(str::to_string))
+    fields
+        .iter()
+        .find_map(|f| value.get(f).and_then(|v| v.as_str()).map(str::to_string))
 }
 
 /// (key, field) of a member path: `dir/abc.seg.png` → (`dir/abc`, `seg.png`).
@@ -40,10 +42,20 @@ struct Group {
 /// Reads one tar and passes each event, with the member bytes it accounts for, to `emit`,
 /// in order. `emit` returns `false` to stop early. Returns the bytes of the tar that no
 /// event accounted for (headers, end blocks) when the tar was read to its end.
-pub(super) fn read_tar(path: &Path, size: u64, fields: &[String], emit: &mut dyn FnMut(Event, u64) -> bool) -> Option<u64> {
+pub(super) fn read_tar(
+    path: &Path,
+    size: u64,
+    fields: &[String],
+    emit: &mut dyn FnMut(Event, u64) -> bool,
+) -> Option<u64> {
     let origin = |member: &str| format!("{}:{member}", path.display());
     let reject = |key: String, origin: String, reason: &str, detail: String| {
-        Event::Reject(Reject { key, origin, reason: reason.into(), detail })
+        Event::Reject(Reject {
+            key,
+            origin,
+            reason: reason.into(),
+            detail,
+        })
     };
     let file = match File::open(path) {
         Ok(f) => f,
@@ -62,13 +74,20 @@ pub(super) fn read_tar(path: &Path, size: u64, fields: &[String], emit: &mut dyn
             return None;
         }
         let event = match g.image {
-            None => reject(g.key.clone(), origin(&g.key), "no_image", "sample has no jpg/jpeg/png/webp member".into()),
+            None => reject(
+                g.key.clone(),
+                origin(&g.key),
+                "no_image",
+                "sample has no jpg/jpeg/png/webp member".into(),
+            ),
             Some((member, image)) => {
                 let caption = match g.txt {
                     Some(t) => Some(String::from_utf8_lossy(&t).into_owned()),
                     None => g.json.as_deref().and_then(|j| caption_from_json(j, fields)),
                 };
-                let label = g.cls.and_then(|c| String::from_utf8_lossy(&c).trim().parse::<i32>().ok());
+                let label = g
+                    .cls
+                    .and_then(|c| String::from_utf8_lossy(&c).trim().parse::<i32>().ok());
                 Event::Sample(RawSample {
                     key: g.key,
                     origin: origin(&member),
@@ -82,8 +101,14 @@ pub(super) fn read_tar(path: &Path, size: u64, fields: &[String], emit: &mut dyn
         Some((event, g.bytes))
     };
     // The damage: emit what was read of the current sample if it has its image, then the damage.
-    let damaged = |g: Group, member: Option<String>, detail: String, emit: &mut dyn FnMut(Event, u64) -> bool| {
-        let key = member.as_deref().map(|m| split_member(m).0.to_string()).unwrap_or_else(|| g.key.clone());
+    let damaged = |g: Group,
+                   member: Option<String>,
+                   detail: String,
+                   emit: &mut dyn FnMut(Event, u64) -> bool| {
+        let key = member
+            .as_deref()
+            .map(|m| split_member(m).0.to_string())
+            .unwrap_or_else(|| g.key.clone());
         if g.image.is_some() {
             if let Some((e, b)) = finish(g) {
                 if !emit(e, b) {
@@ -91,7 +116,15 @@ pub(super) fn read_tar(path: &Path, size: u64, fields: &[String], emit: &mut dyn
                 }
             }
         }
-        emit(reject(key, origin(member.as_deref().unwrap_or("<header>")), "tar_truncated", detail), 0);
+        emit(
+            reject(
+                key,
+                origin(member.as_deref().unwrap_or("<header>")),
+                "tar_truncated",
+                detail,
+            ),
+            0,
+        );
     };
     let entries = match archive.entries() {
         Ok(it) => it,
@@ -121,7 +154,12 @@ pub(super) fn read_tar(path: &Path, size: u64, fields: &[String], emit: &mut dyn
                 return None;
             }
             Ok(n) if (n as u64) < member_size => {
-                damaged(group, Some(member), format!("member ends after {n} of {member_size} bytes"), emit);
+                damaged(
+                    group,
+                    Some(member),
+                    format!("member ends after {n} of {member_size} bytes"),
+                    emit,
+                );
                 return None;
             }
             Ok(_) => {}
@@ -129,7 +167,10 @@ pub(super) fn read_tar(path: &Path, size: u64, fields: &[String], emit: &mut dyn
         let (key, field) = split_member(&member);
         let (key, field) = (key.to_string(), field.to_string());
         if key != group.key {
-            let next = Group { key: key.to_string(), ..Group::default() };
+            let next = Group {
+                key: key.to_string(),
+                ..Group::default()
+            };
             if let Some((e, b)) = finish(std::mem::replace(&mut group, next)) {
                 if !emit(e, b) {
                     return None;
@@ -140,14 +181,23 @@ pub(super) fn read_tar(path: &Path, size: u64, fields: &[String], emit: &mut dyn
         group.bytes += member_size;
         let name = member.rsplit('/').next().unwrap_or(&member);
         let field = field.to_ascii_lowercase();
-        let skipped = || reject(key.to_string(), origin(&member), "non_image_member", format!("member field {field:?} is not an image, txt, json or cls"));
+        let skipped = || {
+            reject(
+                key.to_string(),
+                origin(&member),
+                "non_image_member",
+                format!("member field {field:?} is not an image, txt, json or cls"),
+            )
+        };
         match field.as_str() {
             _ if name.starts_with('.') || name.starts_with("__") => {
                 if !emit(skipped(), 0) {
                     return None;
                 }
             }
-            f if is_image_extension(f) && group.image.is_none() => group.image = Some((member, data)),
+            f if is_image_extension(f) && group.image.is_none() => {
+                group.image = Some((member, data))
+            }
             "txt" => group.txt = Some(data),
             "json" => group.json = Some(data),
             "cls" => group.cls = Some(data),
@@ -172,16 +222,27 @@ mod tests {
 
     #[test]
     fn member_names_split_at_the_first_dot_of_the_file_name() {
-        assert_eq!(split_member("00000/000000123.jpg"), ("00000/000000123", "jpg"));
+        assert_eq!(
+            split_member("00000/000000123.jpg"),
+            ("00000/000000123", "jpg")
+        );
         assert_eq!(split_member("a.b/c.seg.png"), ("a.b/c", "seg.png"));
         assert_eq!(split_member("noext"), ("noext", ""));
     }
 
     #[test]
     fn json_caption_fields_in_order() {
-        let f: Vec<String> = ["caption", "top_caption", "TEXT"].map(String::from).to_vec();
-        assert_eq!(caption_from_json(br#"{"TEXT":"a","top_caption":"b"}"#, &f).as_deref(), Some("b"));
-        assert_eq!(caption_from_json(br#"{"caption":null,"TEXT":"c"}"#, &f).as_deref(), Some("c"));
+        let f: Vec<String> = ["caption", "top_caption", "TEXT"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            caption_from_json(br#"{"TEXT":"a","top_caption":"b"}"#, &f).as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            caption_from_json(br#"{"caption":null,"TEXT":"c"}"#, &f).as_deref(),
+            Some("c")
+        );
         assert_eq!(caption_from_json(br#"{"url":"x"}"#, &f), None);
         assert_eq!(caption_from_json(b"not json", &f), None);
     }

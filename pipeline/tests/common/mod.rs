@@ -9,13 +9,17 @@ use maetok_pipeline::image::Rgb8;
 
 /// `tests/fixtures/<rel>` of the workspace.
 pub fn fixture(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(rel)
 }
 
 /// Decodes a fixture file with default options.
 pub fn load(path: &std::path::Path) -> Rgb8 {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    decode_rgb8(&bytes, &DecodeOptions::default()).unwrap_or_else(|e| panic!("{}: {e}", path.display())).image
+    decode_rgb8(&bytes, &DecodeOptions::default())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .image
 }
 
 /// (max |Δ| over all channels, fraction of channel values that differ).

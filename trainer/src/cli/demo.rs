@@ -48,13 +48,20 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     // 1. Data.
     let folder = out.join("data/imagefolder");
     synth::write_imagefolder(&folder, a.per_class).context("writing the ImageFolder")?;
-    let bad = synth::write_bad_inputs(&folder.join(synth::CLASSES[0].0), "bad").context("writing bad inputs")?;
+    let bad = synth::write_bad_inputs(&folder.join(synth::CLASSES[0].0), "bad")
+        .context("writing bad inputs")?;
     let wds = out.join("data/wds");
     let pattern = synth::write_webdataset(&wds, a.tars, a.per_tar).context("writing tars")?;
     // One more tar, cut in the middle of a member: its earlier samples must survive.
     let whole = std::fs::read(wds.join("data-000000.tar"))?;
-    std::fs::write(wds.join(format!("data-{:06}.tar", a.tars)), &whole[..whole.len() * 2 / 3])?;
-    let pattern = pattern.replace(&format!("{:06}}}", a.tars.saturating_sub(1)), &format!("{:06}}}", a.tars));
+    std::fs::write(
+        wds.join(format!("data-{:06}.tar", a.tars)),
+        &whole[..whole.len() * 2 / 3],
+    )?;
+    let pattern = pattern.replace(
+        &format!("{:06}}}", a.tars.saturating_sub(1)),
+        &format!("{:06}}}", a.tars),
+    );
     println!(
         "demo data: {} images in {} classes (+{bad} bad files) at {}, {} tars (+1 truncated) at {}",
         a.per_class * synth::CLASSES.len(),
@@ -66,18 +73,41 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
 
     // 2. Preprocess both.
     let mut report = String::from("# maetok demo\n\n");
-    for (name, input) in [("imagefolder", folder.display().to_string()), ("wds", pattern)] {
-        let cfg = PreprocessConfig { inputs: vec![input], views: a.views, shard_rows: 64, row_group_rows: 32, ..Default::default() };
+    for (name, input) in [
+        ("imagefolder", folder.display().to_string()),
+        ("wds", pattern),
+    ] {
+        let cfg = PreprocessConfig {
+            inputs: vec![input],
+            views: a.views,
+            shard_rows: 64,
+            row_group_rows: 32,
+            ..Default::default()
+        };
         let dir = out.join("shards").join(name);
-        let opts = RunOptions { output: dir.clone(), threads: a.threads, node_rank: 0, num_nodes: 1, show_progress: true };
-        let summary = preprocess::run(&cfg, &opts).with_context(|| format!("preprocessing the {name} demo data"))?;
+        let opts = RunOptions {
+            output: dir.clone(),
+            threads: a.threads,
+            node_rank: 0,
+            num_nodes: 1,
+            show_progress: true,
+        };
+        let summary = preprocess::run(&cfg, &opts)
+            .with_context(|| format!("preprocessing the {name} demo data"))?;
         let text = super::preprocess::render(&summary);
         print!("{text}");
         let v = verify::verify(&dir, true)?;
-        anyhow::ensure!(v.problems.is_empty(), "demo shards failed verification: {:?}", v.problems);
+        anyhow::ensure!(
+            v.problems.is_empty(),
+            "demo shards failed verification: {:?}",
+            v.problems
+        );
         let verdict = format!("verify --deep: {} shards, {} rows, OK\n", v.shards, v.rows);
         print!("{verdict}");
-        report += &format!("## {name}\n\n```\n{text}{verdict}\n{}```\n\n", inspect::inspect(&dir, 4)?);
+        report += &format!(
+            "## {name}\n\n```\n{text}{verdict}\n{}```\n\n",
+            inspect::inspect(&dir, 4)?
+        );
     }
 
     // 3. A picture of what was stored.
@@ -85,8 +115,15 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     views_grid(&out.join("shards/imagefolder"), a.views as usize, &grid)?;
     report += "Stored views (rows: images; columns: view 0 center crop, view 1 flip, views 2+ random-resized crops): `views.png`\n";
     std::fs::write(out.join("summary.md"), &report)?;
-    println!("wrote {} and {}", out.join("summary.md").display(), grid.display());
-    println!("next: `maetok shards inspect {}`", out.join("shards/imagefolder").display());
+    println!(
+        "wrote {} and {}",
+        out.join("summary.md").display(),
+        grid.display()
+    );
+    println!(
+        "next: `maetok shards inspect {}`",
+        out.join("shards/imagefolder").display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -94,20 +131,37 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
 fn views_grid(dir: &Path, views: usize, path: &Path) -> anyhow::Result<()> {
     let manifest = maetok_pipeline::shard::manifest::Manifest::read(&dir.join("manifest.json"))?;
     let first = manifest.shards.first().context("no shards")?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(dir.join(&first.file))?)?.with_batch_size(views * 6).build()?;
+    let reader =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(dir.join(&first.file))?)?
+            .with_batch_size(views * 6)
+            .build()?;
     let batch = reader.into_iter().next().context("empty shard")??;
-    let images = batch.column_by_name("image").context("image column")?.as_binary::<i32>();
+    let images = batch
+        .column_by_name("image")
+        .context("image column")?
+        .as_binary::<i32>();
     let tiles: Vec<image::RgbImage> = (0..batch.num_rows())
         .map(|i| image::load_from_memory(images.value(i)).map(|d| d.into_rgb8()))
         .collect::<Result<_, _>>()?;
     let side = tiles.first().map_or(0, |t| t.width());
     let rows = tiles.len().div_ceil(views) as u32;
     let pad = 4u32;
-    let mut canvas = image::RgbImage::from_pixel(views as u32 * (side + pad) + pad, rows * (side + pad) + pad, image::Rgb([255, 255, 255]));
+    let mut canvas = image::RgbImage::from_pixel(
+        views as u32 * (side + pad) + pad,
+        rows * (side + pad) + pad,
+        image::Rgb([255, 255, 255]),
+    );
     for (i, t) in tiles.iter().enumerate() {
         let (r, c) = ((i / views) as u32, (i % views) as u32);
-        image::imageops::overlay(&mut canvas, t, (pad + c * (side + pad)) as i64, (pad + r * (side + pad)) as i64);
+        image::imageops::overlay(
+            &mut canvas,
+            t,
+            (pad + c * (side + pad)) as i64,
+            (pad + r * (side + pad)) as i64,
+        );
     }
-    canvas.save(path).with_context(|| format!("writing {}", path.display()))?;
+    canvas
+        .save(path)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

@@ -78,7 +78,9 @@ pub struct Args {
 
 fn env_usize(name: &str) -> anyhow::Result<Option<usize>> {
     match std::env::var(name) {
-        Ok(v) => Ok(Some(v.trim().parse().with_context(|| format!("environment variable {name}={v:?} is not a number"))?)),
+        Ok(v) => Ok(Some(v.trim().parse().with_context(|| {
+            format!("environment variable {name}={v:?} is not a number")
+        })?)),
         Err(_) => Ok(None),
     }
 }
@@ -95,7 +97,18 @@ fn resolve(a: &Args) -> anyhow::Result<PreprocessConfig> {
     macro_rules! set {
         ($($field:ident),*) => { $( if let Some(v) = a.$field.clone() { c.$field = v; } )* };
     }
-    set!(resolution, views, seed, shard_rows, row_group_rows, max_pixels, min_side, png_compression, zstd_level, layout);
+    set!(
+        resolution,
+        views,
+        seed,
+        shard_rows,
+        row_group_rows,
+        max_pixels,
+        min_side,
+        png_compression,
+        zstd_level,
+        layout
+    );
     if a.labels_csv.is_some() {
         c.labels_csv = a.labels_csv.clone();
     }
@@ -117,14 +130,26 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         Some(n) => n,
         None => env_usize("SLURM_NTASKS")?.unwrap_or(1),
     };
-    let opts = RunOptions { output: a.output.clone(), threads: a.threads, node_rank, num_nodes, show_progress: !a.no_progress };
+    let opts = RunOptions {
+        output: a.output.clone(),
+        threads: a.threads,
+        node_rank,
+        num_nodes,
+        show_progress: !a.no_progress,
+    };
     tracing::info!(inputs = ?cfg.inputs, output = %a.output.display(), resolution = cfg.resolution, views = cfg.views, node_rank, num_nodes, "preprocess");
-    let summary = preprocess::run(&cfg, &opts).with_context(|| format!("preprocess into {}", a.output.display()))?;
+    let summary = preprocess::run(&cfg, &opts)
+        .with_context(|| format!("preprocess into {}", a.output.display()))?;
     print!("{}", render(&summary));
-    let name = if num_nodes > 1 { format!("summary-r{node_rank:03}.json") } else { "summary.json".into() };
+    let name = if num_nodes > 1 {
+        format!("summary-r{node_rank:03}.json")
+    } else {
+        "summary.json".into()
+    };
     let path = a.output.join(name);
     let json = serde_json::to_vec_pretty(&summary)?;
-    maetok_pipeline::atomic::write(&path, &json).with_context(|| format!("writing {}", path.display()))?;
+    maetok_pipeline::atomic::write(&path, &json)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -137,17 +162,49 @@ pub fn render(s: &Summary) -> String {
     if s.already_complete {
         out += "  (already complete; nothing to do)\n";
     }
-    out += &format!("  images      {} ({} rows in {} shards)\n", st.images, st.rows, s.shards);
+    out += &format!(
+        "  images      {} ({} rows in {} shards)\n",
+        st.images, st.rows, s.shards
+    );
     if s.resumed_images > 0 && !s.already_complete {
-        out += &format!("  resumed     after {} images done by an earlier run\n", s.resumed_images);
+        out += &format!(
+            "  resumed     after {} images done by an earlier run\n",
+            s.resumed_images
+        );
     }
     let rejects: Vec<String> = st.rejects.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    out += &format!("  rejects     {}{}\n", st.total_rejects(), if rejects.is_empty() { String::new() } else { format!(" ({})", rejects.join(", ")) });
-    let conv: Vec<String> = st.converted.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    out += &format!("  converted   {}\n", if conv.is_empty() { "none".into() } else { conv.join(", ") });
+    out += &format!(
+        "  rejects     {}{}\n",
+        st.total_rejects(),
+        if rejects.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", rejects.join(", "))
+        }
+    );
+    let conv: Vec<String> = st
+        .converted
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    out += &format!(
+        "  converted   {}\n",
+        if conv.is_empty() {
+            "none".into()
+        } else {
+            conv.join(", ")
+        }
+    );
     out += &format!("  no caption  {}\n", st.missing_captions);
-    out += &format!("  bytes       {:.1} MiB read, {:.1} MiB written\n", mb(st.input_bytes), mb(st.output_bytes));
-    out += &format!("  throughput  {:.1} images/s over {:.1} s on {} threads\n", s.images_per_s, s.elapsed_s, s.threads);
+    out += &format!(
+        "  bytes       {:.1} MiB read, {:.1} MiB written\n",
+        mb(st.input_bytes),
+        mb(st.output_bytes)
+    );
+    out += &format!(
+        "  throughput  {:.1} images/s over {:.1} s on {} threads\n",
+        s.images_per_s, s.elapsed_s, s.threads
+    );
     if let Some(rss) = s.peak_rss_bytes {
         out += &format!("  peak RSS    {:.0} MiB\n", mb(rss));
     }

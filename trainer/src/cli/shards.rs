@@ -36,7 +36,8 @@ pub enum Command {
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Verify { dir, deep } => {
-            let r = verify::verify(&dir, deep).with_context(|| format!("verifying {}", dir.display()))?;
+            let r = verify::verify(&dir, deep)
+                .with_context(|| format!("verifying {}", dir.display()))?;
             for p in &r.problems {
                 println!("problem: {p}");
             }
@@ -47,16 +48,29 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 r.rows,
                 r.bytes as f64 / (1 << 20) as f64,
                 r.manifests.len(),
-                if r.problems.is_empty() { "OK".to_string() } else { format!("{} problem(s)", r.problems.len()) }
+                if r.problems.is_empty() {
+                    "OK".to_string()
+                } else {
+                    format!("{} problem(s)", r.problems.len())
+                }
             );
-            Ok(if r.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if r.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Inspect { dir, rows } => {
-            print!("{}", inspect::inspect(&dir, rows).with_context(|| format!("inspecting {}", dir.display()))?);
+            print!(
+                "{}",
+                inspect::inspect(&dir, rows)
+                    .with_context(|| format!("inspecting {}", dir.display()))?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Merge { output, node_dirs } => {
-            let r = merge::merge(&output, &node_dirs).with_context(|| format!("merging into {}", output.display()))?;
+            let r = merge::merge(&output, &node_dirs)
+                .with_context(|| format!("merging into {}", output.display()))?;
             println!(
                 "merged {} nodes: {} shards, {} rows into {} ({} linked, {} copied)",
                 r.nodes,
