@@ -71,11 +71,68 @@ fn unit_range_lut() -> [f32; 256] {
     lut
 }
 
-/// Orientation bin of a gradient, exactly as the reference computes it in float32.
+/// Orientation bin of a gradient, exactly as the reference computes it in float32:
+/// `floor(atan2(gx, gy) / π · 9) mod 9`.
 #[inline]
 fn bin_of(gx: f32, gy: f32) -> usize {
     let phase = gx.atan2(gy) / PI * NBINS as f32;
     (phase.floor() as i32).rem_euclid(NBINS as i32) as usize
+}
+
+/// `(cos, sin)` of the bin edges `j·π/9`, j = 1..8.
+fn bin_edges() -> [(f32, f32); NBINS - 1] {
+    std::array::from_fn(|i| {
+        let a = (i + 1) as f64 * std::f64::consts::PI / NBINS as f64;
+        (a.cos() as f32, a.sin() as f32)
+    })
+}
+
+/// Bins of a row of gradients without `atan2`: fold each vector (gy, gx) into the upper
+/// half plane (opposite directions share a bin) and count the bin edges it lies past,
+/// which is branch-free and vectorises. Where a vector lies within ~1e-5 rad of an edge
+/// (including 0/π) the
+/// two methods could round differently, so those (rare) pixels take [`bin_of`]'s exact
+/// reference arithmetic. Zero gradients get bin 0; their magnitude adds nothing anyway.
+fn bins_row(gx: &[f32], gy: &[f32], mag: &[f32], edges: &[(f32, f32); NBINS - 1], out: &mut [u8]) {
+    const MARGIN: f32 = 1e-5;
+    let mut any_near = false;
+    // Pass 1, branch-free: the bin by edge counting; 0xFF marks "near an edge".
+    for ((o, &x), &y) in out.iter_mut().zip(gx).zip(gy) {
+        let flip = x < 0.0 || (x == 0.0 && y < 0.0);
+        let (u, v) = if flip { (-y, -x) } else { (y, x) };
+        let scale = MARGIN * (u.abs() + v.abs());
+        let mut k = 0u8;
+        // The 0/π edge too: f32 noise in a gradient that should be zero (gx ≈ 1e-8) puts the
+        // angle a hair from π, where the reference's float32 phase rounds to 9 → bin 0.
+        let mut near = v.abs() <= scale;
+        for &(c, s) in edges {
+            let m = c * v - s * u;
+            k += (m >= 0.0) as u8;
+            near |= m.abs() <= scale;
+        }
+        // gx == ±0 exactly (flat columns, common in photographs): phase 0 or ±π, bin 0.
+        let near = near && v != 0.0;
+        *o = if v == 0.0 {
+            0
+        } else if near {
+            0xFF
+        } else {
+            k
+        };
+        any_near |= near;
+    }
+    // Pass 2, rare: the reference arithmetic where the two could disagree.
+    if any_near {
+        for (i, o) in out.iter_mut().enumerate() {
+            if *o == 0xFF {
+                *o = if mag[i] > 0.0 {
+                    bin_of(gx[i], gy[i]) as u8
+                } else {
+                    0
+                };
+            }
+        }
+    }
 }
 
 /// HOG features of an interleaved RGB8 image: `(H/16)·(W/16)` tokens × [`DIM`] values,
@@ -84,6 +141,7 @@ fn bin_of(gx: f32, gy: f32) -> usize {
 /// # Shapes
 /// `rgb`: `height × width × 3` bytes → `(height/16)·(width/16)·108` values.
 pub fn hog_rgb8(rgb: &[u8], width: usize, height: usize) -> Result<Vec<f32>, HogError> {
+    check_size(width, height)?;
     if rgb.len() != width * height * CHANNELS {
         return Err(HogError::BadBuffer {
             got: rgb.len(),
@@ -91,14 +149,19 @@ pub fn hog_rgb8(rgb: &[u8], width: usize, height: usize) -> Result<Vec<f32>, Hog
         });
     }
     let lut = unit_range_lut();
-    let mut chw = vec![0f32; rgb.len()];
-    let plane = width * height;
-    for (i, px) in rgb.chunks_exact(CHANNELS).enumerate() {
-        for c in 0..CHANNELS {
-            chw[c * plane + i] = lut[px[c] as usize];
+    Ok(hog_core(width, height, |c, y, dst| {
+        let row = &rgb[y * width * CHANNELS..(y + 1) * width * CHANNELS];
+        for (d, px) in dst.iter_mut().zip(row.chunks_exact(CHANNELS)) {
+            *d = lut[px[c] as usize];
         }
+    }))
+}
+
+fn check_size(width: usize, height: usize) -> Result<(), HogError> {
+    if width == 0 || height == 0 || !width.is_multiple_of(PATCH) || !height.is_multiple_of(PATCH) {
+        return Err(HogError::BadSize { width, height });
     }
-    hog_chw(&chw, width, height)
+    Ok(())
 }
 
 /// HOG features of a float image laid out channel-major (`3 × height × width`), values as
@@ -107,45 +170,72 @@ pub fn hog_rgb8(rgb: &[u8], width: usize, height: usize) -> Result<Vec<f32>, Hog
 /// # Shapes
 /// `chw`: `3 × height × width` → `(height/16)·(width/16)·108` values.
 pub fn hog_chw(chw: &[f32], width: usize, height: usize) -> Result<Vec<f32>, HogError> {
-    if width == 0 || height == 0 || !width.is_multiple_of(PATCH) || !height.is_multiple_of(PATCH) {
-        return Err(HogError::BadSize { width, height });
-    }
+    check_size(width, height)?;
     if chw.len() != width * height * CHANNELS {
         return Err(HogError::BadBuffer {
             got: chw.len(),
             expected: width * height * CHANNELS,
         });
     }
+    Ok(hog_core(width, height, |c, y, dst| {
+        dst.copy_from_slice(&chw[(c * height + y) * width..][..width]);
+    }))
+}
+
+/// The HOG computation over an image whose rows `row(c, y, out)` writes as float values
+/// (validated sizes).
+fn hog_core(width: usize, height: usize, row: impl Fn(usize, usize, &mut [f32])) -> Vec<f32> {
     let gauss = gaussian_window();
+    let edges = bin_edges();
     let (cw, ch) = (width / CELL, height / CELL);
     // Cell histograms: [channel][bin][cell_y][cell_x].
     let mut hist = vec![0f32; CHANNELS * NBINS * ch * cw];
     let pw = width + 2;
     let mut plane = vec![0f32; pw * (height + 2)];
+    let (mut gx, mut gy, mut mag) = (vec![0f32; width], vec![0f32; width], vec![0f32; width]);
+    let mut bins = vec![0u8; width];
+    // The Gaussian row for each y, tiled across the width.
+    let tiled: Vec<Vec<f32>> = (0..PATCH)
+        .map(|r| (0..width).map(|x| gauss[r][x % PATCH]).collect())
+        .collect();
     for c in 0..CHANNELS {
-        let src = &chw[c * width * height..(c + 1) * width * height];
         // Reflect-padded plane of channel c.
         for y in 0..height + 2 {
-            let sy = reflect(y as isize - 1, height);
-            for x in 0..width + 2 {
-                plane[y * pw + x] = src[sy * width + reflect(x as isize - 1, width)];
-            }
+            let dst = &mut plane[y * pw..(y + 1) * pw];
+            row(c, reflect(y as isize - 1, height), &mut dst[1..=width]);
+            dst[0] = dst[2];
+            dst[width + 1] = dst[width - 1];
         }
         let hist_c = &mut hist[c * NBINS * ch * cw..(c + 1) * NBINS * ch * cw];
         for y in 0..height {
             let (r0, r1, r2) = (
-                &plane[y * pw..],
-                &plane[(y + 1) * pw..],
-                &plane[(y + 2) * pw..],
+                &plane[y * pw..(y + 1) * pw],
+                &plane[(y + 1) * pw..(y + 2) * pw],
+                &plane[(y + 2) * pw..(y + 3) * pw],
             );
-            let grow = &gauss[y % PATCH];
-            let cell_row = (y / CELL) * cw;
+            let grow = &tiled[y % PATCH];
+            // Cross-correlation with kx and ky, summed in the kernels' row-major order.
+            // Equal-length slices let the compiler drop bounds checks and vectorise.
+            let (a0, a1, a2) = (&r0[..width], &r0[1..=width], &r0[2..width + 2]);
+            let (b0, b2) = (&r1[..width], &r1[2..width + 2]);
+            let (c0, c1, c2) = (&r2[..width], &r2[1..=width], &r2[2..width + 2]);
             for x in 0..width {
-                // Cross-correlation with kx and ky, summed in the kernels' row-major order.
-                let gx = r0[x] - r0[x + 2] + 2.0 * r1[x] - 2.0 * r1[x + 2] + r2[x] - r2[x + 2];
-                let gy = r0[x] + 2.0 * r0[x + 1] + r0[x + 2] - r2[x] - 2.0 * r2[x + 1] - r2[x + 2];
-                let mag = (gx * gx + gy * gy).sqrt() * grow[x % PATCH];
-                hist_c[bin_of(gx, gy) * ch * cw + cell_row + x / CELL] += mag;
+                let gxv = a0[x] - a2[x] + 2.0 * b0[x] - 2.0 * b2[x] + c0[x] - c2[x];
+                let gyv = a0[x] + 2.0 * a1[x] + a2[x] - c0[x] - 2.0 * c1[x] - c2[x];
+                gx[x] = gxv;
+                gy[x] = gyv;
+                mag[x] = (gxv * gxv + gyv * gyv).sqrt() * grow[x];
+            }
+            bins_row(&gx, &gy, &mag, &edges, &mut bins);
+            let cell_row = (y / CELL) * cw;
+            for (cell, (m8, b8)) in mag
+                .chunks_exact(CELL)
+                .zip(bins.chunks_exact(CELL))
+                .enumerate()
+            {
+                for (&m, &b) in m8.iter().zip(b8) {
+                    hist_c[b as usize * ch * cw + cell_row + cell] += m;
+                }
             }
         }
     }
@@ -178,7 +268,7 @@ pub fn hog_chw(chw: &[f32], width: usize, height: usize) -> Result<Vec<f32>, Hog
             }
         }
     }
-    Ok(out)
+    out
 }
 
 /// PyTorch `reflect` padding index (no edge repeat).
@@ -259,6 +349,43 @@ mod tests {
         let sumsq: f64 = out.iter().map(|&v| (v as f64).powi(2)).sum();
         assert!((sum - 4667.79).abs() < 0.01, "sum {sum}");
         assert!((sumsq - 3072.0).abs() < 1e-2, "sum of squares {sumsq}");
+    }
+
+    #[test]
+    fn fast_bins_agree_with_the_reference_formula() {
+        let edges = bin_edges();
+        let mut state = 0x1234_5678_9abc_def0u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 8.0 - 4.0
+        };
+        let n = 200_000;
+        let gx: Vec<f32> = (0..n)
+            .map(|i| if i % 97 == 0 { 0.0 } else { next() })
+            .collect();
+        let gy: Vec<f32> = (0..n)
+            .map(|i| if i % 89 == 0 { -0.0 } else { next() })
+            .collect();
+        let mag: Vec<f32> = gx
+            .iter()
+            .zip(&gy)
+            .map(|(a, b)| (a * a + b * b).sqrt())
+            .collect();
+        let mut bins = vec![0u8; n];
+        bins_row(&gx, &gy, &mag, &edges, &mut bins);
+        for i in 0..n {
+            if mag[i] > 0.0 {
+                assert_eq!(
+                    bins[i] as usize,
+                    bin_of(gx[i], gy[i]),
+                    "gx {} gy {}",
+                    gx[i],
+                    gy[i]
+                );
+            }
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crossbeam_channel::bounded;
 
 use super::config::{ConfigError, PreprocessConfig};
 use super::process::{process, Outcome};
-use super::progress::{peak_rss_bytes, Progress};
+use super::progress::{cpu_seconds, peak_rss_bytes, Progress};
 use crate::shard::manifest::{
     ColumnInfo, Manifest, RootInfo, SourceInfo, Stats, TeacherInfo, FORMAT,
 };
@@ -86,6 +86,8 @@ pub struct Summary {
     pub elapsed_s: f64,
     /// Images per second of this run.
     pub images_per_s: f64,
+    /// CPU seconds (all threads) of this run, process start-up excluded.
+    pub cpu_s: f64,
     pub peak_rss_bytes: Option<u64>,
     pub threads: usize,
 }
@@ -107,6 +109,7 @@ pub fn run(cfg: &PreprocessConfig, opts: &RunOptions) -> Result<Summary, Preproc
         });
     }
     let started = Instant::now();
+    let cpu_start = cpu_seconds();
     let out = &opts.output;
     std::fs::create_dir_all(out).map_err(io(out))?;
     let node = (opts.num_nodes > 1).then_some(opts.node_rank);
@@ -177,7 +180,7 @@ pub fn run(cfg: &PreprocessConfig, opts: &RunOptions) -> Result<Summary, Preproc
             &manifest,
             resumed_images,
             true,
-            started,
+            (started, cpu_start),
             threads,
         ));
     }
@@ -243,7 +246,7 @@ pub fn run(cfg: &PreprocessConfig, opts: &RunOptions) -> Result<Summary, Preproc
         &writer.manifest,
         resumed_images,
         false,
-        started,
+        (started, cpu_start),
         threads,
     ))
 }
@@ -598,7 +601,7 @@ fn summary(
     m: &Manifest,
     resumed: u64,
     already: bool,
-    started: Instant,
+    (started, cpu_start): (Instant, f64),
     threads: usize,
 ) -> Summary {
     let elapsed = started.elapsed().as_secs_f64();
@@ -611,6 +614,7 @@ fn summary(
         already_complete: already,
         elapsed_s: elapsed,
         images_per_s: (m.stats.images - resumed) as f64 / elapsed.max(1e-9),
+        cpu_s: cpu_seconds() - cpu_start,
         peak_rss_bytes: peak_rss_bytes(),
         threads,
     }

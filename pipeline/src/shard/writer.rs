@@ -78,7 +78,9 @@ impl<W: Write> Write for Hashing<W> {
 }
 
 /// Writer properties: zstd, bounded row groups, no dictionaries or statistics on the large
-/// binary/tensor columns (they would cost time and bytes and serve no query).
+/// binary/tensor columns (they would cost time and bytes and serve no query), and no zstd
+/// on the `image` column, whose PNG bytes are already deflated (zstd gains nothing there and
+/// was the writer's largest cost).
 pub fn writer_properties(opts: &WriteOptions) -> Result<WriterProperties, ShardError> {
     let level = ZstdLevel::try_new(opts.zstd_level)
         .map_err(|e| ShardError::Config(format!("zstd_level {}: {e}", opts.zstd_level)))?;
@@ -94,6 +96,7 @@ pub fn writer_properties(opts: &WriteOptions) -> Result<WriterProperties, ShardE
             EnabledStatistics::None,
         );
     }
+    b = b.set_column_compression(ColumnPath::from("image"), Compression::UNCOMPRESSED);
     Ok(b.build())
 }
 

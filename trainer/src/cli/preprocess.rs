@@ -202,8 +202,11 @@ pub fn render(s: &Summary) -> String {
         mb(st.output_bytes)
     );
     out += &format!(
-        "  throughput  {:.1} images/s over {:.1} s on {} threads\n",
-        s.images_per_s, s.elapsed_s, s.threads
+        "  throughput  {:.1} images/s over {:.1} s on {} threads ({:.1} ms CPU per image)\n",
+        s.images_per_s,
+        s.elapsed_s,
+        s.threads,
+        1e3 * s.cpu_s / (st.images - s.resumed_images).max(1) as f64
     );
     if let Some(rss) = s.peak_rss_bytes {
         out += &format!("  peak RSS    {:.0} MiB\n", mb(rss));
