@@ -31,7 +31,20 @@ enum Command {
     Env,
 }
 
+/// Keeps freed per-image buffers (decoded images, float planes: hundreds of KB each) in
+/// the heap: by default glibc serves them with mmap and returns them to the kernel on free,
+/// and the next image page-faults them back in (about a tenth of preprocessing time).
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning parameters; called before any threads.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+    }
+}
+
 fn main() -> std::process::ExitCode {
+    keep_freed_memory();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|e| {
         eprintln!(
