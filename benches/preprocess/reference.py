@@ -23,18 +23,9 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, os.environ["MAETOK_REF_DIR"])
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "gen"))
+from gen_images import adm_center_crop  # noqa: E402  (the spec section 6 crop, one copy)
 from utils.hog import HOGGenerator  # noqa: E402
-
-
-def adm_center_crop(img, size):
-    while min(img.size) >= 2 * size:
-        img = img.resize(tuple(x // 2 for x in img.size), resample=Image.BOX)
-    scale = size / min(img.size)
-    img = img.resize(tuple(round(x * scale) for x in img.size), resample=Image.BICUBIC)
-    arr = np.array(img)
-    top = (arr.shape[0] - size) // 2
-    left = (arr.shape[1] - size) // 2
-    return arr[top : top + size, left : left + size]
 
 
 def main():
@@ -67,7 +58,7 @@ def main():
         for p in files:
             img = Image.open(p)
             img.load()
-            crop = adm_center_crop(img.convert("RGB"), 256)
+            crop = np.array(adm_center_crop(img.convert("RGB"), 256))
             x = torch.from_numpy(crop).permute(2, 0, 1).contiguous().float().div(255)
             x = ((x - 0.5) / 0.5).unsqueeze(0)
             feats = hog(x)[0].numpy()

@@ -13,7 +13,7 @@ mkdir -p "$out"
 [ -d "$out/jpegs-20000" ] || "$PY" benches/preprocess/make_jpegs.py "$out/jpegs-20000" 20000 --small >&2
 if [ ! -d "$out/jpegs-2000" ]; then
     mkdir -p "$out/jpegs-2000"
-    ls "$out/jpegs-20000" | head -2000 | while read -r f; do ln "$out/jpegs-20000/$f" "$out/jpegs-2000/$f"; done
+    ls "$out/jpegs-20000" | sed -n 1,2000p | while read -r f; do ln "$out/jpegs-20000/$f" "$out/jpegs-2000/$f"; done
 fi
 for n in 2000 20000; do
     rm -rf "$out/shards-$n"

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{fixture, load};
-use maetok_teachers::hog::{hog_chw, hog_rgb8, DIM};
+use maetok_teachers::hog::{hog_chw, hog_rgb8, spec_check_image, DIM};
 use safetensors::SafeTensors;
 
 fn reference() -> (Vec<u8>, Vec<String>) {
@@ -59,18 +59,7 @@ fn hog_matches_official_code_on_photographs() {
 #[test]
 fn hog_matches_official_code_on_spec_image() {
     let (bytes, _) = reference();
-    let (h, w) = (256usize, 256usize);
-    let mut chw = vec![0f32; 3 * h * w];
-    for c in 0..3 {
-        for y in 0..h {
-            for x in 0..w {
-                let (cf, yf, xf) = (c as f32, y as f32, x as f32);
-                chw[(c * h + y) * w + x] =
-                    (0.1 * yf + 0.07 * xf + cf).sin() * (0.03 * xf - 0.05 * yf * cf).cos();
-            }
-        }
-    }
-    let ours = hog_chw(&chw, w, h).unwrap();
+    let ours = hog_chw(&spec_check_image(256), 256, 256).unwrap();
     let err = rel_err(&ours, &tensor(&bytes, "spec_sincos"));
     println!("spec image: max|Δ|/max|ref| = {err:.2e}");
     assert!(err <= 1e-4);

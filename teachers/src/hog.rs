@@ -271,6 +271,23 @@ fn hog_core(width: usize, height: usize, row: impl Fn(usize, usize, &mut [f32]))
     out
 }
 
+/// The spec §10b check input, `x[c,h,w] = sin(0.1h + 0.07w + c) · cos(0.03w − 0.05·h·c)`,
+/// channel-major `3 × size × size` (used by the unit test here and the parity test
+/// against the official code).
+pub fn spec_check_image(size: usize) -> Vec<f32> {
+    let mut chw = vec![0f32; 3 * size * size];
+    for c in 0..3 {
+        for y in 0..size {
+            for x in 0..size {
+                let (cf, yf, xf) = (c as f32, y as f32, x as f32);
+                chw[(c * size + y) * size + x] =
+                    (0.1 * yf + 0.07 * xf + cf).sin() * (0.03 * xf - 0.05 * yf * cf).cos();
+            }
+        }
+    }
+    chw
+}
+
 /// PyTorch `reflect` padding index (no edge repeat).
 fn reflect(i: isize, n: usize) -> usize {
     if i < 0 {
@@ -310,16 +327,7 @@ mod tests {
     #[test]
     fn spec_numeric_check() {
         let (h, w) = (256usize, 256usize);
-        let mut chw = vec![0f32; 3 * h * w];
-        for c in 0..3 {
-            for y in 0..h {
-                for x in 0..w {
-                    let (cf, yf, xf) = (c as f32, y as f32, x as f32);
-                    chw[(c * h + y) * w + x] =
-                        (0.1 * yf + 0.07 * xf + cf).sin() * (0.03 * xf - 0.05 * yf * cf).cos();
-                }
-            }
-        }
+        let chw = spec_check_image(256);
         assert!((chw[h * w] - 0.841471).abs() < 1e-6); // channel 1, pixel (0, 0)
         assert!((chw[10 * w + 20] - 0.557484).abs() < 1e-6);
         let out = hog_chw(&chw, w, h).unwrap();

@@ -194,89 +194,84 @@ fn bad_tars_yield_everything_before_the_damage() {
     );
 }
 
+/// Runs `maetok args`, expects failure, and checks stderr names every needle.
+fn fails_naming(args: &[&str], needles: &[&str]) -> std::process::Output {
+    let o = run(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "maetok {args:?} succeeded");
+    for n in needles {
+        assert!(
+            err.contains(n),
+            "maetok {args:?}: error lacks {n:?}:\n{err}"
+        );
+    }
+    o
+}
+
 #[test]
 fn wrong_flags_and_config_values_name_what_is_allowed() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("o");
-    let o = run(&[
-        "preprocess",
-        "--input",
-        "x",
-        "--output",
-        out.to_str().unwrap(),
-        "--png-compression",
-        "ultra",
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("ultra")
-            && err.contains("fast")
-            && err.contains("default")
-            && err.contains("best"),
-        "{err}"
+    let o = out.to_str().unwrap();
+    let flag = fails_naming(
+        &[
+            "preprocess",
+            "--input",
+            "x",
+            "--output",
+            o,
+            "--png-compression",
+            "ultra",
+        ],
+        &["ultra", "fast", "default", "best"],
     );
-
-    let o = run(&[
-        "preprocess",
-        "--input",
-        "x",
-        "--output",
-        out.to_str().unwrap(),
-        "--resolution",
-        "250",
-    ]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        !o.status.success() && err.contains("`resolution` = 250") && err.contains("multiple of 16"),
-        "{err}"
+    assert_eq!(flag.status.code(), Some(2), "clap's usage error");
+    fails_naming(
+        &[
+            "preprocess",
+            "--input",
+            "x",
+            "--output",
+            o,
+            "--resolution",
+            "250",
+        ],
+        &["`resolution` = 250", "multiple of 16"],
     );
-
     let cfg = tmp.path().join("bad.toml");
     std::fs::write(&cfg, "inputs = [\"x\"]\nresolutoin = 256\n").unwrap();
-    let o = run(&[
-        "preprocess",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        !o.status.success()
-            && err.contains("bad.toml")
-            && err.contains("resolutoin")
-            && err.contains("resolution"),
-        "{err}"
+    fails_naming(
+        &[
+            "preprocess",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--output",
+            o,
+        ],
+        &["bad.toml", "resolutoin", "resolution"],
     );
-
-    let o = run(&[
-        "preprocess",
-        "--input",
-        "/nonexistent/folder",
-        "--output",
-        out.to_str().unwrap(),
-    ]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        !o.status.success() && err.contains("/nonexistent/folder"),
-        "{err}"
+    fails_naming(
+        &[
+            "preprocess",
+            "--input",
+            "/nonexistent/folder",
+            "--output",
+            o,
+        ],
+        &["/nonexistent/folder"],
     );
-
-    let o = run(&[
-        "preprocess",
-        "--input",
-        "x",
-        "--output",
-        out.to_str().unwrap(),
-        "--node-rank",
-        "2",
-        "--num-nodes",
-        "2",
-    ]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        !o.status.success() && err.contains("--node-rank 2") && err.contains("--num-nodes 2"),
-        "{err}"
+    fails_naming(
+        &[
+            "preprocess",
+            "--input",
+            "x",
+            "--output",
+            o,
+            "--node-rank",
+            "2",
+            "--num-nodes",
+            "2",
+        ],
+        &["--node-rank 2", "--num-nodes 2"],
     );
 }

@@ -39,7 +39,7 @@ fn keep_freed_memory() {
     // SAFETY: mallopt only changes allocator tuning parameters; called before any threads.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
     }
 }
 
