@@ -396,6 +396,29 @@ mod tests {
         }
     }
 
+    /// 512 px: the same 108-value feature per 16×16 patch on a 32×32 grid (spec §4.2), and
+    /// each patch's features are those of the 256-px computation's layout (unit-norm cells).
+    #[test]
+    fn grid_512_has_one_token_per_16px_patch() {
+        let out = hog_chw(&spec_check_image(512), 512, 512).unwrap();
+        assert_eq!(out.len(), 32 * 32 * DIM);
+        for token in out.chunks_exact(DIM) {
+            for c in 0..CHANNELS {
+                for cell in 0..4 {
+                    let norm: f32 = (0..NBINS)
+                        .map(|b| token[(c * NBINS + b) * 4 + cell].powi(2))
+                        .sum::<f32>()
+                        .sqrt();
+                    assert!((norm - 1.0).abs() < 1e-5 || norm == 0.0, "cell norm {norm}");
+                }
+            }
+        }
+        // The top-left 16×16 patch only sees pixels within 9 px of it: same as at 256 px
+        // where the two images agree (the test image is defined per pixel, size-free).
+        let small = hog_chw(&spec_check_image(256), 256, 256).unwrap();
+        assert_eq!(&out[..DIM], &small[..DIM]);
+    }
+
     #[test]
     fn rejects_bad_sizes() {
         assert!(matches!(

@@ -265,11 +265,11 @@ mod tests {
                 for c in 0..3 {
                     let p = |yy: usize, xx: usize| img.data[(yy * 8 + xx) * 3 + c] as u32;
                     // Pillow rounds after each pass: rows first, then columns.
-                    let top = (p(2 * y, 2 * x) + p(2 * y, 2 * x + 1) + 1) / 2;
-                    let bottom = (p(2 * y + 1, 2 * x) + p(2 * y + 1, 2 * x + 1) + 1) / 2;
+                    let top = (p(2 * y, 2 * x) + p(2 * y, 2 * x + 1)).div_ceil(2);
+                    let bottom = (p(2 * y + 1, 2 * x) + p(2 * y + 1, 2 * x + 1)).div_ceil(2);
                     assert_eq!(
                         half.data[(y * 4 + x) * 3 + c] as u32,
-                        (top + bottom + 1) / 2
+                        (top + bottom).div_ceil(2)
                     );
                 }
             }

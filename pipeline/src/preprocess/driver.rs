@@ -63,6 +63,8 @@ pub enum PreprocessError {
     Output { path: PathBuf, message: String },
     #[error("`--node-rank {rank}` must be below `--num-nodes {nodes}`")]
     Node { rank: usize, nodes: usize },
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PreprocessError + '_ {
@@ -268,7 +270,7 @@ fn pipeline(
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let reader_stop = &stop;
-        s.spawn(move || {
+        let reader = s.spawn(move || {
             pool.in_place_scope(|scope| {
                 let mut seq = 0u64;
                 dataset.for_each_event(start, |pos| {
@@ -282,7 +284,7 @@ fn pipeline(
                         Some(Event::Sample(sample)) => {
                             let tx = result_tx.clone();
                             scope.spawn(move |_| {
-                                let outcome = process(sample, cfg);
+                                let outcome = process_guarded(sample, cfg);
                                 let _ = tx.send((
                                     this,
                                     Step {
@@ -335,8 +337,39 @@ fn pipeline(
         // Unblock the reader (no more tokens) and the workers (no receiver) on error.
         drop(token_tx);
         drop(result_rx);
-        outcome
+        let reader_ok = reader.join().is_ok();
+        match outcome {
+            Ok(()) if !reader_ok || !reorder.is_empty() => Err(PreprocessError::Internal(
+                "the input reader stopped before the end of the input; the committed shards are \
+                 kept, rerun the same command to resume"
+                    .into(),
+            )),
+            other => other,
+        }
     })
+}
+
+/// [`process`], with a panic (a bug on some unforeseen input) turned into a counted
+/// `internal_error` reject: one bad image must neither abort the job nor stall the
+/// in-order writer waiting for a result that would never come.
+fn process_guarded(sample: crate::source::RawSample, cfg: &PreprocessConfig) -> Outcome {
+    let (key, origin) = (sample.key.clone(), sample.origin.clone());
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| process(sample, cfg))).unwrap_or_else(
+        |panic| {
+            let detail = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into());
+            tracing::error!(%key, %detail, "processing panicked; sample skipped");
+            Outcome::Reject(Reject {
+                key,
+                origin,
+                reason: "internal_error".into(),
+                detail,
+            })
+        },
+    )
 }
 
 /// The in-order consumer: shard writing, counts, rejects log, manifest commits.
@@ -548,16 +581,17 @@ fn fresh_manifest(cfg: &PreprocessConfig, opts: &RunOptions, ds: &Dataset) -> Ma
 
 /// This node's shard files in `dir` (committed or temporary), sorted.
 fn shard_files(dir: &Path, node: Option<usize>) -> Result<Vec<String>, PreprocessError> {
-    let prefix = match node {
-        None => "shard-0".to_string(), // single-node names start with a digit after "shard-"
-        Some(r) => format!("shard-r{r:03}-"),
+    // Single-node names have a digit right after "shard-"; node R's start "shard-rRRR-".
+    let ours = |n: &str| match node {
+        None => n
+            .strip_prefix("shard-")
+            .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit())),
+        Some(r) => n.starts_with(&format!("shard-r{r:03}-")),
     };
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map_err(io(dir))?
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-        .filter(|n| {
-            n.starts_with(&prefix) && (n.ends_with(".parquet") || n.ends_with(".parquet.tmp"))
-        })
+        .filter(|n| ours(n) && (n.ends_with(".parquet") || n.ends_with(".parquet.tmp")))
         .collect();
     names.sort();
     Ok(names)
