@@ -41,9 +41,11 @@ static void shim_setup(struct jpeg_decompress_struct *cinfo, struct shim_error *
     err->pub.emit_message = shim_emit_message;
 }
 
-/* Reads the header. Returns 0, or 1 with a message in `msg`. */
-int maetok_jpeg_header(const unsigned char *data, unsigned long len, int *width, int *height, int *components,
-                       int *color_space, char *msg, int msg_len) {
+/* Reads the header into `info` (width, height, components, jpeg colour space) and, when
+ * `out` is not NULL, decodes into it (width * height * components of `out_space`).
+ * Returns 0, 1 with a message in `msg` on error, 2 when the data ended early. */
+int maetok_jpeg(const unsigned char *data, unsigned long len, int info[4], int out_space, unsigned char *out,
+                unsigned long out_len, char *msg, int msg_len) {
     struct jpeg_decompress_struct cinfo;
     struct shim_error err;
     shim_setup(&cinfo, &err);
@@ -55,29 +57,14 @@ int maetok_jpeg_header(const unsigned char *data, unsigned long len, int *width,
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, data, len);
     jpeg_read_header(&cinfo, TRUE);
-    *width = (int)cinfo.image_width;
-    *height = (int)cinfo.image_height;
-    *components = cinfo.num_components;
-    *color_space = (int)cinfo.jpeg_color_space;
-    jpeg_destroy_decompress(&cinfo);
-    return 0;
-}
-
-/* Decodes into `out` (width * height * components of `out_space`). Returns 0, 1 with a
- * message on error, 2 when the data ended early. */
-int maetok_jpeg_decode(const unsigned char *data, unsigned long len, int out_space, unsigned char *out,
-                       unsigned long out_len, char *msg, int msg_len) {
-    struct jpeg_decompress_struct cinfo;
-    struct shim_error err;
-    shim_setup(&cinfo, &err);
-    if (setjmp(err.jump)) {
-        snprintf(msg, (size_t)msg_len, "%s", err.message);
+    info[0] = (int)cinfo.image_width;
+    info[1] = (int)cinfo.image_height;
+    info[2] = cinfo.num_components;
+    info[3] = (int)cinfo.jpeg_color_space;
+    if (out == NULL) {
         jpeg_destroy_decompress(&cinfo);
-        return 1;
+        return 0;
     }
-    jpeg_create_decompress(&cinfo);
-    jpeg_mem_src(&cinfo, data, len);
-    jpeg_read_header(&cinfo, TRUE);
     cinfo.out_color_space = (J_COLOR_SPACE)out_space;
     cinfo.dct_method = JDCT_ISLOW;
     cinfo.do_fancy_upsampling = TRUE;

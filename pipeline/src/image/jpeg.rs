@@ -6,25 +6,43 @@ use std::ffi::{c_char, c_int, c_uchar, c_ulong};
 use super::decode::DecodeError;
 
 extern "C" {
-    fn maetok_jpeg_header(
+    fn maetok_jpeg(
         data: *const c_uchar,
         len: c_ulong,
-        width: *mut c_int,
-        height: *mut c_int,
-        components: *mut c_int,
-        color_space: *mut c_int,
-        msg: *mut c_char,
-        msg_len: c_int,
-    ) -> c_int;
-    fn maetok_jpeg_decode(
-        data: *const c_uchar,
-        len: c_ulong,
+        info: *mut c_int,
         out_space: c_int,
         out: *mut c_uchar,
         out_len: c_ulong,
         msg: *mut c_char,
         msg_len: c_int,
     ) -> c_int;
+}
+
+/// Calls the shim: header only when `out` is empty. Returns the header fields
+/// (width, height, components, colour space) and the shim's status code.
+fn call(bytes: &[u8], out_space: c_int, out: &mut [u8]) -> ([c_int; 4], c_int, String) {
+    let mut info = [0 as c_int; 4];
+    let mut msg = [0 as c_char; 256];
+    let out_ptr = if out.is_empty() {
+        std::ptr::null_mut()
+    } else {
+        out.as_mut_ptr()
+    };
+    // SAFETY: `bytes` and `out` outlive the call and their lengths are passed; `info` has
+    // the 4 ints and `msg` the length the shim writes at most.
+    let rc = unsafe {
+        maetok_jpeg(
+            bytes.as_ptr(),
+            bytes.len() as c_ulong,
+            info.as_mut_ptr(),
+            out_space,
+            out_ptr,
+            out.len() as c_ulong,
+            msg.as_mut_ptr(),
+            msg.len() as c_int,
+        )
+    };
+    (info, rc, message(&msg))
 }
 
 // libjpeg's J_COLOR_SPACE values.
@@ -53,30 +71,15 @@ fn message(buf: &[c_char]) -> String {
 
 /// Reads the frame header (dimensions, colour space) without decoding.
 pub fn header(bytes: &[u8]) -> Result<Header, DecodeError> {
-    let (mut w, mut h, mut c, mut s) = (0, 0, 0, 0);
-    let mut msg = [0 as c_char; 256];
-    // SAFETY: `bytes` outlives the call; the out-pointers point at live locals; `msg` has the
-    // length passed.
-    let rc = unsafe {
-        maetok_jpeg_header(
-            bytes.as_ptr(),
-            bytes.len() as c_ulong,
-            &mut w,
-            &mut h,
-            &mut c,
-            &mut s,
-            msg.as_mut_ptr(),
-            msg.len() as c_int,
-        )
-    };
+    let ([w, h, components, color_space], rc, msg) = call(bytes, 0, &mut []);
     if rc != 0 {
-        return Err(DecodeError::Corrupt(message(&msg)));
+        return Err(DecodeError::Corrupt(msg));
     }
     Ok(Header {
         width: w as u32,
         height: h as u32,
-        components: c,
-        color_space: s,
+        components,
+        color_space,
     })
 }
 
@@ -95,23 +98,10 @@ pub fn decode(bytes: &[u8], hdr: &Header) -> Result<(Vec<u8>, &'static str), Dec
     };
     let len = hdr.width as usize * hdr.height as usize * channels;
     let mut out = vec![0u8; len];
-    let mut msg = [0 as c_char; 256];
-    // SAFETY: `out` has `len` bytes, the shim checks it writes at most `out_len`.
-    let rc = unsafe {
-        maetok_jpeg_decode(
-            bytes.as_ptr(),
-            bytes.len() as c_ulong,
-            out_space,
-            out.as_mut_ptr(),
-            len as c_ulong,
-            msg.as_mut_ptr(),
-            msg.len() as c_int,
-        )
-    };
-    match rc {
-        0 => {}
-        2 => return Err(DecodeError::Truncated),
-        _ => return Err(DecodeError::Corrupt(message(&msg))),
+    match call(bytes, out_space, &mut out) {
+        (_, 0, _) => {}
+        (_, 2, _) => return Err(DecodeError::Truncated),
+        (_, _, msg) => return Err(DecodeError::Corrupt(msg)),
     }
     let rgb = match channels {
         1 => out.iter().flat_map(|&v| [v, v, v]).collect(),
