@@ -207,6 +207,27 @@ mod tests {
         );
     }
 
+    /// Every preset in `configs/preprocess-*.toml` parses and validates.
+    #[test]
+    fn presets_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if !(name.starts_with("preprocess-") && name.ends_with(".toml")) {
+                continue;
+            }
+            let mut c = PreprocessConfig::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+            if c.inputs.is_empty() {
+                c.inputs.push("x".into()); // the tiny preset leaves inputs to the command line
+            }
+            c.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+            n += 1;
+        }
+        assert!(n >= 4, "found {n} presets");
+    }
+
     #[test]
     fn hash_tracks_content_not_identity() {
         let a = PreprocessConfig {
