@@ -77,3 +77,18 @@ pub fn manifest(dir: &Path, name: &str) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join(name)).expect("manifest"))
         .expect("manifest JSON")
 }
+
+/// Every record batch of every shard a folder's `manifest.json` lists, in order.
+pub fn batches(dir: &Path) -> Vec<arrow::array::RecordBatch> {
+    let m = manifest(dir, "manifest.json");
+    let mut out = Vec::new();
+    for s in m["shards"].as_array().expect("shards") {
+        let file = std::fs::File::open(dir.join(s["file"].as_str().expect("file"))).expect("shard");
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("parquet")
+            .build()
+            .expect("reader");
+        out.extend(reader.map(|b| b.expect("batch")));
+    }
+    out
+}

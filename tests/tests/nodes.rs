@@ -6,30 +6,22 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use maetok_e2e::{maetok, manifest, run, run_ok};
+use arrow::array::AsArray;
+use maetok_e2e::{batches, maetok, manifest, run, run_ok};
 use maetok_pipeline::synth;
 
 fn keys_of(dir: &Path) -> BTreeSet<String> {
-    // Read keys through inspect-independent means: every shard via the pipeline reader.
-    let m = manifest(dir, "manifest.json");
     let mut keys = BTreeSet::new();
-    for s in m["shards"].as_array().unwrap() {
-        let file = std::fs::File::open(dir.join(s["file"].as_str().unwrap())).unwrap();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-            .unwrap()
-            .build()
-            .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
-            let col = batch.column_by_name("key").unwrap();
-            let col = col
-                .as_any()
-                .downcast_ref::<arrow::array::StringArray>()
-                .unwrap();
-            for k in col.iter().flatten() {
-                keys.insert(k.to_string());
-            }
-        }
+    for batch in batches(dir) {
+        keys.extend(
+            batch
+                .column_by_name("key")
+                .unwrap()
+                .as_string::<i32>()
+                .iter()
+                .flatten()
+                .map(str::to_string),
+        );
     }
     keys
 }

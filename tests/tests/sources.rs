@@ -8,37 +8,23 @@ use std::path::Path;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::Int32Type;
-use maetok_e2e::{manifest, run_ok};
+use maetok_e2e::{batches, manifest, run_ok};
 use maetok_pipeline::synth;
 
 /// key → (label, caption) of view 0 rows.
 fn rows(dir: &Path) -> BTreeMap<String, (Option<i32>, Option<String>)> {
-    let m = manifest(dir, "manifest.json");
     let mut out = BTreeMap::new();
-    for s in m["shards"].as_array().unwrap() {
-        let file = std::fs::File::open(dir.join(s["file"].as_str().unwrap())).unwrap();
-        for batch in parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+    for b in batches(dir) {
+        let key = b.column_by_name("key").unwrap().as_string::<i32>();
+        let label = b
+            .column_by_name("label")
             .unwrap()
-            .build()
-            .unwrap()
-        {
-            let b = batch.unwrap();
-            let key = b.column_by_name("key").unwrap().as_string::<i32>().clone();
-            let label = b
-                .column_by_name("label")
-                .unwrap()
-                .as_primitive::<Int32Type>()
-                .clone();
-            let caption = b
-                .column_by_name("caption")
-                .unwrap()
-                .as_string::<i32>()
-                .clone();
-            for i in 0..b.num_rows() {
-                let l = (!label.is_null(i)).then(|| label.value(i));
-                let c = (!caption.is_null(i)).then(|| caption.value(i).to_string());
-                out.insert(key.value(i).to_string(), (l, c));
-            }
+            .as_primitive::<Int32Type>();
+        let caption = b.column_by_name("caption").unwrap().as_string::<i32>();
+        for i in 0..b.num_rows() {
+            let l = (!label.is_null(i)).then(|| label.value(i));
+            let c = (!caption.is_null(i)).then(|| caption.value(i).to_string());
+            out.insert(key.value(i).to_string(), (l, c));
         }
     }
     out

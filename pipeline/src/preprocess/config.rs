@@ -157,6 +157,13 @@ impl PreprocessConfig {
         Ok(())
     }
 
+    /// The shard schema these settings produce.
+    pub fn schema_spec(&self) -> crate::shard::schema::SchemaSpec {
+        crate::shard::schema::SchemaSpec {
+            hog_tokens: self.hog.then_some((self.resolution / 16).pow(2)),
+        }
+    }
+
     /// Hash of the settings and inputs (plus the node count) that fix the shards' content;
     /// a resumed or merged job must have the same one.
     pub fn content_hash(&self, num_nodes: usize) -> String {

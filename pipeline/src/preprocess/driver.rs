@@ -42,6 +42,13 @@ pub struct RunOptions {
     pub show_progress: bool,
 }
 
+impl RunOptions {
+    /// This process's node rank when the job has several nodes (names per node), else `None`.
+    pub fn node(&self) -> Option<usize> {
+        (self.num_nodes > 1).then_some(self.node_rank)
+    }
+}
+
 /// Why a job could not run or finish. Finished shards stay valid in every case.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -114,7 +121,7 @@ pub fn run(cfg: &PreprocessConfig, opts: &RunOptions) -> Result<Summary, Preproc
     let cpu_start = cpu_seconds();
     let out = &opts.output;
     std::fs::create_dir_all(out).map_err(io(out))?;
-    let node = (opts.num_nodes > 1).then_some(opts.node_rank);
+    let node = opts.node();
     let lock_path = out.join(format!(
         ".lock{}",
         node.map(|r| format!("-r{r:03}")).unwrap_or_default()
@@ -210,9 +217,7 @@ pub fn run(cfg: &PreprocessConfig, opts: &RunOptions) -> Result<Summary, Preproc
         cfg,
         out,
         node,
-        spec: SchemaSpec {
-            hog_tokens: cfg.hog.then_some((cfg.resolution / 16).pow(2)),
-        },
+        spec: cfg.schema_spec(),
         write_opts: WriteOptions {
             zstd_level: cfg.zstd_level,
             row_group_rows: cfg.row_group_rows,
@@ -515,10 +520,8 @@ impl Writer<'_> {
 
 /// The manifest of a job that has done nothing yet.
 fn fresh_manifest(cfg: &PreprocessConfig, opts: &RunOptions, ds: &Dataset) -> Manifest {
-    let node = (opts.num_nodes > 1).then_some(opts.node_rank);
-    let spec = SchemaSpec {
-        hog_tokens: cfg.hog.then_some((cfg.resolution / 16).pow(2)),
-    };
+    let node = opts.node();
+    let spec = cfg.schema_spec();
     let grid = cfg.resolution / 16;
     let teachers = if cfg.hog {
         vec![TeacherInfo {

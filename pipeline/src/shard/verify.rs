@@ -153,7 +153,7 @@ fn check_shard(
         Ok(_) => {}
     }
     let builder = match File::open(&path)
-        .map_err(ShardError::from_io(&path))
+        .map_err(|e| ShardError::io(&path, e))
         .and_then(|f| Ok(ParquetRecordBatchReaderBuilder::try_new(f)?))
     {
         Ok(b) => b,
@@ -220,10 +220,4 @@ fn deep_check(
         }
     }
     Ok(())
-}
-
-impl ShardError {
-    fn from_io(path: &Path) -> impl FnOnce(std::io::Error) -> ShardError + '_ {
-        move |e| ShardError::io(path, e)
-    }
 }
