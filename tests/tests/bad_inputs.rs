@@ -275,3 +275,38 @@ fn wrong_flags_and_config_values_name_what_is_allowed() {
         &["--node-rank 2", "--num-nodes 2"],
     );
 }
+
+#[test]
+fn a_panic_on_one_sample_is_a_counted_reject() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = synth::write_imagefolder(&tmp.path().join("f"), 3).unwrap();
+    let out = tmp.path().join("out");
+    let o = maetok_e2e::maetok()
+        .args([
+            "preprocess",
+            "--input",
+            folder.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--threads",
+            "2",
+            "--no-progress",
+        ])
+        .env("MAETOK_PANIC_ON_KEY", "n01443537/n01443537_00001")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m = manifest(&out, "manifest.json");
+    assert_eq!(m["complete"], true);
+    assert_eq!(m["stats"]["images"], 11);
+    assert_eq!(
+        counts(&m),
+        [("internal_error".to_string(), 1)].into_iter().collect()
+    );
+    let log = rejects_log(&out);
+    assert_eq!(log[0]["key"], "n01443537/n01443537_00001");
+    assert!(log[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("injected panic"));
+}

@@ -8,6 +8,9 @@
 //! - `manifest_written`: between shards, everything committed.
 //!
 //! Unset (the normal case) it costs one relaxed atomic load per call.
+//!
+//! `MAETOK_PANIC_ON_KEY=<key>` makes processing of that sample panic, to show that a bug on
+//! one input becomes a counted reject rather than a stalled or failed job.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -32,5 +35,15 @@ pub fn point(name: &str) {
                 libc::raise(libc::SIGKILL);
             }
         }
+    }
+}
+
+static PANIC_KEY: OnceLock<Option<String>> = OnceLock::new();
+
+/// Panics if `key` is the sample named by `MAETOK_PANIC_ON_KEY`.
+pub fn maybe_panic(key: &str) {
+    let target = PANIC_KEY.get_or_init(|| std::env::var("MAETOK_PANIC_ON_KEY").ok());
+    if target.as_deref() == Some(key) {
+        panic!("MAETOK_PANIC_ON_KEY: injected panic for {key}");
     }
 }

@@ -40,6 +40,7 @@ pub fn process(sample: RawSample, cfg: &PreprocessConfig) -> Outcome {
             detail,
         })
     };
+    super::fault::maybe_panic(&key);
     let opts = DecodeOptions {
         max_pixels: cfg.max_pixels,
         exif_orientation: cfg.exif_orientation,
