@@ -51,6 +51,16 @@ pub fn run_ok(args: &[&str]) -> Output {
     out
 }
 
+/// Runs `maetok preprocess --input INPUT --output OUT EXTRA... --no-progress`, asserting
+/// success.
+pub fn preprocess(input: &str, out: &Path, extra: &[&str]) -> Output {
+    let out = out.to_str().expect("UTF-8 path");
+    let mut args = vec!["preprocess", "--input", input, "--output", out];
+    args.extend_from_slice(extra);
+    args.push("--no-progress");
+    run_ok(&args)
+}
+
 /// sha256 of every regular file in `dir` whose name passes `keep`, by name.
 pub fn fingerprint(dir: &Path, keep: impl Fn(&str) -> bool) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();

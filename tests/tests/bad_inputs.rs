@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use maetok_e2e::{manifest, run, run_ok};
+use maetok_e2e::{manifest, preprocess, run, run_ok};
 use maetok_pipeline::synth;
 
 fn tar_member(b: &mut tar::Builder<std::fs::File>, name: &str, data: &[u8]) {
@@ -60,16 +60,7 @@ fn bad_files_in_folders_are_counted_by_reason() {
         .expect("a 1024-wide sample");
     std::fs::write(folder.join("bad_huge.jpg"), synth::encode(&big, 0).0).unwrap();
     let out = tmp.path().join("out");
-    let o = run_ok(&[
-        "preprocess",
-        "--input",
-        folder.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--max-pixels",
-        "700000",
-        "--no-progress",
-    ]);
+    let o = preprocess(folder.to_str().unwrap(), &out, &["--max-pixels", "700000"]);
     let m = manifest(&out, "manifest.json");
     let want: BTreeMap<String, u64> = [
         ("decode_error", 2), // JPEG with a 0x0 frame, PNG with damaged data
@@ -139,14 +130,7 @@ fn bad_tars_yield_everything_before_the_damage() {
 
     let out = tmp.path().join("out");
     let pattern = format!("{}/part-{{0..1}}.tar", dir.display());
-    run_ok(&[
-        "preprocess",
-        "--input",
-        &pattern,
-        "--output",
-        out.to_str().unwrap(),
-        "--no-progress",
-    ]);
+    preprocess(&pattern, &out, &[]);
     let m = manifest(&out, "manifest.json");
     assert_eq!(
         m["stats"]["images"], 6,

@@ -2,7 +2,7 @@
 //! column types of ARCHITECTURE §4, and the stored images and HOG round-trip. Uses the
 //! project's Python environment (`./run test` exports `MAETOK_PYTHON_BIN`).
 
-use maetok_e2e::run_ok;
+use maetok_e2e::preprocess;
 use maetok_pipeline::synth;
 
 const CHECK: &str = r#"
@@ -51,20 +51,11 @@ fn pyarrow_pandas_and_duckdb_read_every_shard() {
     let tmp = tempfile::tempdir().unwrap();
     let folder = synth::write_imagefolder(&tmp.path().join("f"), 5).unwrap();
     let out = tmp.path().join("out");
-    run_ok(&[
-        "preprocess",
-        "--input",
+    preprocess(
         folder.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--views",
-        "3",
-        "--shard-rows",
-        "16",
-        "--resolution",
-        "128",
-        "--no-progress",
-    ]);
+        &out,
+        &["--views", "3", "--shard-rows", "16", "--resolution", "128"],
+    );
     let o = std::process::Command::new(&python)
         .arg("-c")
         .arg(CHECK)

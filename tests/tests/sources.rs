@@ -8,7 +8,7 @@ use std::path::Path;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::Int32Type;
-use maetok_e2e::{batches, manifest, run_ok};
+use maetok_e2e::{batches, manifest, preprocess};
 use maetok_pipeline::synth;
 
 /// key → (label, caption) of view 0 rows.
@@ -50,14 +50,7 @@ fn imagenet_subsets_flat_val_and_other_datasets_get_the_right_labels() {
         }
     }
     let out = tmp.path().join("train-out");
-    run_ok(&[
-        "preprocess",
-        "--input",
-        train.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--no-progress",
-    ]);
+    preprocess(train.to_str().unwrap(), &out, &[]);
     let r = rows(&out);
     assert_eq!(r["n01443537/n01443537_0"].0, Some(1));
     assert_eq!(r["n15075141/n15075141_0"].0, Some(999));
@@ -79,16 +72,11 @@ fn imagenet_subsets_flat_val_and_other_datasets_get_the_right_labels() {
     )
     .unwrap();
     let out = tmp.path().join("val-out");
-    run_ok(&[
-        "preprocess",
-        "--input",
+    preprocess(
         val.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--labels-csv",
-        csv.to_str().unwrap(),
-        "--no-progress",
-    ]);
+        &out,
+        &["--labels-csv", csv.to_str().unwrap()],
+    );
     let r = rows(&out);
     assert_eq!(
         r["ILSVRC2012_val_00000001"].0,
@@ -114,16 +102,11 @@ fn imagenet_subsets_flat_val_and_other_datasets_get_the_right_labels() {
     )
     .unwrap();
     let out = tmp.path().join("other-out");
-    run_ok(&[
-        "preprocess",
-        "--input",
+    preprocess(
         other.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--caption-field",
-        "alt_text",
-        "--no-progress",
-    ]);
+        &out,
+        &["--caption-field", "alt_text"],
+    );
     let r = rows(&out);
     assert_eq!(r["dogs/0"], (Some(1), Some("a dog from txt".to_string())));
     assert_eq!(r["cats/1"], (Some(0), Some("a cat from json".to_string())));

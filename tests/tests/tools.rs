@@ -1,7 +1,7 @@
 //! `shards verify` catches every kind of damage (exit status 1), `shards inspect` prints a
 //! summary, `demo` runs end to end, and `env` shows libtorch linked without library paths.
 
-use maetok_e2e::{run, run_ok};
+use maetok_e2e::{preprocess, run, run_ok};
 use maetok_pipeline::synth;
 
 #[test]
@@ -10,16 +10,7 @@ fn verify_detects_damage_and_inspect_summarises() {
     let folder = synth::write_imagefolder(&tmp.path().join("f"), 4).unwrap();
     let out = tmp.path().join("out");
     let o = out.to_str().unwrap();
-    run_ok(&[
-        "preprocess",
-        "--input",
-        folder.to_str().unwrap(),
-        "--output",
-        o,
-        "--shard-rows",
-        "6",
-        "--no-progress",
-    ]);
+    preprocess(folder.to_str().unwrap(), &out, &["--shard-rows", "6"]);
     let ok = run_ok(&["shards", "verify", o, "--deep"]);
     assert!(String::from_utf8_lossy(&ok.stdout).contains("OK"));
     let text = String::from_utf8_lossy(&run_ok(&["shards", "inspect", o]).stdout).into_owned();
