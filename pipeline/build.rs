@@ -1,7 +1,10 @@
 //! Builds the small C shim over the system libjpeg-turbo (see `csrc/jpeg_shim.c` for why we
-//! decode JPEG with it) and links `libjpeg`.
+//! decode JPEG with it) and links `libjpeg`; libtorch as every tch-using crate does.
+
+include!("../build/libtorch_link.rs");
 
 fn main() {
+    link_libtorch();
     println!("cargo:rerun-if-changed=csrc/jpeg_shim.c");
     println!("cargo:rerun-if-env-changed=JPEG_INCLUDE_DIR");
     let mut build = cc::Build::new();

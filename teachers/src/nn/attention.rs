@@ -1,0 +1,76 @@
+//! Multi-head self-attention with a fused qkv projection (timm layout: rows `[q | k | v]`,
+//! each split into heads). Two interchangeable paths: the explicit `softmax(q kᵀ / √d) v`
+//! (readable, and what training code can hook into) and libtorch's
+//! `scaled_dot_product_attention` (flash / memory-efficient kernels on GPU). A [`QkHook`]
+//! may rotate q and k before the product: MAETok's mixed 2-D RoPE uses it.
+
+use tch::Tensor;
+
+use super::Linear;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AttentionImpl {
+    /// `softmax(q kᵀ · scale) v` spelled out.
+    Explicit,
+    /// `torch.nn.functional.scaled_dot_product_attention`.
+    #[default]
+    Sdpa,
+}
+
+/// Something applied to (q, k) of shape (B, heads, N, head_dim) before attention, e.g. RoPE.
+pub trait QkHook {
+    fn apply(&self, q: &Tensor, k: &Tensor) -> (Tensor, Tensor);
+}
+
+#[derive(Debug)]
+pub struct Attention {
+    /// (3C, C) fused projection.
+    pub qkv: Linear,
+    pub proj: Linear,
+    pub num_heads: i64,
+    pub imp: AttentionImpl,
+}
+
+impl Attention {
+    pub fn forward(&self, x: &Tensor, hook: Option<&dyn QkHook>) -> Tensor {
+        let (b, n, c) = x.size3().expect("attention input must be (B, N, C)");
+        let h = self.num_heads;
+        let d = c / h;
+        // (B, N, 3, H, D) -> (3, B, H, N, D)
+        let qkv = self.qkv.forward(x).reshape([b, n, 3, h, d]).permute([2, 0, 3, 1, 4]);
+        let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
+        let (q, k) = match hook {
+            Some(hook) => hook.apply(&q, &k),
+            None => (q, k),
+        };
+        let out = match self.imp {
+            AttentionImpl::Sdpa => Tensor::scaled_dot_product_attention(
+                &q,
+                &k,
+                &v,
+                None::<Tensor>,
+                0.0,
+                false,
+                None,
+                false,
+            ),
+            AttentionImpl::Explicit => {
+                let scale = 1.0 / (d as f64).sqrt();
+                let kind = q.kind();
+                let attn = (q * scale).matmul(&k.transpose(-2, -1)).softmax(-1, kind);
+                attn.matmul(&v)
+            }
+        };
+        // (B, H, N, D) -> (B, N, C)
+        self.proj.forward(&out.transpose(1, 2).reshape([b, n, c]))
+    }
+
+    pub fn to(&self, device: tch::Device, kind: tch::Kind) -> Self {
+        Self {
+            qkv: self.qkv.to(device, kind),
+            proj: self.proj.to(device, kind),
+            num_heads: self.num_heads,
+            imp: self.imp,
+        }
+    }
+}
