@@ -9,6 +9,7 @@
 //!   and timm checkpoints to its names.
 //! * [`teacher`]: the [`Teacher`] trait and the registry ([`build`]) by canonical name.
 
+pub mod device;
 pub mod family;
 pub mod hog;
 pub mod hog_teacher;

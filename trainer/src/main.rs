@@ -27,6 +27,11 @@ enum Command {
         #[command(subcommand)]
         command: cli::shards::Command,
     },
+    /// Run a teacher (DINOv2, SigLIP, CLIP, HOG) on images, for inspection and parity checks.
+    Teacher {
+        #[command(subcommand)]
+        command: cli::teacher::Command,
+    },
     /// Generate a small captioned dataset, preprocess it, and summarise the result.
     Demo(cli::demo::Args),
     /// Show the libtorch build this binary uses (version, CUDA, threads).
@@ -64,6 +69,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Preprocess(args) => cli::preprocess::run(*args),
         Command::Shards { command } => cli::shards::run(command),
+        Command::Teacher { command } => cli::teacher::run(command),
         Command::Demo(args) => cli::demo::run(args),
         Command::Env => cli::env::run(),
     };

@@ -4,6 +4,7 @@ pub mod config;
 pub mod driver;
 pub mod fault;
 pub mod process;
+pub mod teach;
 pub mod progress;
 
 pub use config::PreprocessConfig;

@@ -5,3 +5,4 @@ pub mod demo;
 pub mod env;
 pub mod preprocess;
 pub mod shards;
+pub mod teacher;
