@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use maetok_teachers::device::{parse_device, parse_kind};
+use maetok_teachers::{Normalization, TeacherSpec};
+
+use super::teach::Storage;
 use crate::image::png::PngCompression;
 use crate::source::FolderLayout;
 
@@ -43,8 +47,80 @@ pub struct PreprocessConfig {
     pub labels_csv: Option<PathBuf>,
     /// JSON fields tried, in order, for a caption when a sample has no `.txt`.
     pub caption_fields: Vec<String>,
+    /// ViT teachers run on every view (`[[teachers]]` tables).
+    pub teachers: Vec<TeacherConfig>,
 }
 
+/// One ViT teacher of the job: which network, where it runs, how its output is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeacherConfig {
+    /// Canonical name and column: `dinov2`, `siglip` or `clip`.
+    pub name: String,
+    /// The downloaded `.safetensors` (timm, HF or OpenCLIP layout).
+    pub weights: PathBuf,
+    /// Model config; default: the `config.json` / `open_clip_config.json` next to the weights.
+    #[serde(default)]
+    pub model_config: Option<PathBuf>,
+    /// `cpu`, `cuda`, `cuda:N`.
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// `f32` or `bf16`; default bf16 on GPU, f32 on CPU.
+    #[serde(default)]
+    pub dtype: Option<String>,
+    /// `f16`, or `int8` with a per-token f16 scale.
+    #[serde(default)]
+    pub storage: Storage,
+    /// Views per forward pass.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Patch size the teacher runs at (16 gives one token per tokenizer patch, spec §4.3).
+    #[serde(default = "default_patch")]
+    pub patch_size: i64,
+    /// `imagenet` (the reference's choice for every teacher), `clip` or `siglip`.
+    #[serde(default)]
+    pub normalization: Option<String>,
+}
+
+fn default_device() -> String {
+    "cpu".into()
+}
+fn default_batch() -> usize {
+    32
+}
+fn default_patch() -> i64 {
+    16
+}
+
+impl TeacherConfig {
+    /// The teacher crate's build spec for views of `resolution` pixels.
+    pub fn spec(&self, resolution: usize) -> Result<TeacherSpec, ConfigError> {
+        let bad = |key: &'static str, value: &str, allowed: String| ConfigError::Value {
+            key,
+            value: format!("{value:?} (teacher `{}`)", self.name),
+            allowed,
+        };
+        let device = parse_device(&self.device).map_err(|e| bad("teachers.device", &self.device, e))?;
+        let kind = parse_kind(self.dtype.as_deref(), device)
+            .map_err(|e| bad("teachers.dtype", self.dtype.as_deref().unwrap_or(""), e))?;
+        let normalization = match &self.normalization {
+            Some(n) => Some(Normalization::parse(n).ok_or_else(|| {
+                bad("teachers.normalization", n, "imagenet, clip or siglip".into())
+            })?),
+            None => None,
+        };
+        let r = resolution as i64;
+        Ok(TeacherSpec {
+            model_config: self.model_config.clone(),
+            device,
+            kind,
+            resolution: (r, r),
+            patch_size: self.patch_size,
+            normalization,
+            ..TeacherSpec::new(&self.name, Some(self.weights.clone()))
+        })
+    }
+}
 impl Default for PreprocessConfig {
     fn default() -> Self {
         PreprocessConfig {
@@ -65,6 +141,7 @@ impl Default for PreprocessConfig {
             caption_fields: ["caption", "top_caption", "TEXT"]
                 .map(String::from)
                 .to_vec(),
+            teachers: Vec::new(),
         }
     }
 }
@@ -147,6 +224,25 @@ impl PreprocessConfig {
         if self.max_pixels == 0 {
             return err("max_pixels", "0".into(), "at least 1");
         }
+        let mut seen = std::collections::HashSet::new();
+        for t in &self.teachers {
+            if !["dinov2", "siglip", "clip"].contains(&t.name.as_str()) {
+                return err("teachers.name", format!("{:?}", t.name), "dinov2, siglip or clip (HOG is the `hog` switch)");
+            }
+            if !seen.insert(t.name.as_str()) {
+                return err("teachers.name", format!("{:?}", t.name), "each teacher at most once");
+            }
+            if t.batch_size == 0 {
+                return err("teachers.batch_size", "0".into(), "at least 1");
+            }
+            if t.patch_size < 1 || self.resolution as i64 % t.patch_size != 0 {
+                return err(
+                    "teachers.patch_size",
+                    t.patch_size.to_string(),
+                    &format!("a divisor of resolution = {}", self.resolution),
+                );
+            }
+        }
         if self.caption_fields.iter().any(|f| f.is_empty()) {
             return err(
                 "caption_fields",
@@ -155,13 +251,6 @@ impl PreprocessConfig {
             );
         }
         Ok(())
-    }
-
-    /// The shard schema these settings produce.
-    pub fn schema_spec(&self) -> crate::shard::schema::SchemaSpec {
-        crate::shard::schema::SchemaSpec {
-            hog_tokens: self.hog.then_some((self.resolution / 16).pow(2)),
-        }
     }
 
     /// Hash of the settings and inputs (plus the node count) that fix the shards' content;

@@ -22,9 +22,10 @@ use crossbeam_channel::bounded;
 
 use super::config::{ConfigError, PreprocessConfig};
 use super::process::{process, Outcome};
+use super::teach::{run_teachers, Loaded, Storage};
 use super::progress::{cpu_seconds, peak_rss_bytes, Progress};
 use crate::shard::manifest::{
-    ColumnInfo, Manifest, RootInfo, SourceInfo, Stats, TeacherInfo, FORMAT,
+    ColumnInfo, Manifest, RootInfo, SourceInfo, Stats, TeacherInfo, FORMAT, INT8_ENCODING,
 };
 use crate::shard::schema::{arrow_schema, SchemaSpec, SCHEMA_VERSION};
 use crate::shard::writer::{ShardWriter, WriteOptions};
@@ -70,6 +71,8 @@ pub enum PreprocessError {
     Output { path: PathBuf, message: String },
     #[error("`--node-rank {rank}` must be below `--num-nodes {nodes}`")]
     Node { rank: usize, nodes: usize },
+    #[error(transparent)]
+    Teacher(#[from] maetok_teachers::TeacherError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -108,6 +111,15 @@ struct Step {
     bytes: u64,
 }
 
+impl Step {
+    fn views(&self) -> usize {
+        match &self.outcome {
+            Some(Outcome::Rows { rows, .. }) => rows.len(),
+            _ => 0,
+        }
+    }
+}
+
 /// Runs (or resumes) the job.
 pub fn run(cfg: &PreprocessConfig, opts: &RunOptions) -> Result<Summary, PreprocessError> {
     cfg.validate()?;
@@ -142,13 +154,22 @@ pub fn run(cfg: &PreprocessConfig, opts: &RunOptions) -> Result<Summary, Preproc
         opts.num_nodes,
     )?;
     let manifest_path = out.join(manifest_file_name(node));
-    let fresh = fresh_manifest(cfg, opts, &dataset);
+    let teachers = load_teachers(cfg)?;
+    let fresh = fresh_manifest(cfg, opts, &dataset, &teachers);
     let manifest = if manifest_path.exists() {
         let m = Manifest::read(&manifest_path)?;
         if m.config_hash != fresh.config_hash || m.nodes != fresh.nodes {
             return Err(PreprocessError::Output {
                 path: manifest_path,
                 message: "holds a different job (other inputs, settings or node); use another output folder".into(),
+            });
+        }
+        if m.teachers != fresh.teachers {
+            return Err(PreprocessError::Output {
+                path: manifest_path,
+                message: "was written with other teacher weights (a weight file changed since the \
+                          job started); restore them or use another output folder"
+                    .into(),
             });
         }
         if m.source.listing_hash != fresh.source.listing_hash {
@@ -217,7 +238,7 @@ pub fn run(cfg: &PreprocessConfig, opts: &RunOptions) -> Result<Summary, Preproc
         cfg,
         out,
         node,
-        spec: cfg.schema_spec(),
+        spec: manifest.schema_spec(),
         write_opts: WriteOptions {
             zstd_level: cfg.zstd_level,
             row_group_rows: cfg.row_group_rows,
@@ -240,9 +261,12 @@ pub fn run(cfg: &PreprocessConfig, opts: &RunOptions) -> Result<Summary, Preproc
         .thread_name(|i| format!("decode-{i}"))
         .build()
         .expect("thread pool");
-    let window = threads * 4 + 8;
+    // Enough samples in flight for the teacher stage to fill its batches while the pool
+    // keeps decoding the next ones.
+    let batch_views = teachers.iter().map(|t| t.batch_size).max().unwrap_or(0);
+    let window = threads * 4 + 8 + 3 * batch_views;
     let start = writer.manifest.cursor;
-    let result = pipeline(&dataset, start, cfg, &pool, window, &mut writer);
+    let result = pipeline(&dataset, start, cfg, &pool, window, teachers, &mut writer);
     writer.progress.finish();
     result?;
     writer.finish()?;
@@ -258,13 +282,17 @@ pub fn run(cfg: &PreprocessConfig, opts: &RunOptions) -> Result<Summary, Preproc
     ))
 }
 
-/// Reader thread → rayon pool → in-order writer, with at most `window` samples in flight.
+/// Reader thread → rayon pool → orderer (input order, batches of views) → teacher thread →
+/// writer (this thread), with at most `window` samples in flight. Bounded queues between
+/// the stages let decoding, the teachers and writing overlap.
+#[allow(clippy::too_many_arguments)]
 fn pipeline(
     dataset: &Dataset,
     start: Cursor,
     cfg: &PreprocessConfig,
     pool: &rayon::ThreadPool,
     window: usize,
+    teachers: Vec<Loaded>,
     writer: &mut Writer,
 ) -> Result<(), PreprocessError> {
     let (token_tx, token_rx) = bounded::<()>(window);
@@ -272,6 +300,10 @@ fn pipeline(
         token_tx.send(()).expect("capacity is window");
     }
     let (result_tx, result_rx) = bounded::<(u64, Step)>(window);
+    let (batch_tx, batch_rx) = bounded::<Vec<Step>>(2);
+    let (done_tx, done_rx) = bounded::<Result<Vec<Step>, PreprocessError>>(2);
+    // Views per teacher batch (1: no teachers, pass each step straight through).
+    let batch_views = teachers.iter().map(|t| t.batch_size).max().unwrap_or(1);
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let reader_stop = &stop;
@@ -322,14 +354,42 @@ fn pipeline(
             });
             drop(result_tx);
         });
-        // The writer: consume results in input order.
-        let mut next = 0u64;
-        let mut reorder: BTreeMap<u64, Step> = BTreeMap::new();
-        let outcome = (|| {
+        // Orderer: results back into input order, cut into batches of views.
+        let orderer = s.spawn(move || {
+            let mut next = 0u64;
+            let mut reorder: BTreeMap<u64, Step> = BTreeMap::new();
+            let (mut batch, mut views) = (Vec::new(), 0usize);
             for (seq, step) in result_rx.iter() {
                 reorder.insert(seq, step);
                 while let Some(step) = reorder.remove(&next) {
                     next += 1;
+                    views += step.views();
+                    batch.push(step);
+                    if views >= batch_views {
+                        views = 0;
+                        if batch_tx.send(std::mem::take(&mut batch)).is_err() {
+                            return false;
+                        }
+                    }
+                }
+            }
+            let complete = reorder.is_empty();
+            complete && (batch.is_empty() || batch_tx.send(batch).is_ok())
+        });
+        // Teacher stage: owns the teachers (libtorch modules stay on one thread).
+        let teacher_stage = s.spawn(move || {
+            for mut batch in batch_rx.iter() {
+                let result = attach_features(&teachers, &mut batch).map(|()| batch);
+                let failed = result.is_err();
+                if done_tx.send(result).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        // The writer: consume batches in input order.
+        let outcome = (|| {
+            for batch in done_rx.iter() {
+                for step in batch? {
                     writer.handle(step)?;
                     let _ = token_tx.send(());
                 }
@@ -339,12 +399,14 @@ fn pipeline(
         if outcome.is_err() {
             stop.store(true, Ordering::Relaxed);
         }
-        // Unblock the reader (no more tokens) and the workers (no receiver) on error.
+        // Unblock the reader (no more tokens) and the other stages (no receiver) on error.
         drop(token_tx);
-        drop(result_rx);
+        drop(done_rx);
         let reader_ok = reader.join().is_ok();
+        let ordered_all = orderer.join().unwrap_or(false);
+        let teachers_ok = teacher_stage.join().is_ok();
         match outcome {
-            Ok(()) if !reader_ok || !reorder.is_empty() => Err(PreprocessError::Internal(
+            Ok(()) if !reader_ok || !ordered_all || !teachers_ok => Err(PreprocessError::Internal(
                 "the input reader stopped before the end of the input; the committed shards are \
                  kept, rerun the same command to resume"
                     .into(),
@@ -352,6 +414,59 @@ fn pipeline(
             other => other,
         }
     })
+}
+
+/// Build the configured teachers (weights read and resampled once, before any work).
+fn load_teachers(cfg: &PreprocessConfig) -> Result<Vec<Loaded>, PreprocessError> {
+    let mut out = Vec::with_capacity(cfg.teachers.len());
+    for t in &cfg.teachers {
+        let spec = t.spec(cfg.resolution)?;
+        let started = Instant::now();
+        let teacher = maetok_teachers::build(&spec)?;
+        tracing::info!(
+            teacher = %t.name,
+            weights = %t.weights.display(),
+            device = %t.device,
+            dim = teacher.dim(),
+            grid = ?teacher.grid(),
+            secs = format!("{:.1}", started.elapsed().as_secs_f64()),
+            "teacher loaded"
+        );
+        out.push(Loaded {
+            teacher,
+            storage: t.storage,
+            batch_size: t.batch_size,
+            spec,
+        });
+    }
+    Ok(out)
+}
+
+/// Run the teachers over every view of `batch` and store the features in its rows.
+fn attach_features(teachers: &[Loaded], batch: &mut [Step]) -> Result<(), PreprocessError> {
+    if teachers.is_empty() {
+        return Ok(());
+    }
+    let pixels: Vec<&crate::image::Rgb8> = batch
+        .iter()
+        .flat_map(|s| match &s.outcome {
+            Some(Outcome::Rows { pixels, .. }) => pixels.iter().collect::<Vec<_>>(),
+            _ => Vec::new(),
+        })
+        .collect();
+    if pixels.is_empty() {
+        return Ok(());
+    }
+    let mut features = run_teachers(teachers, &pixels)?.into_iter();
+    for step in batch.iter_mut() {
+        if let Some(Outcome::Rows { rows, pixels, .. }) = &mut step.outcome {
+            for row in rows.iter_mut() {
+                row.teachers = features.next().expect("one feature set per view");
+            }
+            pixels.clear();
+        }
+    }
+    Ok(())
 }
 
 /// [`process`], with a panic (a bug on some unforeseen input) turned into a counted
@@ -430,6 +545,7 @@ impl Writer<'_> {
                 caption_missing,
                 key,
                 origin,
+                ..
             }) => {
                 images = 1;
                 stats.images += 1;
@@ -519,11 +635,15 @@ impl Writer<'_> {
 }
 
 /// The manifest of a job that has done nothing yet.
-fn fresh_manifest(cfg: &PreprocessConfig, opts: &RunOptions, ds: &Dataset) -> Manifest {
+fn fresh_manifest(
+    cfg: &PreprocessConfig,
+    opts: &RunOptions,
+    ds: &Dataset,
+    vit: &[Loaded],
+) -> Manifest {
     let node = opts.node();
-    let spec = cfg.schema_spec();
     let grid = cfg.resolution / 16;
-    let teachers = if cfg.hog {
+    let mut teachers = if cfg.hog {
         vec![TeacherInfo {
             name: "hog".into(),
             dim: maetok_teachers::hog::DIM,
@@ -540,15 +660,21 @@ fn fresh_manifest(cfg: &PreprocessConfig, opts: &RunOptions, ds: &Dataset) -> Ma
     } else {
         Vec::new()
     };
-    let columns = arrow_schema(&spec)
-        .fields()
-        .iter()
-        .map(|f| ColumnInfo {
-            name: f.name().clone(),
-            data_type: f.data_type().to_string(),
-        })
-        .collect();
-    Manifest {
+    for t in vit {
+        let describe = t.teacher.describe();
+        let (gh, gw) = t.teacher.grid();
+        let int8 = t.storage == Storage::Int8;
+        teachers.push(TeacherInfo {
+            name: t.teacher.name().to_string(),
+            dim: t.teacher.dim() as usize,
+            grid: [gh as usize, gw as usize],
+            dtype: if int8 { "int8" } else { "float16" }.into(),
+            encoding: if int8 { INT8_ENCODING } else { "f16" }.into(),
+            weights_sha256: describe["weights_sha256"].as_str().map(String::from),
+            config: describe,
+        });
+    }
+    let mut m = Manifest {
         format: FORMAT.into(),
         schema_version: SCHEMA_VERSION,
         complete: false,
@@ -573,13 +699,22 @@ fn fresh_manifest(cfg: &PreprocessConfig, opts: &RunOptions, ds: &Dataset) -> Ma
         },
         preprocess: serde_json::to_value(cfg).expect("config serialises"),
         teachers,
-        columns,
+        columns: Vec::new(),
         shards: Vec::new(),
         cursor: Cursor::default(),
         rejects_file: rejects_file_name(node),
         rejects_bytes: 0,
         stats: Stats::default(),
-    }
+    };
+    m.columns = arrow_schema(&m.schema_spec())
+        .fields()
+        .iter()
+        .map(|f| ColumnInfo {
+            name: f.name().clone(),
+            data_type: f.data_type().to_string(),
+        })
+        .collect();
+    m
 }
 
 /// This node's shard files in `dir` (committed or temporary), sorted.

@@ -18,6 +18,8 @@ pub enum Outcome {
         caption_missing: bool,
         key: String,
         origin: String,
+        /// The views' pixels, kept for the teacher stage (empty without ViT teachers).
+        pixels: Vec<crate::image::Rgb8>,
     },
     Reject(Reject),
 }
@@ -62,6 +64,7 @@ pub fn process(sample: RawSample, cfg: &PreprocessConfig) -> Outcome {
     }
     let views = make_views(img, cfg.resolution, cfg.views, cfg.seed, &key);
     let mut rows = Vec::with_capacity(views.len());
+    let mut pixels = Vec::new();
     for v in views {
         let hog = if cfg.hog {
             let feats =
@@ -79,7 +82,11 @@ pub fn process(sample: RawSample, cfg: &PreprocessConfig) -> Outcome {
             caption: caption.clone(),
             image: encode_png(&v.pixels, cfg.png_compression),
             hog,
+            teachers: Vec::new(),
         });
+        if !cfg.teachers.is_empty() {
+            pixels.push(v.pixels);
+        }
     }
     let converted = decoded.converted().then_some(decoded.mode);
     Outcome::Rows {
@@ -88,5 +95,6 @@ pub fn process(sample: RawSample, cfg: &PreprocessConfig) -> Outcome {
         caption_missing,
         key,
         origin,
+        pixels,
     }
 }

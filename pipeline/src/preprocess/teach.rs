@@ -112,7 +112,7 @@ mod tests {
         let x = x * Tensor::from_slice(&[1f32, 10.0, 0.1, 100.0, 0.0]).view([1, 5, 1]);
         let enc = encode(&x, Storage::Int8);
         let mut flat = vec![0f32; 2 * 5 * 64];
-        x.view([-1]).copy_data(&mut flat, flat.len());
+        x.view([-1]).copy_data(&mut flat, 640);
         for (i, e) in enc.iter().enumerate() {
             let back = decode(e, 64);
             for (t, (a, b)) in back.chunks(64).zip(flat[i * 320..(i + 1) * 320].chunks(64)).enumerate() {

@@ -65,6 +65,9 @@ pub struct RootInfo {
     pub kind: RootKind,
 }
 
+/// `TeacherInfo::encoding` of int8 storage with a per-token scale column.
+pub const INT8_ENCODING: &str = "int8_per_token_scale";
+
 /// One target column and how it was produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TeacherInfo {
@@ -167,6 +170,17 @@ impl Manifest {
                 .iter()
                 .find(|t| t.name == "hog")
                 .map(|t| t.grid[0] * t.grid[1]),
+            teachers: self
+                .teachers
+                .iter()
+                .filter(|t| t.name != "hog")
+                .map(|t| super::schema::TeacherColumn {
+                    name: t.name.clone(),
+                    tokens: t.grid[0] * t.grid[1],
+                    dim: t.dim,
+                    int8: t.encoding == INT8_ENCODING,
+                })
+                .collect(),
         }
     }
 }

@@ -10,8 +10,11 @@
 //! | `image` | binary (PNG of exactly the pixels the targets came from) |
 //! | `hog` | fixed_size_list<float16>[tokens·108], token-major |
 //!
-//! Teacher columns (`dinov2`, `siglip`, `clip`) and `text_ids` join in later schema
-//! additions; readers find the columns a dataset has in its manifest.
+//! | `dinov2`, `siglip`, `clip` | fixed_size_list<float16>[tokens·dim] (f16 storage) or
+//! fixed_size_list<int8>[tokens·dim] plus `<name>_scale` fixed_size_list<float16>[tokens] (int8
+//! storage), token-major, one per configured teacher |
+//!
+//! Readers find the columns a dataset has in its manifest.
 
 use std::sync::Arc;
 
@@ -21,10 +24,33 @@ use arrow::datatypes::{DataType, Field, Fields, Schema};
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// What a dataset's rows carry beyond the fixed columns.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SchemaSpec {
     /// Number of HOG tokens per view, or `None` when HOG is off.
     pub hog_tokens: Option<usize>,
+    /// ViT teacher columns, in column order.
+    pub teachers: Vec<TeacherColumn>,
+}
+
+/// One ViT teacher's column(s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeacherColumn {
+    pub name: String,
+    pub tokens: usize,
+    pub dim: usize,
+    /// int8 values with a per-token f16 scale column instead of f16 values.
+    pub int8: bool,
+}
+
+impl TeacherColumn {
+    pub fn scale_column(&self) -> String {
+        format!("{}_scale", self.name)
+    }
+}
+
+/// `fixed_size_list<int8>[len]`.
+pub fn i8_list(len: usize) -> DataType {
+    DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Int8, false)), len as i32)
 }
 
 /// The fields of the `crop` struct.
@@ -62,6 +88,15 @@ pub fn arrow_schema(spec: &SchemaSpec) -> Schema {
             f16_list(tokens * maetok_teachers::hog::DIM),
             false,
         ));
+    }
+    for t in &spec.teachers {
+        let len = t.tokens * t.dim;
+        if t.int8 {
+            fields.push(Field::new(&t.name, i8_list(len), false));
+            fields.push(Field::new(t.scale_column(), f16_list(t.tokens), false));
+        } else {
+            fields.push(Field::new(&t.name, f16_list(len), false));
+        }
     }
     Schema::new(fields)
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, BinaryArray, BooleanArray, FixedSizeListArray, Float16Array, Float32Array,
-    Int16Array, Int32Array, RecordBatch, StringArray, StructArray,
+    Int16Array, Int32Array, Int8Array, RecordBatch, StringArray, StructArray,
 };
 use arrow::datatypes::{DataType, Schema};
 use half::f16;
@@ -20,10 +20,11 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use sha2::{Digest, Sha256};
 
-use super::schema::{arrow_schema, crop_fields, SchemaSpec};
+use super::schema::{arrow_schema, crop_fields, SchemaSpec, TeacherColumn};
 use super::ShardError;
 use crate::atomic;
 use crate::image::views::CropBox;
+use crate::preprocess::teach::Features;
 
 /// One shard row: one view of one image.
 #[derive(Debug, Clone)]
@@ -37,6 +38,8 @@ pub struct Row {
     pub image: Vec<u8>,
     /// HOG features, tokens × 108, token-major.
     pub hog: Option<Vec<f16>>,
+    /// ViT teacher features, in the schema's teacher order.
+    pub teachers: Vec<Features>,
 }
 
 /// Parquet settings shared by every shard of a job.
@@ -81,7 +84,10 @@ impl<W: Write> Write for Hashing<W> {
 /// binary/tensor columns (they would cost time and bytes and serve no query), and no zstd
 /// on the `image` column, whose PNG bytes are already deflated (zstd gains nothing there and
 /// was the writer's largest cost).
-pub fn writer_properties(opts: &WriteOptions) -> Result<WriterProperties, ShardError> {
+pub fn writer_properties(
+    opts: &WriteOptions,
+    spec: &SchemaSpec,
+) -> Result<WriterProperties, ShardError> {
     let level = ZstdLevel::try_new(opts.zstd_level)
         .map_err(|e| ShardError::Config(format!("zstd_level {}: {e}", opts.zstd_level)))?;
     let mut b = WriterProperties::builder()
@@ -90,7 +96,11 @@ pub fn writer_properties(opts: &WriteOptions) -> Result<WriterProperties, ShardE
         .set_created_by(format!("maetok {}", env!("CARGO_PKG_VERSION")))
         .set_dictionary_enabled(false)
         .set_statistics_enabled(EnabledStatistics::Chunk);
-    for col in [vec!["image"], vec!["hog", "list", "item"], vec!["caption"]] {
+    let mut tensor_columns = vec![vec!["image"], vec!["hog", "list", "item"], vec!["caption"]];
+    for t in &spec.teachers {
+        tensor_columns.push(vec![t.name.as_str(), "list", "item"]);
+    }
+    for col in tensor_columns {
         b = b.set_column_statistics_enabled(
             ColumnPath::new(col.into_iter().map(String::from).collect()),
             EnabledStatistics::None,
@@ -105,6 +115,7 @@ pub struct ShardWriter {
     final_path: PathBuf,
     tmp_path: PathBuf,
     schema: Arc<Schema>,
+    teachers: Vec<TeacherColumn>,
     writer: ArrowWriter<Hashing<BufWriter<File>>>,
     pending: Vec<Row>,
     batch_rows: usize,
@@ -129,11 +140,12 @@ impl ShardWriter {
             bytes: 0,
         };
         let schema = Arc::new(arrow_schema(spec));
-        let writer = ArrowWriter::try_new(sink, schema.clone(), Some(writer_properties(opts)?))?;
+        let writer = ArrowWriter::try_new(sink, schema.clone(), Some(writer_properties(opts, spec)?))?;
         Ok(ShardWriter {
             final_path,
             tmp_path,
             schema,
+            teachers: spec.teachers.clone(),
             writer,
             pending: Vec::new(),
             batch_rows: opts.batch_rows.max(1),
@@ -161,7 +173,7 @@ impl ShardWriter {
     }
 
     fn write_batch(&mut self, rows: Vec<Row>) -> Result<(), ShardError> {
-        let batch = to_record_batch(&self.schema, rows)?;
+        let batch = to_record_batch(&self.schema, &self.teachers, rows)?;
         self.writer.write(&batch)?;
         Ok(())
     }
@@ -198,7 +210,11 @@ impl ShardWriter {
 }
 
 /// Column-wise conversion of rows into an Arrow batch of `schema`.
-fn to_record_batch(schema: &Arc<Schema>, rows: Vec<Row>) -> Result<RecordBatch, ShardError> {
+fn to_record_batch(
+    schema: &Arc<Schema>,
+    teachers: &[TeacherColumn],
+    rows: Vec<Row>,
+) -> Result<RecordBatch, ShardError> {
     let crop = |f: fn(&CropBox) -> f32| {
         Arc::new(Float32Array::from_iter_values(
             rows.iter().map(|r| f(&r.crop)),
@@ -257,5 +273,67 @@ fn to_record_batch(schema: &Arc<Schema>, rows: Vec<Row>) -> Result<RecordBatch, 
             None,
         )));
     }
+    for (i, t) in teachers.iter().enumerate() {
+        teacher_columns(t, i, &rows, &mut columns)?;
+    }
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// The column(s) of teacher `t` (index `i` in each row's features).
+fn teacher_columns(
+    t: &TeacherColumn,
+    i: usize,
+    rows: &[Row],
+    columns: &mut Vec<ArrayRef>,
+) -> Result<(), ShardError> {
+    let len = t.tokens * t.dim;
+    let item = |dt| Arc::new(arrow::datatypes::Field::new("item", dt, false));
+    let mismatch = |r: &Row| {
+        ShardError::Config(format!(
+            "row {} view {}: `{}` features missing or not {} values in the configured encoding",
+            r.key, r.view, t.name, len
+        ))
+    };
+    if t.int8 {
+        let mut values = Vec::with_capacity(rows.len() * len);
+        let mut scales = Vec::with_capacity(rows.len() * t.tokens);
+        for r in rows {
+            match r.teachers.get(i) {
+                Some(Features::Int8 { values: v, scales: s })
+                    if v.len() == len && s.len() == t.tokens =>
+                {
+                    values.extend_from_slice(v);
+                    scales.extend_from_slice(s);
+                }
+                _ => return Err(mismatch(r)),
+            }
+        }
+        columns.push(Arc::new(FixedSizeListArray::new(
+            item(DataType::Int8),
+            len as i32,
+            Arc::new(Int8Array::from(values)),
+            None,
+        )));
+        columns.push(Arc::new(FixedSizeListArray::new(
+            item(DataType::Float16),
+            t.tokens as i32,
+            Arc::new(Float16Array::from(scales)),
+            None,
+        )));
+    } else {
+        let mut values: Vec<f16> = Vec::with_capacity(rows.len() * len);
+        for r in rows {
+            match r.teachers.get(i) {
+                Some(Features::F16(v)) if v.len() == len => values.extend_from_slice(v),
+                _ => return Err(mismatch(r)),
+            }
+        }
+        columns.push(Arc::new(FixedSizeListArray::new(
+            item(DataType::Float16),
+            len as i32,
+            Arc::new(Float16Array::from(values)),
+            None,
+        )));
+    }
+    Ok(())
 }

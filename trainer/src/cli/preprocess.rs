@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use maetok_pipeline::image::png::PngCompression;
+use maetok_pipeline::preprocess::config::TeacherConfig;
+use maetok_pipeline::preprocess::teach::Storage;
 use maetok_pipeline::preprocess::{self, PreprocessConfig, RunOptions, Summary};
 use maetok_pipeline::source::FolderLayout;
 
@@ -62,6 +64,19 @@ pub struct Args {
     /// JSON caption field, repeatable, tried in order [default: caption, top_caption, TEXT].
     #[arg(long = "caption-field", value_name = "NAME")]
     caption_fields: Vec<String>,
+    /// A ViT teacher as NAME=WEIGHTS (dinov2, siglip, clip; repeatable); adds to or replaces
+    /// the config's `[[teachers]]` entry of that name.
+    #[arg(long = "teacher", value_name = "NAME=WEIGHTS")]
+    teachers: Vec<String>,
+    /// Device of every teacher: cpu, cuda, cuda:N.
+    #[arg(long, value_name = "DEVICE")]
+    teacher_device: Option<String>,
+    /// Storage of every teacher's features.
+    #[arg(long, value_enum)]
+    teacher_storage: Option<Storage>,
+    /// Views per teacher forward pass.
+    #[arg(long, value_name = "N")]
+    teacher_batch: Option<usize>,
     /// Decode threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -117,6 +132,37 @@ fn resolve(a: &Args) -> anyhow::Result<PreprocessConfig> {
     }
     c.hog &= !a.no_hog;
     c.exif_orientation |= a.exif_orientation;
+    for t in &a.teachers {
+        let (name, weights) = t
+            .split_once('=')
+            .with_context(|| format!("--teacher {t:?}: expected NAME=WEIGHTS, e.g. dinov2=model.safetensors"))?;
+        let entry = TeacherConfig {
+            name: name.to_string(),
+            weights: PathBuf::from(weights),
+            model_config: None,
+            device: "cpu".into(),
+            dtype: None,
+            storage: Storage::F16,
+            batch_size: 32,
+            patch_size: 16,
+            normalization: None,
+        };
+        match c.teachers.iter_mut().find(|x| x.name == name) {
+            Some(x) => x.weights = entry.weights,
+            None => c.teachers.push(entry),
+        }
+    }
+    for t in &mut c.teachers {
+        if let Some(d) = &a.teacher_device {
+            t.device = d.clone();
+        }
+        if let Some(s) = a.teacher_storage {
+            t.storage = s;
+        }
+        if let Some(b) = a.teacher_batch {
+            t.batch_size = b;
+        }
+    }
     Ok(c)
 }
 

@@ -1,0 +1,141 @@
+//! `maetok preprocess` with ViT teachers: the stored features are the teacher's output on the
+//! stored views (f16, or int8 with per-token scales), the manifest records each teacher and
+//! its weights, `verify` accepts the shards, and a changed weight file stops a resume.
+
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, AsArray, FixedSizeListArray};
+use arrow::datatypes::{Float16Type, Int16Type, Int8Type};
+use maetok_e2e::{batches, manifest, preprocess, run, run_ok};
+use tch::Tensor;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+fn photos(dir: &Path) -> PathBuf {
+    let input = dir.join("images");
+    std::fs::create_dir(&input).unwrap();
+    for e in std::fs::read_dir(fixtures().join("photos")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "jpg") {
+            std::fs::copy(&p, input.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    input
+}
+
+/// Row `i` of a fixed-size list column as f32 (f16 values, or int8 × per-token scale).
+fn row_f32(batch: &arrow::array::RecordBatch, name: &str, i: usize, dim: usize) -> Vec<f32> {
+    let col = batch.column_by_name(name).unwrap().as_fixed_size_list();
+    let v = col.value(i);
+    if let Some(h) = v.as_primitive_opt::<Float16Type>() {
+        return h.values().iter().map(|x| x.to_f32()).collect();
+    }
+    let q = v.as_primitive::<Int8Type>();
+    let scales: &FixedSizeListArray = batch.column_by_name(&format!("{name}_scale")).unwrap().as_fixed_size_list();
+    let s = scales.value(i);
+    let s = s.as_primitive::<Float16Type>();
+    q.values().chunks(dim).zip(s.values()).flat_map(|(t, s)| t.iter().map(move |&x| x as f32 * s.to_f32())).collect()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+#[test]
+fn stored_features_are_the_teachers_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = photos(dir.path());
+    let dino = fixtures().join("teachers/dinov2_hf/model.safetensors");
+    let siglip = fixtures().join("teachers/siglip_timm/model.safetensors");
+    let out = dir.path().join("shards");
+    let config = dir.path().join("job.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "views = 2\nshard_rows = 6\n[[teachers]]\nname = \"dinov2\"\nweights = {:?}\nbatch_size = 3\n\
+             [[teachers]]\nname = \"siglip\"\nweights = {:?}\nstorage = \"int8\"\nbatch_size = 5\n",
+            dino, siglip
+        ),
+    )
+    .unwrap();
+    preprocess(input.to_str().unwrap(), &out, &["--config", config.to_str().unwrap()]);
+    run_ok(&["shards", "verify", "--deep", out.to_str().unwrap()]);
+
+    let m = manifest(&out, "manifest.json");
+    let t = m["teachers"].as_array().unwrap();
+    let names: Vec<&str> = t.iter().map(|x| x["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["hog", "dinov2", "siglip"]);
+    assert_eq!(t[1]["encoding"], "f16");
+    assert_eq!(t[2]["encoding"], "int8_per_token_scale");
+    assert_eq!(t[1]["weights_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(t[1]["config"]["layout"], "hf_dinov2");
+
+    // Reference: `teacher features` (f32) on the same ADM crops = view 0.
+    let reference = |name: &str, weights: &Path| {
+        let f = dir.path().join(format!("{name}.safetensors"));
+        run_ok(&["teacher", "features", "--teacher", name, "--weights", weights.to_str().unwrap(),
+            "--input", input.to_str().unwrap(), "--output", f.to_str().unwrap()]);
+        Tensor::read_safetensors(&f).unwrap().remove(0).1
+    };
+    let ref_dino = reference("dinov2", &dino);
+    let ref_siglip = reference("siglip", &siglip);
+    let mut image = 0i64;
+    let mut worst_cos: f64 = 1.0;
+    for b in batches(&out) {
+        let views = b.column_by_name("view").unwrap().as_primitive::<Int16Type>();
+        for i in 0..b.num_rows() {
+            if views.value(i) != 0 {
+                continue;
+            }
+            let want = Vec::<f32>::try_from(ref_dino.get(image).flatten(0, -1)).unwrap();
+            let got = row_f32(&b, "dinov2", i, 32);
+            let max = want.iter().fold(0f32, |m, x| m.max(x.abs()));
+            let err = got.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(err <= max * 1e-3, "dinov2 image {image}: {err} vs max {max}");
+            let want = Vec::<f32>::try_from(ref_siglip.get(image).flatten(0, -1)).unwrap();
+            let got = row_f32(&b, "siglip", i, 32);
+            for (g, w) in got.chunks(32).zip(want.chunks(32)) {
+                worst_cos = worst_cos.min(cosine(g, w));
+            }
+            image += 1;
+        }
+    }
+    assert_eq!(image, 8);
+    assert!(worst_cos > 0.999, "int8 per-token cosine {worst_cos}");
+}
+
+#[test]
+fn changed_weights_stop_a_resume_and_bad_teachers_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = photos(dir.path());
+    let weights = dir.path().join("model.safetensors");
+    std::fs::copy(fixtures().join("teachers/dinov2_hf/model.safetensors"), &weights).unwrap();
+    std::fs::copy(fixtures().join("teachers/dinov2_hf/config.json"), dir.path().join("config.json")).unwrap();
+    let out = dir.path().join("shards");
+    let teacher = format!("dinov2={}", weights.display());
+    preprocess(input.to_str().unwrap(), &out, &["--teacher", &teacher, "--no-hog"]);
+    // Same weights: nothing to do.
+    preprocess(input.to_str().unwrap(), &out, &["--teacher", &teacher, "--no-hog"]);
+    // Other weights under the same path: refused.
+    let mut t = Tensor::read_safetensors(&weights).unwrap();
+    t[0].1 = &t[0].1 + 1.0;
+    Tensor::write_safetensors(&t, &weights).unwrap();
+    let o = run(&["preprocess", "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap(),
+        "--teacher", &teacher, "--no-hog", "--no-progress"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("other teacher weights"), "{err}");
+
+    let o = run(&["preprocess", "--input", input.to_str().unwrap(), "--output",
+        dir.path().join("x").to_str().unwrap(), "--teacher", "dino=a.safetensors"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("teachers.name") && err.contains("dinov2, siglip or clip"), "{err}");
+    let o = run(&["preprocess", "--input", input.to_str().unwrap(), "--output",
+        dir.path().join("y").to_str().unwrap(), "--teacher", "clip=/missing/model.safetensors"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("/missing/model.safetensors") && err.contains("openai/clip-vit-base-patch16"), "{err}");
+}
