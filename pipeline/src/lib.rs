@@ -3,6 +3,7 @@
 //! format with its manifest, and the staged, resumable preprocess job.
 
 pub mod atomic;
+pub mod caption;
 pub mod image;
 pub mod labels;
 pub mod preprocess;

@@ -24,7 +24,11 @@ pub fn parse_device(s: &str) -> Result<Device, String> {
 /// `f32` / `bf16`; `None` picks bf16 on GPU and f32 on CPU.
 pub fn parse_kind(s: Option<&str>, device: Device) -> Result<Kind, String> {
     match s {
-        None => Ok(if device.is_cuda() { Kind::BFloat16 } else { Kind::Float }),
+        None => Ok(if device.is_cuda() {
+            Kind::BFloat16
+        } else {
+            Kind::Float
+        }),
         Some("f32" | "fp32" | "float32") => Ok(Kind::Float),
         Some("bf16" | "bfloat16") => Ok(Kind::BFloat16),
         Some(other) => Err(format!("unknown dtype `{other}` (f32, bf16)")),
@@ -38,9 +42,13 @@ mod tests {
     #[test]
     fn parses_and_checks() {
         assert_eq!(parse_device("cpu").unwrap(), Device::Cpu);
-        assert!(parse_device("gpu").unwrap_err().contains("cpu, cuda, cuda:N"));
+        assert!(parse_device("gpu")
+            .unwrap_err()
+            .contains("cpu, cuda, cuda:N"));
         if tch::Cuda::device_count() == 0 {
-            assert!(parse_device("cuda:0").unwrap_err().contains("0 CUDA device"));
+            assert!(parse_device("cuda:0")
+                .unwrap_err()
+                .contains("0 CUDA device"));
         }
         assert_eq!(parse_kind(None, Device::Cpu).unwrap(), Kind::Float);
         assert_eq!(parse_kind(None, Device::Cuda(0)).unwrap(), Kind::BFloat16);

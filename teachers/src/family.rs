@@ -18,13 +18,18 @@ pub struct Normalization {
     pub std: [f64; 3],
 }
 
-pub const IMAGENET: Normalization =
-    Normalization { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+pub const IMAGENET: Normalization = Normalization {
+    mean: [0.485, 0.456, 0.406],
+    std: [0.229, 0.224, 0.225],
+};
 pub const CLIP_STATS: Normalization = Normalization {
     mean: [0.48145466, 0.4578275, 0.40821073],
     std: [0.26862954, 0.26130258, 0.27577711],
 };
-pub const HALF: Normalization = Normalization { mean: [0.5; 3], std: [0.5; 3] };
+pub const HALF: Normalization = Normalization {
+    mean: [0.5; 3],
+    std: [0.5; 3],
+};
 
 impl Normalization {
     /// `imagenet` (the reference's choice for every teacher, spec §4.3–4.4b), `clip`, `siglip`

@@ -3,7 +3,7 @@
 use tch::{Kind, Tensor};
 
 use crate::family::Normalization;
-use crate::teacher::{TeacherError, TeacherSpec, Teacher};
+use crate::teacher::{Teacher, TeacherError, TeacherSpec};
 
 pub struct HogTeacher {
     resolution: (i64, i64),
@@ -18,7 +18,9 @@ impl HogTeacher {
                 message: format!("resolution {h}x{w} is not a multiple of 16"),
             });
         }
-        Ok(Self { resolution: spec.resolution })
+        Ok(Self {
+            resolution: spec.resolution,
+        })
     }
 }
 
@@ -68,7 +70,10 @@ impl Teacher for HogTeacher {
         let mut out = Vec::with_capacity(s[0] as usize);
         for img in bytes.chunks_exact(n) {
             let f = crate::hog::hog_rgb8(img, w as usize, h as usize).map_err(|e| {
-                TeacherError::Runtime { name: "hog".into(), message: e.to_string() }
+                TeacherError::Runtime {
+                    name: "hog".into(),
+                    message: e.to_string(),
+                }
             })?;
             out.push(Tensor::from_slice(&f));
         }

@@ -29,7 +29,10 @@ pub struct ModelConfigError {
 
 impl ModelConfig {
     pub fn load(path: &Path) -> Result<Self, ModelConfigError> {
-        let err = |message: String| ModelConfigError { path: path.to_path_buf(), message };
+        let err = |message: String| ModelConfigError {
+            path: path.to_path_buf(),
+            message,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         let raw: Value = serde_json::from_str(&text).map_err(|e| err(format!("not JSON: {e}")))?;
         let mut cfg = Self::from_value(raw).map_err(err)?;
@@ -49,10 +52,16 @@ impl ModelConfig {
         .flatten()
         .collect();
         let find = |keys: &[&str]| -> Option<&Value> {
-            scopes.iter().find_map(|s| keys.iter().find_map(|k| s.get(*k)))
+            scopes
+                .iter()
+                .find_map(|s| keys.iter().find_map(|k| s.get(*k)))
         };
         let num_heads = match find(&["num_attention_heads", "num_heads", "heads"]) {
-            Some(v) => Some(v.as_i64().filter(|h| *h > 0).ok_or("`num_heads` must be a positive integer")?),
+            Some(v) => Some(
+                v.as_i64()
+                    .filter(|h| *h > 0)
+                    .ok_or("`num_heads` must be a positive integer")?,
+            ),
             None => None,
         };
         // OpenCLIP: heads = width / head_width.
@@ -85,9 +94,19 @@ impl ModelConfig {
             act
         };
         let eps = match find(&["layer_norm_eps", "eps"]) {
-            Some(v) => Some(v.as_f64().filter(|e| *e > 0.0).ok_or("`layer_norm_eps` must be a positive number")?),
+            Some(v) => Some(
+                v.as_f64()
+                    .filter(|e| *e > 0.0)
+                    .ok_or("`layer_norm_eps` must be a positive number")?,
+            ),
             None => None,
         };
-        Ok(Self { source: None, num_heads, act, eps, raw })
+        Ok(Self {
+            source: None,
+            num_heads,
+            act,
+            eps,
+            raw,
+        })
     }
 }

@@ -28,7 +28,11 @@ pub enum TeacherError {
     #[error("teacher `{name}`: {message}")]
     Config { name: String, message: String },
     #[error("{path}: the weights look like a {found} checkpoint, but the teacher is `{expected}`")]
-    FamilyMismatch { path: PathBuf, found: String, expected: String },
+    FamilyMismatch {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
     #[error("teacher `{name}` failed on a batch: {message}")]
     Runtime { name: String, message: String },
 }
@@ -83,16 +87,32 @@ pub fn build(spec: &TeacherSpec) -> Result<Box<dyn Teacher>, TeacherError> {
     if spec.name == "hog" {
         return Ok(Box::new(crate::hog_teacher::HogTeacher::new(spec)?));
     }
-    let family = Family::parse(&spec.name).ok_or_else(|| TeacherError::UnknownTeacher(spec.name.clone()))?;
+    let family =
+        Family::parse(&spec.name).ok_or_else(|| TeacherError::UnknownTeacher(spec.name.clone()))?;
     Ok(Box::new(VitTeacher::load(family, spec)?))
 }
 
 /// Convert a `(B, H, W, 3)` uint8 batch to normalised `(B, 3, H, W)` floats on `device`.
-pub fn normalize_images(images: &Tensor, norm: Normalization, device: Device, kind: Kind) -> Tensor {
+pub fn normalize_images(
+    images: &Tensor,
+    norm: Normalization,
+    device: Device,
+    kind: Kind,
+) -> Tensor {
     let opts = (Kind::Float, device);
-    let mean = Tensor::from_slice(&norm.mean).to_kind(Kind::Float).to_device(device).reshape([1, 3, 1, 1]);
-    let std = Tensor::from_slice(&norm.std).to_kind(Kind::Float).to_device(device).reshape([1, 3, 1, 1]);
-    let x = images.to_device(device).permute([0, 3, 1, 2]).to_kind(opts.0) / 255.0;
+    let mean = Tensor::from_slice(&norm.mean)
+        .to_kind(Kind::Float)
+        .to_device(device)
+        .reshape([1, 3, 1, 1]);
+    let std = Tensor::from_slice(&norm.std)
+        .to_kind(Kind::Float)
+        .to_device(device)
+        .reshape([1, 3, 1, 1]);
+    let x = images
+        .to_device(device)
+        .permute([0, 3, 1, 2])
+        .to_kind(opts.0)
+        / 255.0;
     ((x - mean) / std).to_kind(kind)
 }
 
@@ -110,10 +130,13 @@ pub struct VitTeacher {
 impl VitTeacher {
     pub fn load(family: Family, spec: &TeacherSpec) -> Result<Self, TeacherError> {
         let hint = family.download_hint();
-        let path = spec.weights.as_deref().ok_or_else(|| TeacherError::Config {
-            name: spec.name.clone(),
-            message: format!("no weight file given (`weights = \"…\"` / `--weights`). {hint}"),
-        })?;
+        let path = spec
+            .weights
+            .as_deref()
+            .ok_or_else(|| TeacherError::Config {
+                name: spec.name.clone(),
+                message: format!("no weight file given (`weights = \"…\"` / `--weights`). {hint}"),
+            })?;
         let mut w = Weights::load(path, hint)?;
         let layout = layout::detect(&mut w)?;
         layout::to_timm(&mut w, layout)?;
@@ -190,7 +213,10 @@ impl VitTeacher {
 /// `open_clip_config.json`.
 fn sibling_config(weights: &Path) -> Option<PathBuf> {
     let dir = weights.parent()?;
-    ["config.json", "open_clip_config.json"].into_iter().map(|n| dir.join(n)).find(|p| p.is_file())
+    ["config.json", "open_clip_config.json"]
+        .into_iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
 }
 
 /// What the (timm-named) weights look like, where the layout leaves it open.
@@ -269,13 +295,20 @@ impl Teacher for VitTeacher {
         if s.len() != 4 || s[1] != h || s[2] != w || s[3] != 3 || images.kind() != Kind::Uint8 {
             return Err(TeacherError::Runtime {
                 name: self.spec.name.clone(),
-                message: format!("expected a ({}, {h}, {w}, 3) uint8 batch, got {s:?} {:?}", s[0], images.kind()),
+                message: format!(
+                    "expected a ({}, {h}, {w}, 3) uint8 batch, got {s:?} {:?}",
+                    s[0],
+                    images.kind()
+                ),
             });
         }
         guarded(&self.spec.name, || {
             tch::no_grad(|| {
                 let x = normalize_images(images, self.norm, self.spec.device, self.spec.kind);
-                self.model.patch_tokens(&x).to_kind(Kind::Float).to_device(Device::Cpu)
+                self.model
+                    .patch_tokens(&x)
+                    .to_kind(Kind::Float)
+                    .to_device(Device::Cpu)
             })
         })
     }

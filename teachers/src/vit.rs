@@ -143,7 +143,11 @@ impl VisionTransformer {
                 hyper.eps,
             ))
         };
-        let norm_pre = if w.contains("norm_pre.weight") { Some(ln(w, "norm_pre")?) } else { None };
+        let norm_pre = if w.contains("norm_pre.weight") {
+            Some(ln(w, "norm_pre")?)
+        } else {
+            None
+        };
         let depth = w.count_indexed("blocks.");
         if depth == 0 {
             return Err(w.missing("blocks.0.attn.qkv.weight", Some(&[3 * c, c])));
@@ -175,11 +179,17 @@ impl VisionTransformer {
                 Some(w.take(&format!("{b}.mlp.fc1.bias"), &[hidden])?),
             );
             // Packed SwiGLU: fc1 emits gate and value halves, fc2 reads one half.
-            let fc2_in = w.shape(&format!("{b}.mlp.fc2.weight")).map_or(hidden, |s| s[s.len() - 1]);
+            let fc2_in = w
+                .shape(&format!("{b}.mlp.fc2.weight"))
+                .map_or(hidden, |s| s[s.len() - 1]);
             if fc2_in * 2 == hidden {
                 act = Activation::SwiGlu;
             }
-            let fc2_in = if act == Activation::SwiGlu { hidden / 2 } else { hidden };
+            let fc2_in = if act == Activation::SwiGlu {
+                hidden / 2
+            } else {
+                hidden
+            };
             let fc2 = Linear::new(
                 w.take(&format!("{b}.mlp.fc2.weight"), &[c, fc2_in])?,
                 Some(w.take(&format!("{b}.mlp.fc2.bias"), &[c])?),
@@ -189,7 +199,12 @@ impl VisionTransformer {
             mlp_hidden = hidden;
             blocks.push(Block {
                 norm1,
-                attn: Attention { qkv, proj, num_heads: hyper.num_heads, imp: AttentionImpl::Sdpa },
+                attn: Attention {
+                    qkv,
+                    proj,
+                    num_heads: hyper.num_heads,
+                    imp: AttentionImpl::Sdpa,
+                },
                 ls1,
                 norm2,
                 mlp: Mlp { fc1, fc2, act },
@@ -259,7 +274,7 @@ impl VisionTransformer {
         let c = self.shape.width;
         let mut x = self.patch_embed.forward(x);
         if self.shape.no_embed_class {
-            x = x + &self.pos_embed;
+            x += &self.pos_embed;
         }
         let mut parts = Vec::with_capacity(3);
         if let Some(cls) = &self.cls_token {
@@ -273,7 +288,7 @@ impl VisionTransformer {
             x = Tensor::cat(&parts, 1);
         }
         if !self.shape.no_embed_class {
-            x = x + &self.pos_embed;
+            x += &self.pos_embed;
         }
         if let Some(n) = &self.norm_pre {
             x = n.forward(&x);

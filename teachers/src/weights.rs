@@ -2,7 +2,7 @@
 //! hands each tensor out once, checking its shape, and whose errors name the file, the key
 //! as it is spelled in that file, the shape expected, and which file to download.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use tch::{Kind, Tensor};
@@ -11,19 +11,47 @@ use tch::{Kind, Tensor};
 #[non_exhaustive]
 pub enum WeightError {
     #[error("{path}: cannot read weights: {message}. {hint}")]
-    Read { path: PathBuf, message: String, hint: String },
+    Read {
+        path: PathBuf,
+        message: String,
+        hint: String,
+    },
     #[error("{path}: missing key `{key}`{}. {hint}", expected_str(.expected))]
-    Missing { path: PathBuf, key: String, expected: Option<Vec<i64>>, hint: String },
+    Missing {
+        path: PathBuf,
+        key: String,
+        expected: Option<Vec<i64>>,
+        hint: String,
+    },
     #[error("{path}: key `{key}` has shape {found:?}, expected {expected:?}. {hint}")]
-    Shape { path: PathBuf, key: String, found: Vec<i64>, expected: Vec<i64>, hint: String },
-    #[error("{path}: key `{key}` has dtype {found}, expected a float tensor (f32, f16 or bf16). {hint}")]
-    Dtype { path: PathBuf, key: String, found: String, hint: String },
+    Shape {
+        path: PathBuf,
+        key: String,
+        found: Vec<i64>,
+        expected: Vec<i64>,
+        hint: String,
+    },
+    #[error(
+        "{path}: key `{key}` has dtype {found}, expected a float tensor (f32, f16 or bf16). {hint}"
+    )]
+    Dtype {
+        path: PathBuf,
+        key: String,
+        found: String,
+        hint: String,
+    },
     #[error("{path}: {message}. {hint}")]
-    Layout { path: PathBuf, message: String, hint: String },
+    Layout {
+        path: PathBuf,
+        message: String,
+        hint: String,
+    },
 }
 
 fn expected_str(e: &Option<Vec<i64>>) -> String {
-    e.as_ref().map(|s| format!(" (expected shape {s:?})")).unwrap_or_default()
+    e.as_ref()
+        .map(|s| format!(" (expected shape {s:?})"))
+        .unwrap_or_default()
 }
 
 /// A weight file's tensors (fp32 on the CPU), plus where each came from.
@@ -55,7 +83,8 @@ impl Weights {
                  `scripts/pth_to_safetensors.py`"
             )));
         }
-        let list = tch::no_grad(|| Tensor::read_safetensors(path)).map_err(|e| read_err(e.to_string()))?;
+        let list =
+            tch::no_grad(|| Tensor::read_safetensors(path)).map_err(|e| read_err(e.to_string()))?;
         let mut tensors = HashMap::with_capacity(list.len());
         for (key, t) in list {
             match t.kind() {
@@ -76,12 +105,22 @@ impl Weights {
             }
             tensors.insert(key, t.to_kind(Kind::Float));
         }
-        Ok(Self { path: path.to_path_buf(), hint: hint.to_string(), tensors, origin: HashMap::new() })
+        Ok(Self {
+            path: path.to_path_buf(),
+            hint: hint.to_string(),
+            tensors,
+            origin: HashMap::new(),
+        })
     }
 
     /// Build from tensors already in memory (tests, converters).
     pub fn from_tensors(path: &Path, hint: &str, tensors: HashMap<String, Tensor>) -> Self {
-        Self { path: path.to_path_buf(), hint: hint.to_string(), tensors, origin: HashMap::new() }
+        Self {
+            path: path.to_path_buf(),
+            hint: hint.to_string(),
+            tensors,
+            origin: HashMap::new(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -106,17 +145,25 @@ impl Weights {
 
     /// The key as the user's file spells it.
     pub fn origin_of(&self, key: &str) -> String {
-        self.origin.get(key).cloned().unwrap_or_else(|| key.to_string())
+        self.origin
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| key.to_string())
     }
 
     /// Remove and return a tensor of any shape.
     pub fn take_any(&mut self, key: &str) -> Result<Tensor, WeightError> {
-        self.tensors.remove(key).ok_or_else(|| self.missing(key, None))
+        self.tensors
+            .remove(key)
+            .ok_or_else(|| self.missing(key, None))
     }
 
     /// Remove and return a tensor, checking its shape.
     pub fn take(&mut self, key: &str, expected: &[i64]) -> Result<Tensor, WeightError> {
-        let t = self.tensors.remove(key).ok_or_else(|| self.missing(key, Some(expected)))?;
+        let t = self
+            .tensors
+            .remove(key)
+            .ok_or_else(|| self.missing(key, Some(expected)))?;
         if t.size() != expected {
             return Err(WeightError::Shape {
                 path: self.path.clone(),
@@ -166,7 +213,11 @@ impl Weights {
     }
 
     pub fn layout_error(&self, message: impl Into<String>) -> WeightError {
-        WeightError::Layout { path: self.path.clone(), message: message.into(), hint: self.hint.clone() }
+        WeightError::Layout {
+            path: self.path.clone(),
+            message: message.into(),
+            hint: self.hint.clone(),
+        }
     }
 
     /// Keys whose name starts with `prefix`, removed (e.g. a text tower we do not use).
@@ -178,7 +229,12 @@ impl Weights {
 
     /// Strip `prefix` from every key that has it (e.g. `vision_model.`).
     pub fn strip_prefix(&mut self, prefix: &str) {
-        let keys: Vec<String> = self.tensors.keys().filter(|k| k.starts_with(prefix)).cloned().collect();
+        let keys: Vec<String> = self
+            .tensors
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
         for k in keys {
             self.rename(&k, &k[prefix.len()..]);
         }
@@ -188,7 +244,13 @@ impl Weights {
     pub fn count_indexed(&self, prefix: &str) -> i64 {
         self.tensors
             .keys()
-            .filter_map(|k| k.strip_prefix(prefix)?.split('.').next()?.parse::<i64>().ok())
+            .filter_map(|k| {
+                k.strip_prefix(prefix)?
+                    .split('.')
+                    .next()?
+                    .parse::<i64>()
+                    .ok()
+            })
             .map(|i| i + 1)
             .max()
             .unwrap_or(0)
@@ -196,8 +258,9 @@ impl Weights {
 
     /// The keys left after a model took what it needs, sorted (for a warning).
     pub fn leftover(&self) -> Vec<String> {
-        let sorted: BTreeMap<_, _> = self.tensors.iter().map(|(k, _)| (k.clone(), ())).collect();
-        sorted.into_keys().collect()
+        let mut keys: Vec<String> = self.tensors.keys().cloned().collect();
+        keys.sort();
+        keys
     }
 }
 

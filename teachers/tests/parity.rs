@@ -47,13 +47,27 @@ fn runs() -> Vec<Run> {
 }
 
 fn load_run(r: &Run) -> (Tensor, Tensor) {
-    let tensors = Tensor::read_safetensors(fixtures().join(&r.case).join("runs.safetensors")).unwrap();
-    let get = |k: &str| tensors.iter().find(|(n, _)| n == k).unwrap().1.shallow_clone();
-    (get(&format!("{}.images", r.run)), get(&format!("{}.expected", r.run)))
+    let tensors =
+        Tensor::read_safetensors(fixtures().join(&r.case).join("runs.safetensors")).unwrap();
+    let get = |k: &str| {
+        tensors
+            .iter()
+            .find(|(n, _)| n == k)
+            .unwrap()
+            .1
+            .shallow_clone()
+    };
+    (
+        get(&format!("{}.images", r.run)),
+        get(&format!("{}.expected", r.run)),
+    )
 }
 
 fn spec(r: &Run) -> TeacherSpec {
-    let mut spec = TeacherSpec::new(&r.teacher, Some(fixtures().join(&r.case).join("model.safetensors")));
+    let mut spec = TeacherSpec::new(
+        &r.teacher,
+        Some(fixtures().join(&r.case).join("model.safetensors")),
+    );
     spec.resolution = r.resolution;
     spec.patch_size = r.patch;
     spec
@@ -62,7 +76,11 @@ fn spec(r: &Run) -> TeacherSpec {
 #[test]
 fn every_layout_matches_its_reference() {
     let all = runs();
-    assert!(all.len() >= 20, "fixture list looks truncated: {} runs", all.len());
+    assert!(
+        all.len() >= 20,
+        "fixture list looks truncated: {} runs",
+        all.len()
+    );
     let mut report = Vec::new();
     for r in &all {
         let (images, expected) = load_run(r);
@@ -71,14 +89,22 @@ fn every_layout_matches_its_reference() {
         assert_eq!(got.size(), expected.size(), "{}/{}", r.case, r.run);
         let err = rel_err(&got, &expected);
         report.push(format!("{}/{}: {err:.2e}", r.case, r.run));
-        assert!(err <= 1e-4, "{}/{}: max|Δ|/max|ref| = {err:.3e}", r.case, r.run);
+        assert!(
+            err <= 1e-4,
+            "{}/{}: max|Δ|/max|ref| = {err:.3e}",
+            r.case,
+            r.run
+        );
     }
     println!("{}", report.join("\n"));
 }
 
 #[test]
 fn explicit_attention_matches_sdpa() {
-    let r = runs().into_iter().find(|r| r.case == "dinov2_timm" && r.run == "p16_96").unwrap();
+    let r = runs()
+        .into_iter()
+        .find(|r| r.case == "dinov2_timm" && r.run == "p16_96")
+        .unwrap();
     let (images, expected) = load_run(&r);
     let mut teacher = VitTeacher::load(Family::Dinov2, &spec(&r)).unwrap();
     teacher.model_mut().set_attention(AttentionImpl::Explicit);

@@ -7,7 +7,9 @@ use maetok_teachers::{build, TeacherSpec};
 use tch::{Kind, Tensor};
 
 fn fixture(case: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/teachers").join(case)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/teachers")
+        .join(case)
 }
 
 /// Copy a fixture's weights into `dir` after `edit`, plus its config.
@@ -53,7 +55,10 @@ fn wrong_shape_names_expected_shape() {
         }
     });
     let msg = load_err("dinov2", w);
-    assert!(msg.contains("blocks.1.attn.proj.weight") && msg.contains("[32, 32]"), "{msg}");
+    assert!(
+        msg.contains("blocks.1.attn.proj.weight") && msg.contains("[32, 32]"),
+        "{msg}"
+    );
     // A renamed key is reported under the file's own name.
     let dir = tempfile::tempdir().unwrap();
     let w = edited("clip_hf", dir.path(), |t| {
@@ -64,7 +69,10 @@ fn wrong_shape_names_expected_shape() {
         }
     });
     let msg = load_err("clip", w);
-    assert!(msg.contains("vision_model.encoder.layers.0.mlp.fc2.bias"), "{msg}");
+    assert!(
+        msg.contains("vision_model.encoder.layers.0.mlp.fc2.bias"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -78,13 +86,19 @@ fn wrong_dtype_wrong_family_and_missing_file() {
         }
     });
     let msg = load_err("siglip", w);
-    assert!(msg.contains("norm.weight") && msg.contains("dtype"), "{msg}");
+    assert!(
+        msg.contains("norm.weight") && msg.contains("dtype"),
+        "{msg}"
+    );
 
     let msg = load_err("dinov2", fixture("siglip_hf").join("model.safetensors"));
     assert!(msg.contains("siglip") && msg.contains("dinov2"), "{msg}");
 
     let msg = load_err("clip", fixture("nope").join("model.safetensors"));
-    assert!(msg.contains("no such file") && msg.contains("openai/clip-vit-base-patch16"), "{msg}");
+    assert!(
+        msg.contains("no such file") && msg.contains("openai/clip-vit-base-patch16"),
+        "{msg}"
+    );
 
     let msg = load_err("dino", fixture("dinov2_hf").join("model.safetensors"));
     assert!(msg.contains("unknown teacher `dino`"), "{msg}");
@@ -102,5 +116,8 @@ fn heads_default_from_width_and_config_overrides() {
     let w = edited("dinov2_timm", dir.path(), |_| {});
     std::fs::remove_file(dir.path().join("config.json")).unwrap();
     let msg = load_err("dinov2", w);
-    assert!(msg.contains("number of heads") && msg.contains("--model-config"), "{msg}");
+    assert!(
+        msg.contains("number of heads") && msg.contains("--model-config"),
+        "{msg}"
+    );
 }

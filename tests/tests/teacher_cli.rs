@@ -28,8 +28,18 @@ fn features_match_the_library_on_pillow_crops() {
     let weights = fixtures().join("teachers/dinov2_hf/model.safetensors");
     let out = dir.path().join("feats.safetensors");
     run_ok(&[
-        "teacher", "features", "--teacher", "dinov2", "--weights", weights.to_str().unwrap(),
-        "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap(), "--batch-size", "3",
+        "teacher",
+        "features",
+        "--teacher",
+        "dinov2",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--batch-size",
+        "3",
     ]);
 
     let bytes = std::fs::read(&out).unwrap();
@@ -46,7 +56,9 @@ fn features_match_the_library_on_pillow_crops() {
     // The same teacher on Pillow's ADM crops of the same files.
     let t = build(&TeacherSpec::new("dinov2", Some(weights))).unwrap();
     for (i, stem) in stems.iter().enumerate() {
-        let png = image::open(fixtures().join(format!("photos/{stem}.adm256.png"))).unwrap().to_rgb8();
+        let png = image::open(fixtures().join(format!("photos/{stem}.adm256.png")))
+            .unwrap()
+            .to_rgb8();
         let x = Tensor::from_slice(png.as_raw()).reshape([1, 256, 256, 3]);
         let want = t.features(&x).unwrap();
         let d = f64::try_from((got.get(i as i64) - want.get(0)).abs().max()).unwrap();
@@ -59,12 +71,35 @@ fn bad_teacher_arguments_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let input = fixtures().join("photos");
     let out = dir.path().join("f.safetensors");
-    let o = run(&["teacher", "features", "--teacher", "dinov2", "--input", input.to_str().unwrap(),
-        "--output", out.to_str().unwrap()]);
+    let o = run(&[
+        "teacher",
+        "features",
+        "--teacher",
+        "dinov2",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("no weight file") && err.contains("dinov2"), "{err}");
-    let o = run(&["teacher", "features", "--teacher", "dinov2", "--weights", "/nonexistent/model.safetensors",
-        "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap(), "--device", "cuda:7"]);
+    assert!(
+        !o.status.success() && err.contains("no weight file") && err.contains("dinov2"),
+        "{err}"
+    );
+    let o = run(&[
+        "teacher",
+        "features",
+        "--teacher",
+        "dinov2",
+        "--weights",
+        "/nonexistent/model.safetensors",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--device",
+        "cuda:7",
+    ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("cuda:7"), "{err}");
     assert!(!out.exists());

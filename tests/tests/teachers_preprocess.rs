@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, AsArray, FixedSizeListArray};
+use arrow::array::{AsArray, FixedSizeListArray};
 use arrow::datatypes::{Float16Type, Int16Type, Int8Type};
 use maetok_e2e::{batches, manifest, preprocess, run, run_ok};
 use tch::Tensor;
@@ -33,10 +33,17 @@ fn row_f32(batch: &arrow::array::RecordBatch, name: &str, i: usize, dim: usize) 
         return h.values().iter().map(|x| x.to_f32()).collect();
     }
     let q = v.as_primitive::<Int8Type>();
-    let scales: &FixedSizeListArray = batch.column_by_name(&format!("{name}_scale")).unwrap().as_fixed_size_list();
+    let scales: &FixedSizeListArray = batch
+        .column_by_name(&format!("{name}_scale"))
+        .unwrap()
+        .as_fixed_size_list();
     let s = scales.value(i);
     let s = s.as_primitive::<Float16Type>();
-    q.values().chunks(dim).zip(s.values()).flat_map(|(t, s)| t.iter().map(move |&x| x as f32 * s.to_f32())).collect()
+    q.values()
+        .chunks(dim)
+        .zip(s.values())
+        .flat_map(|(t, s)| t.iter().map(move |&x| x as f32 * s.to_f32()))
+        .collect()
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
@@ -63,7 +70,11 @@ fn stored_features_are_the_teachers_output() {
         ),
     )
     .unwrap();
-    preprocess(input.to_str().unwrap(), &out, &["--config", config.to_str().unwrap()]);
+    preprocess(
+        input.to_str().unwrap(),
+        &out,
+        &["--config", config.to_str().unwrap()],
+    );
     run_ok(&["shards", "verify", "--deep", out.to_str().unwrap()]);
 
     let m = manifest(&out, "manifest.json");
@@ -78,8 +89,18 @@ fn stored_features_are_the_teachers_output() {
     // Reference: `teacher features` (f32) on the same ADM crops = view 0.
     let reference = |name: &str, weights: &Path| {
         let f = dir.path().join(format!("{name}.safetensors"));
-        run_ok(&["teacher", "features", "--teacher", name, "--weights", weights.to_str().unwrap(),
-            "--input", input.to_str().unwrap(), "--output", f.to_str().unwrap()]);
+        run_ok(&[
+            "teacher",
+            "features",
+            "--teacher",
+            name,
+            "--weights",
+            weights.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            f.to_str().unwrap(),
+        ]);
         Tensor::read_safetensors(&f).unwrap().remove(0).1
     };
     let ref_dino = reference("dinov2", &dino);
@@ -87,7 +108,10 @@ fn stored_features_are_the_teachers_output() {
     let mut image = 0i64;
     let mut worst_cos: f64 = 1.0;
     for b in batches(&out) {
-        let views = b.column_by_name("view").unwrap().as_primitive::<Int16Type>();
+        let views = b
+            .column_by_name("view")
+            .unwrap()
+            .as_primitive::<Int16Type>();
         for i in 0..b.num_rows() {
             if views.value(i) != 0 {
                 continue;
@@ -95,8 +119,14 @@ fn stored_features_are_the_teachers_output() {
             let want = Vec::<f32>::try_from(ref_dino.get(image).flatten(0, -1)).unwrap();
             let got = row_f32(&b, "dinov2", i, 32);
             let max = want.iter().fold(0f32, |m, x| m.max(x.abs()));
-            let err = got.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-            assert!(err <= max * 1e-3, "dinov2 image {image}: {err} vs max {max}");
+            let err = got
+                .iter()
+                .zip(&want)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                err <= max * 1e-3,
+                "dinov2 image {image}: {err} vs max {max}"
+            );
             let want = Vec::<f32>::try_from(ref_siglip.get(image).flatten(0, -1)).unwrap();
             let got = row_f32(&b, "siglip", i, 32);
             for (g, w) in got.chunks(32).zip(want.chunks(32)) {
@@ -114,28 +144,80 @@ fn changed_weights_stop_a_resume_and_bad_teachers_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let input = photos(dir.path());
     let weights = dir.path().join("model.safetensors");
-    std::fs::copy(fixtures().join("teachers/dinov2_hf/model.safetensors"), &weights).unwrap();
-    std::fs::copy(fixtures().join("teachers/dinov2_hf/config.json"), dir.path().join("config.json")).unwrap();
+    std::fs::copy(
+        fixtures().join("teachers/dinov2_hf/model.safetensors"),
+        &weights,
+    )
+    .unwrap();
+    std::fs::copy(
+        fixtures().join("teachers/dinov2_hf/config.json"),
+        dir.path().join("config.json"),
+    )
+    .unwrap();
     let out = dir.path().join("shards");
     let teacher = format!("dinov2={}", weights.display());
-    preprocess(input.to_str().unwrap(), &out, &["--teacher", &teacher, "--no-hog"]);
+    preprocess(
+        input.to_str().unwrap(),
+        &out,
+        &["--teacher", &teacher, "--no-hog"],
+    );
     // Same weights: nothing to do.
-    preprocess(input.to_str().unwrap(), &out, &["--teacher", &teacher, "--no-hog"]);
+    preprocess(
+        input.to_str().unwrap(),
+        &out,
+        &["--teacher", &teacher, "--no-hog"],
+    );
     // Other weights under the same path: refused.
     let mut t = Tensor::read_safetensors(&weights).unwrap();
     t[0].1 = &t[0].1 + 1.0;
     Tensor::write_safetensors(&t, &weights).unwrap();
-    let o = run(&["preprocess", "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap(),
-        "--teacher", &teacher, "--no-hog", "--no-progress"]);
+    let o = run(&[
+        "preprocess",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--teacher",
+        &teacher,
+        "--no-hog",
+        "--no-progress",
+    ]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("other teacher weights"), "{err}");
+    assert!(
+        !o.status.success() && err.contains("other teacher weights"),
+        "{err}"
+    );
 
-    let o = run(&["preprocess", "--input", input.to_str().unwrap(), "--output",
-        dir.path().join("x").to_str().unwrap(), "--teacher", "dino=a.safetensors"]);
+    let o = run(&[
+        "preprocess",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        dir.path().join("x").to_str().unwrap(),
+        "--teacher",
+        "dino=a.safetensors",
+    ]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("teachers.name") && err.contains("dinov2, siglip or clip"), "{err}");
-    let o = run(&["preprocess", "--input", input.to_str().unwrap(), "--output",
-        dir.path().join("y").to_str().unwrap(), "--teacher", "clip=/missing/model.safetensors"]);
+    assert!(
+        !o.status.success()
+            && err.contains("teachers.name")
+            && err.contains("dinov2, siglip or clip"),
+        "{err}"
+    );
+    let o = run(&[
+        "preprocess",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        dir.path().join("y").to_str().unwrap(),
+        "--teacher",
+        "clip=/missing/model.safetensors",
+    ]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("/missing/model.safetensors") && err.contains("openai/clip-vit-base-patch16"), "{err}");
+    assert!(
+        !o.status.success()
+            && err.contains("/missing/model.safetensors")
+            && err.contains("openai/clip-vit-base-patch16"),
+        "{err}"
+    );
 }

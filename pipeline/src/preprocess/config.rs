@@ -49,6 +49,9 @@ pub struct PreprocessConfig {
     pub caption_fields: Vec<String>,
     /// ViT teachers run on every view (`[[teachers]]` tables).
     pub teachers: Vec<TeacherConfig>,
+    /// CLIP BPE vocabulary (`bpe_simple_vocab_16e6.txt.gz` or a `tokenizer.json`): when set,
+    /// captions are tokenized into `text_ids` (spec §4.5).
+    pub caption_bpe: Option<PathBuf>,
 }
 
 /// One ViT teacher of the job: which network, where it runs, how its output is stored.
@@ -100,12 +103,17 @@ impl TeacherConfig {
             value: format!("{value:?} (teacher `{}`)", self.name),
             allowed,
         };
-        let device = parse_device(&self.device).map_err(|e| bad("teachers.device", &self.device, e))?;
+        let device =
+            parse_device(&self.device).map_err(|e| bad("teachers.device", &self.device, e))?;
         let kind = parse_kind(self.dtype.as_deref(), device)
             .map_err(|e| bad("teachers.dtype", self.dtype.as_deref().unwrap_or(""), e))?;
         let normalization = match &self.normalization {
             Some(n) => Some(Normalization::parse(n).ok_or_else(|| {
-                bad("teachers.normalization", n, "imagenet, clip or siglip".into())
+                bad(
+                    "teachers.normalization",
+                    n,
+                    "imagenet, clip or siglip".into(),
+                )
             })?),
             None => None,
         };
@@ -142,6 +150,7 @@ impl Default for PreprocessConfig {
                 .map(String::from)
                 .to_vec(),
             teachers: Vec::new(),
+            caption_bpe: None,
         }
     }
 }
@@ -227,10 +236,18 @@ impl PreprocessConfig {
         let mut seen = std::collections::HashSet::new();
         for t in &self.teachers {
             if !["dinov2", "siglip", "clip"].contains(&t.name.as_str()) {
-                return err("teachers.name", format!("{:?}", t.name), "dinov2, siglip or clip (HOG is the `hog` switch)");
+                return err(
+                    "teachers.name",
+                    format!("{:?}", t.name),
+                    "dinov2, siglip or clip (HOG is the `hog` switch)",
+                );
             }
             if !seen.insert(t.name.as_str()) {
-                return err("teachers.name", format!("{:?}", t.name), "each teacher at most once");
+                return err(
+                    "teachers.name",
+                    format!("{:?}", t.name),
+                    "each teacher at most once",
+                );
             }
             if t.batch_size == 0 {
                 return err("teachers.batch_size", "0".into(), "at least 1");

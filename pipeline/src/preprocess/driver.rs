@@ -22,8 +22,10 @@ use crossbeam_channel::bounded;
 
 use super::config::{ConfigError, PreprocessConfig};
 use super::process::{process, Outcome};
-use super::teach::{run_teachers, Loaded, Storage};
 use super::progress::{cpu_seconds, peak_rss_bytes, Progress};
+use super::teach::{run_teachers, Loaded, Storage};
+use crate::caption::{ClipBpe, CONTEXT_LEN};
+use crate::shard::manifest::TextInfo;
 use crate::shard::manifest::{
     ColumnInfo, Manifest, RootInfo, SourceInfo, Stats, TeacherInfo, FORMAT, INT8_ENCODING,
 };
@@ -155,7 +157,8 @@ pub fn run(cfg: &PreprocessConfig, opts: &RunOptions) -> Result<Summary, Preproc
     )?;
     let manifest_path = out.join(manifest_file_name(node));
     let teachers = load_teachers(cfg)?;
-    let fresh = fresh_manifest(cfg, opts, &dataset, &teachers);
+    let bpe = load_bpe(cfg)?;
+    let fresh = fresh_manifest(cfg, opts, &dataset, &teachers, bpe.as_ref().map(|b| &b.1));
     let manifest = if manifest_path.exists() {
         let m = Manifest::read(&manifest_path)?;
         if m.config_hash != fresh.config_hash || m.nodes != fresh.nodes {
@@ -164,11 +167,11 @@ pub fn run(cfg: &PreprocessConfig, opts: &RunOptions) -> Result<Summary, Preproc
                 message: "holds a different job (other inputs, settings or node); use another output folder".into(),
             });
         }
-        if m.teachers != fresh.teachers {
+        if m.teachers != fresh.teachers || m.text != fresh.text {
             return Err(PreprocessError::Output {
                 path: manifest_path,
-                message: "was written with other teacher weights (a weight file changed since the \
-                          job started); restore them or use another output folder"
+                message: "was written with other teacher weights or caption vocabulary (a file \
+                          changed since the job started); restore it or use another output folder"
                     .into(),
             });
         }
@@ -266,7 +269,17 @@ pub fn run(cfg: &PreprocessConfig, opts: &RunOptions) -> Result<Summary, Preproc
     let batch_views = teachers.iter().map(|t| t.batch_size).max().unwrap_or(0);
     let window = threads * 4 + 8 + 3 * batch_views;
     let start = writer.manifest.cursor;
-    let result = pipeline(&dataset, start, cfg, &pool, window, teachers, &mut writer);
+    let bpe = bpe.map(|b| b.0);
+    let result = pipeline(
+        &dataset,
+        start,
+        cfg,
+        &pool,
+        window,
+        teachers,
+        bpe.as_ref(),
+        &mut writer,
+    );
     writer.progress.finish();
     result?;
     writer.finish()?;
@@ -293,6 +306,7 @@ fn pipeline(
     pool: &rayon::ThreadPool,
     window: usize,
     teachers: Vec<Loaded>,
+    bpe: Option<&ClipBpe>,
     writer: &mut Writer,
 ) -> Result<(), PreprocessError> {
     let (token_tx, token_rx) = bounded::<()>(window);
@@ -321,7 +335,7 @@ fn pipeline(
                         Some(Event::Sample(sample)) => {
                             let tx = result_tx.clone();
                             scope.spawn(move |_| {
-                                let outcome = process_guarded(sample, cfg);
+                                let outcome = process_guarded(sample, cfg, bpe);
                                 let _ = tx.send((
                                     this,
                                     Step {
@@ -416,6 +430,26 @@ fn pipeline(
     })
 }
 
+/// The caption tokenizer, if configured, and what the manifest records about it.
+fn load_bpe(cfg: &PreprocessConfig) -> Result<Option<(ClipBpe, TextInfo)>, PreprocessError> {
+    let Some(path) = &cfg.caption_bpe else {
+        return Ok(None);
+    };
+    let bpe = ClipBpe::from_file(path).map_err(|e| PreprocessError::Output {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    let sha = maetok_teachers::weights::file_sha256(path).map_err(io(path))?;
+    let info = TextInfo {
+        tokenizer: "open_clip_bpe".into(),
+        vocab_file: path.display().to_string(),
+        vocab_sha256: sha,
+        vocab_size: bpe.vocab_size(),
+        context_len: CONTEXT_LEN,
+    };
+    Ok(Some((bpe, info)))
+}
+
 /// Build the configured teachers (weights read and resampled once, before any work).
 fn load_teachers(cfg: &PreprocessConfig) -> Result<Vec<Loaded>, PreprocessError> {
     let mut out = Vec::with_capacity(cfg.teachers.len());
@@ -472,10 +506,14 @@ fn attach_features(teachers: &[Loaded], batch: &mut [Step]) -> Result<(), Prepro
 /// [`process`], with a panic (a bug on some unforeseen input) turned into a counted
 /// `internal_error` reject: one bad image must neither abort the job nor stall the
 /// in-order writer waiting for a result that would never come.
-fn process_guarded(sample: crate::source::RawSample, cfg: &PreprocessConfig) -> Outcome {
+fn process_guarded(
+    sample: crate::source::RawSample,
+    cfg: &PreprocessConfig,
+    bpe: Option<&ClipBpe>,
+) -> Outcome {
     let (key, origin) = (sample.key.clone(), sample.origin.clone());
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| process(sample, cfg))).unwrap_or_else(
-        |panic| {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| process(sample, cfg, bpe)))
+        .unwrap_or_else(|panic| {
             let detail = panic
                 .downcast_ref::<String>()
                 .cloned()
@@ -488,8 +526,7 @@ fn process_guarded(sample: crate::source::RawSample, cfg: &PreprocessConfig) -> 
                 reason: "internal_error".into(),
                 detail,
             })
-        },
-    )
+        })
 }
 
 /// The in-order consumer: shard writing, counts, rejects log, manifest commits.
@@ -640,6 +677,7 @@ fn fresh_manifest(
     opts: &RunOptions,
     ds: &Dataset,
     vit: &[Loaded],
+    text: Option<&TextInfo>,
 ) -> Manifest {
     let node = opts.node();
     let grid = cfg.resolution / 16;
@@ -699,6 +737,7 @@ fn fresh_manifest(
         },
         preprocess: serde_json::to_value(cfg).expect("config serialises"),
         teachers,
+        text: text.cloned(),
         columns: Vec::new(),
         shards: Vec::new(),
         cursor: Cursor::default(),

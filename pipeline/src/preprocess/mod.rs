@@ -4,8 +4,8 @@ pub mod config;
 pub mod driver;
 pub mod fault;
 pub mod process;
-pub mod teach;
 pub mod progress;
+pub mod teach;
 
 pub use config::PreprocessConfig;
 pub use driver::{run, PreprocessError, RunOptions, Summary};

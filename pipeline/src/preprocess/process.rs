@@ -3,6 +3,7 @@
 use half::f16;
 
 use super::config::PreprocessConfig;
+use crate::caption::{ClipBpe, CONTEXT_LEN};
 use crate::image::decode::{decode_rgb8, DecodeOptions};
 use crate::image::png::encode_png;
 use crate::image::views::make_views;
@@ -25,7 +26,7 @@ pub enum Outcome {
 }
 
 /// Decodes and processes one sample under `cfg`.
-pub fn process(sample: RawSample, cfg: &PreprocessConfig) -> Outcome {
+pub fn process(sample: RawSample, cfg: &PreprocessConfig, bpe: Option<&ClipBpe>) -> Outcome {
     let RawSample {
         key,
         origin,
@@ -63,6 +64,15 @@ pub fn process(sample: RawSample, cfg: &PreprocessConfig) -> Outcome {
         );
     }
     let views = make_views(img, cfg.resolution, cfg.views, cfg.seed, &key);
+    let text_ids: Option<Vec<i32>> = match (bpe, &caption) {
+        (Some(bpe), Some(c)) => Some(
+            bpe.tokenize(c, CONTEXT_LEN)
+                .into_iter()
+                .map(|i| i as i32)
+                .collect(),
+        ),
+        _ => None,
+    };
     let mut rows = Vec::with_capacity(views.len());
     let mut pixels = Vec::new();
     for v in views {
@@ -83,6 +93,7 @@ pub fn process(sample: RawSample, cfg: &PreprocessConfig) -> Outcome {
             image: encode_png(&v.pixels, cfg.png_compression),
             hog,
             teachers: Vec::new(),
+            text_ids: text_ids.clone(),
         });
         if !cfg.teachers.is_empty() {
             pixels.push(v.pixels);

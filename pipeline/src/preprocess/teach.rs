@@ -32,7 +32,11 @@ pub fn batch_tensor(views: &[&Rgb8]) -> Tensor {
     let (w, h) = (views[0].width, views[0].height);
     let mut bytes = Vec::with_capacity(views.len() * w * h * 3);
     for v in views {
-        assert_eq!((v.width, v.height), (w, h), "views of one batch share their size");
+        assert_eq!(
+            (v.width, v.height),
+            (w, h),
+            "views of one batch share their size"
+        );
         bytes.extend_from_slice(&v.data);
     }
     Tensor::from_slice(&bytes).reshape([views.len() as i64, h as i64, w as i64, 3])
@@ -43,7 +47,10 @@ pub fn encode(features: &Tensor, storage: Storage) -> Vec<Features> {
     let s = features.size();
     let (b, tokens, dim) = (s[0] as usize, s[1] as usize, s[2] as usize);
     let mut flat = vec![0f32; b * tokens * dim];
-    features.contiguous().view([-1]).copy_data(&mut flat, b * tokens * dim);
+    features
+        .contiguous()
+        .view([-1])
+        .copy_data(&mut flat, b * tokens * dim);
     flat.chunks_exact(tokens * dim)
         .map(|view| match storage {
             Storage::F16 => Features::F16(view.iter().map(|&x| f16::from_f32(x)).collect()),
@@ -55,7 +62,11 @@ pub fn encode(features: &Tensor, storage: Storage) -> Vec<Features> {
                     // Quantise with the scale as stored (f16), so decoding is exact to it.
                     let scale = f16::from_f32(if max > 0.0 { max / 127.0 } else { 1.0 });
                     let s = scale.to_f32();
-                    values.extend(token.iter().map(|x| (x / s).round().clamp(-127.0, 127.0) as i8));
+                    values.extend(
+                        token
+                            .iter()
+                            .map(|x| (x / s).round().clamp(-127.0, 127.0) as i8),
+                    );
                     scales.push(scale);
                 }
                 Features::Int8 { values, scales }
@@ -86,8 +97,13 @@ pub struct Loaded {
 
 /// Run every teacher over `views` in batches of each teacher's size; returns, per view,
 /// one [`Features`] per teacher (in teacher order).
-pub fn run_teachers(teachers: &[Loaded], views: &[&Rgb8]) -> Result<Vec<Vec<Features>>, TeacherError> {
-    let mut out: Vec<Vec<Features>> = (0..views.len()).map(|_| Vec::with_capacity(teachers.len())).collect();
+pub fn run_teachers(
+    teachers: &[Loaded],
+    views: &[&Rgb8],
+) -> Result<Vec<Vec<Features>>, TeacherError> {
+    let mut out: Vec<Vec<Features>> = (0..views.len())
+        .map(|_| Vec::with_capacity(teachers.len()))
+        .collect();
     for t in teachers {
         let mut at = 0;
         for chunk in views.chunks(t.batch_size.max(1)) {
@@ -115,13 +131,22 @@ mod tests {
         x.view([-1]).copy_data(&mut flat, 640);
         for (i, e) in enc.iter().enumerate() {
             let back = decode(e, 64);
-            for (t, (a, b)) in back.chunks(64).zip(flat[i * 320..(i + 1) * 320].chunks(64)).enumerate() {
+            for (t, (a, b)) in back
+                .chunks(64)
+                .zip(flat[i * 320..(i + 1) * 320].chunks(64))
+                .enumerate()
+            {
                 let max = b.iter().fold(0f32, |m, v| m.max(v.abs()));
                 let err = a.iter().zip(b).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
-                assert!(err <= max / 127.0 * 0.5 + 1e-6 + max * 1e-3, "view {i} token {t}: {err} vs {max}");
+                assert!(
+                    err <= max / 127.0 * 0.5 + 1e-6 + max * 1e-3,
+                    "view {i} token {t}: {err} vs {max}"
+                );
             }
         }
-        let Features::Int8 { scales, .. } = &enc[0] else { panic!() };
+        let Features::Int8 { scales, .. } = &enc[0] else {
+            panic!()
+        };
         assert_eq!(scales.len(), 5);
     }
 

@@ -33,6 +33,9 @@ pub struct Manifest {
     pub source: SourceInfo,
     pub preprocess: serde_json::Value,
     pub teachers: Vec<TeacherInfo>,
+    /// The caption BPE behind `text_ids`, when the job tokenizes captions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextInfo>,
     /// Column name and Arrow type, in schema order.
     pub columns: Vec<ColumnInfo>,
     pub shards: Vec<ShardInfo>,
@@ -43,6 +46,19 @@ pub struct Manifest {
     /// the log to it).
     pub rejects_bytes: u64,
     pub stats: Stats,
+}
+
+/// How `text_ids` were made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextInfo {
+    /// `open_clip_bpe` (CLIP/OpenCLIP BPE, open_clip's `clean='lower'` without ftfy's
+    /// mojibake repair).
+    pub tokenizer: String,
+    pub vocab_file: String,
+    pub vocab_sha256: String,
+    pub vocab_size: usize,
+    /// Ids per caption at most, start and end tokens included (no padding stored).
+    pub context_len: usize,
 }
 
 /// Where the rows came from.
@@ -181,6 +197,7 @@ impl Manifest {
                     int8: t.encoding == INT8_ENCODING,
                 })
                 .collect(),
+            text_ids: self.text.is_some(),
         }
     }
 }

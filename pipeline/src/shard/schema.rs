@@ -14,6 +14,8 @@
 //! fixed_size_list<int8>[tokens·dim] plus `<name>_scale` fixed_size_list<float16>[tokens] (int8
 //! storage), token-major, one per configured teacher |
 //!
+//! | `text_ids` | list<int32>, nullable: caption BPE ids `[49406, …, 49407]` (≤ 77), null without caption |
+//!
 //! Readers find the columns a dataset has in its manifest.
 
 use std::sync::Arc;
@@ -30,6 +32,8 @@ pub struct SchemaSpec {
     pub hog_tokens: Option<usize>,
     /// ViT teacher columns, in column order.
     pub teachers: Vec<TeacherColumn>,
+    /// A `text_ids` column (caption BPE ids).
+    pub text_ids: bool,
 }
 
 /// One ViT teacher's column(s).
@@ -48,9 +52,17 @@ impl TeacherColumn {
     }
 }
 
+/// `list<int32>`: caption BPE ids.
+pub fn text_ids_type() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Int32, false)))
+}
+
 /// `fixed_size_list<int8>[len]`.
 pub fn i8_list(len: usize) -> DataType {
-    DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Int8, false)), len as i32)
+    DataType::FixedSizeList(
+        Arc::new(Field::new("item", DataType::Int8, false)),
+        len as i32,
+    )
 }
 
 /// The fields of the `crop` struct.
@@ -97,6 +109,9 @@ pub fn arrow_schema(spec: &SchemaSpec) -> Schema {
         } else {
             fields.push(Field::new(&t.name, f16_list(len), false));
         }
+    }
+    if spec.text_ids {
+        fields.push(Field::new("text_ids", text_ids_type(), true));
     }
     Schema::new(fields)
 }

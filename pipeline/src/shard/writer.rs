@@ -40,6 +40,8 @@ pub struct Row {
     pub hog: Option<Vec<f16>>,
     /// ViT teacher features, in the schema's teacher order.
     pub teachers: Vec<Features>,
+    /// Caption BPE ids (None: no caption, or no tokenizer configured).
+    pub text_ids: Option<Vec<i32>>,
 }
 
 /// Parquet settings shared by every shard of a job.
@@ -140,7 +142,8 @@ impl ShardWriter {
             bytes: 0,
         };
         let schema = Arc::new(arrow_schema(spec));
-        let writer = ArrowWriter::try_new(sink, schema.clone(), Some(writer_properties(opts, spec)?))?;
+        let writer =
+            ArrowWriter::try_new(sink, schema.clone(), Some(writer_properties(opts, spec)?))?;
         Ok(ShardWriter {
             final_path,
             tmp_path,
@@ -276,6 +279,21 @@ fn to_record_batch(
     for (i, t) in teachers.iter().enumerate() {
         teacher_columns(t, i, &rows, &mut columns)?;
     }
+    if schema.field_with_name("text_ids").is_ok() {
+        let mut b = arrow::array::ListBuilder::new(arrow::array::Int32Builder::new()).with_field(
+            Arc::new(arrow::datatypes::Field::new("item", DataType::Int32, false)),
+        );
+        for r in &rows {
+            match &r.text_ids {
+                Some(ids) => {
+                    b.values().append_slice(ids);
+                    b.append(true);
+                }
+                None => b.append(false),
+            }
+        }
+        columns.push(Arc::new(b.finish()));
+    }
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
@@ -299,9 +317,10 @@ fn teacher_columns(
         let mut scales = Vec::with_capacity(rows.len() * t.tokens);
         for r in rows {
             match r.teachers.get(i) {
-                Some(Features::Int8 { values: v, scales: s })
-                    if v.len() == len && s.len() == t.tokens =>
-                {
+                Some(Features::Int8 {
+                    values: v,
+                    scales: s,
+                }) if v.len() == len && s.len() == t.tokens => {
                     values.extend_from_slice(v);
                     scales.extend_from_slice(s);
                 }

@@ -29,19 +29,33 @@ pub(super) fn dinov2_to_timm(w: &mut Weights) -> Result<(), WeightError> {
         }
         pos_table(w, pos_key)?;
     }
-    rename_pair(w, "embeddings.patch_embeddings.projection", "patch_embed.proj")?;
+    rename_pair(
+        w,
+        "embeddings.patch_embeddings.projection",
+        "patch_embed.proj",
+    )?;
     for i in 0..w.count_indexed("encoder.layer.") {
         let s = format!("encoder.layer.{i}");
         let t = format!("blocks.{i}");
         rename_pair(w, &format!("{s}.norm1"), &format!("{t}.norm1"))?;
         for part in ["weight", "bias"] {
-            let keys = ["query", "key", "value"]
-                .map(|p| format!("{s}.attention.attention.{p}.{part}"));
+            let keys =
+                ["query", "key", "value"].map(|p| format!("{s}.attention.attention.{p}.{part}"));
             fuse_qkv(w, keys, &format!("{t}.attn.qkv.{part}"))?;
         }
-        rename_pair(w, &format!("{s}.attention.output.dense"), &format!("{t}.attn.proj"))?;
-        w.rename(&format!("{s}.layer_scale1.lambda1"), &format!("{t}.ls1.gamma"));
-        w.rename(&format!("{s}.layer_scale2.lambda1"), &format!("{t}.ls2.gamma"));
+        rename_pair(
+            w,
+            &format!("{s}.attention.output.dense"),
+            &format!("{t}.attn.proj"),
+        )?;
+        w.rename(
+            &format!("{s}.layer_scale1.lambda1"),
+            &format!("{t}.ls1.gamma"),
+        );
+        w.rename(
+            &format!("{s}.layer_scale2.lambda1"),
+            &format!("{t}.ls2.gamma"),
+        );
         rename_pair(w, &format!("{s}.norm2"), &format!("{t}.norm2"))?;
         if w.contains(&format!("{s}.mlp.weights_in.weight")) {
             rename_pair(w, &format!("{s}.mlp.weights_in"), &format!("{t}.mlp.fc1"))?;
@@ -74,14 +88,23 @@ pub(super) fn siglip_to_timm(w: &mut Weights, clip: bool) -> Result<(), WeightEr
             let keys = ["q_proj", "k_proj", "v_proj"].map(|p| format!("{s}.self_attn.{p}.{part}"));
             fuse_qkv(w, keys, &format!("{t}.attn.qkv.{part}"))?;
         }
-        rename_pair(w, &format!("{s}.self_attn.out_proj"), &format!("{t}.attn.proj"))?;
+        rename_pair(
+            w,
+            &format!("{s}.self_attn.out_proj"),
+            &format!("{t}.attn.proj"),
+        )?;
         rename_pair(w, &format!("{s}.layer_norm2"), &format!("{t}.norm2"))?;
         rename_pair(w, &format!("{s}.mlp.fc1"), &format!("{t}.mlp.fc1"))?;
         rename_pair(w, &format!("{s}.mlp.fc2"), &format!("{t}.mlp.fc2"))?;
     }
     rename_pair(w, "post_layernorm", "norm")?;
     // Whole-model CLIP/SigLIP files: projection heads and scalars of the contrastive model.
-    for k in ["visual_projection.weight", "text_projection.weight", "logit_scale", "logit_bias"] {
+    for k in [
+        "visual_projection.weight",
+        "text_projection.weight",
+        "logit_scale",
+        "logit_bias",
+    ] {
         let _: Option<Tensor> = w.take_any(k).ok();
     }
     Ok(())

@@ -5,7 +5,11 @@ use crate::weights::{WeightError, Weights};
 
 pub(super) fn to_timm(w: &mut Weights) -> Result<(), WeightError> {
     if w.contains("visual.conv1.weight") {
-        let text: Vec<String> = w.keys().filter(|k| !k.starts_with("visual.")).cloned().collect();
+        let text: Vec<String> = w
+            .keys()
+            .filter(|k| !k.starts_with("visual."))
+            .cloned()
+            .collect();
         for k in text {
             w.take_any(&k).ok();
         }
@@ -19,10 +23,16 @@ pub(super) fn to_timm(w: &mut Weights) -> Result<(), WeightError> {
         let s = format!("transformer.resblocks.{i}");
         let t = format!("blocks.{i}");
         rename_pair(w, &format!("{s}.ln_1"), &format!("{t}.norm1"))?;
-        if !w.rename(&format!("{s}.attn.in_proj_weight"), &format!("{t}.attn.qkv.weight")) {
+        if !w.rename(
+            &format!("{s}.attn.in_proj_weight"),
+            &format!("{t}.attn.qkv.weight"),
+        ) {
             return Err(w.missing(&format!("{s}.attn.in_proj_weight"), None));
         }
-        if !w.rename(&format!("{s}.attn.in_proj_bias"), &format!("{t}.attn.qkv.bias")) {
+        if !w.rename(
+            &format!("{s}.attn.in_proj_bias"),
+            &format!("{t}.attn.qkv.bias"),
+        ) {
             return Err(w.missing(&format!("{s}.attn.in_proj_bias"), None));
         }
         rename_pair(w, &format!("{s}.attn.out_proj"), &format!("{t}.attn.proj"))?;

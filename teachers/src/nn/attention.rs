@@ -37,7 +37,11 @@ impl Attention {
         let h = self.num_heads;
         let d = c / h;
         // (B, N, 3, H, D) -> (3, B, H, N, D)
-        let qkv = self.qkv.forward(x).reshape([b, n, 3, h, d]).permute([2, 0, 3, 1, 4]);
+        let qkv = self
+            .qkv
+            .forward(x)
+            .reshape([b, n, 3, h, d])
+            .permute([2, 0, 3, 1, 4]);
         let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
         let (q, k) = match hook {
             Some(hook) => hook.apply(&q, &k),
@@ -72,5 +76,56 @@ impl Attention {
             num_heads: self.num_heads,
             imp: self.imp,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    /// Zeroing k through the hook makes attention uniform: every output row is the proj of
+    /// the mean of v. Shows the hook runs before the product, on both paths.
+    struct ZeroK;
+    impl QkHook for ZeroK {
+        fn apply(&self, q: &Tensor, k: &Tensor) -> (Tensor, Tensor) {
+            (q.shallow_clone(), k.zeros_like())
+        }
+    }
+
+    #[test]
+    fn hook_applies_before_attention_on_both_paths() {
+        tch::manual_seed(0);
+        let opts = (Kind::Float, Device::Cpu);
+        let c = 8;
+        let mut attn = Attention {
+            qkv: Linear::new(
+                Tensor::randn([3 * c, c], opts),
+                Some(Tensor::randn([3 * c], opts)),
+            ),
+            proj: Linear::new(Tensor::eye(c, opts), None),
+            num_heads: 2,
+            imp: AttentionImpl::Explicit,
+        };
+        let x = Tensor::randn([1, 5, c], opts);
+        let v = x.linear(
+            &attn.qkv.weight.narrow(0, 2 * c, c),
+            Some(attn.qkv.bias.as_ref().unwrap().narrow(0, 2 * c, c)),
+        );
+        let want = v.mean_dim(1, true, Kind::Float).expand([1, 5, c], false);
+        for imp in [AttentionImpl::Explicit, AttentionImpl::Sdpa] {
+            attn.imp = imp;
+            let got = attn.forward(&x, Some(&ZeroK));
+            assert!(
+                f64::try_from((&got - &want).abs().max()).unwrap() < 1e-5,
+                "{imp:?}"
+            );
+        }
+        // And without the hook the two paths agree.
+        attn.imp = AttentionImpl::Explicit;
+        let a = attn.forward(&x, None);
+        attn.imp = AttentionImpl::Sdpa;
+        let b = attn.forward(&x, None);
+        assert!(f64::try_from((a - b).abs().max()).unwrap() < 1e-5);
     }
 }

@@ -25,7 +25,10 @@ impl Linear {
     pub fn to(&self, device: tch::Device, kind: tch::Kind) -> Self {
         Self {
             weight: self.weight.to_device(device).to_kind(kind),
-            bias: self.bias.as_ref().map(|b| b.to_device(device).to_kind(kind)),
+            bias: self
+                .bias
+                .as_ref()
+                .map(|b| b.to_device(device).to_kind(kind)),
         }
     }
 }

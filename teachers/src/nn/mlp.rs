@@ -58,6 +58,10 @@ impl Mlp {
     }
 
     pub fn to(&self, device: tch::Device, kind: tch::Kind) -> Self {
-        Self { fc1: self.fc1.to(device, kind), fc2: self.fc2.to(device, kind), act: self.act }
+        Self {
+            fc1: self.fc1.to(device, kind),
+            fc2: self.fc2.to(device, kind),
+            act: self.act,
+        }
     }
 }

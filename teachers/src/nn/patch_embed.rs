@@ -22,7 +22,14 @@ impl PatchEmbed {
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let (ph, pw) = self.patch_size();
-        let y = x.conv2d(&self.weight, self.bias.as_ref(), [ph, pw], [0, 0], [1, 1], 1);
+        let y = x.conv2d(
+            &self.weight,
+            self.bias.as_ref(),
+            [ph, pw],
+            [0, 0],
+            [1, 1],
+            1,
+        );
         // (B, C, gh, gw) -> (B, gh·gw, C)
         y.flatten(2, 3).transpose(1, 2)
     }
@@ -30,7 +37,10 @@ impl PatchEmbed {
     pub fn to(&self, device: tch::Device, kind: tch::Kind) -> Self {
         Self {
             weight: self.weight.to_device(device).to_kind(kind),
-            bias: self.bias.as_ref().map(|b| b.to_device(device).to_kind(kind)),
+            bias: self
+                .bias
+                .as_ref()
+                .map(|b| b.to_device(device).to_kind(kind)),
         }
     }
 }

@@ -25,14 +25,19 @@ pub fn resample_pos_grid(pos: &Tensor, prefix: i64, old: (i64, i64), new: (i64, 
         return pos.shallow_clone();
     }
     let kind = pos.kind();
-    let dim = *pos.size().last().expect("position table has a channel dimension");
+    let dim = *pos
+        .size()
+        .last()
+        .expect("position table has a channel dimension");
     let pos = pos.to_kind(Kind::Float);
     let head = pos.narrow(1, 0, prefix);
     let grid = pos
         .narrow(1, prefix, old.0 * old.1)
         .reshape([1, old.0, old.1, dim])
         .permute([0, 3, 1, 2]);
-    let grid = bicubic_aa(&grid, new).permute([0, 2, 3, 1]).reshape([1, new.0 * new.1, dim]);
+    let grid = bicubic_aa(&grid, new)
+        .permute([0, 2, 3, 1])
+        .reshape([1, new.0 * new.1, dim]);
     Tensor::cat(&[head, grid], 1).to_kind(kind)
 }
 
@@ -41,7 +46,9 @@ pub fn resample_pos_grid(pos: &Tensor, prefix: i64, old: (i64, i64), new: (i64, 
 fn resize_matrix(old: (i64, i64), new: (i64, i64), device: tch::Device) -> Tensor {
     let n = old.0 * old.1;
     let basis = Tensor::eye(n, (Kind::Float, device)).reshape([n, 1, old.0, old.1]);
-    bicubic_aa(&basis, new).reshape([n, new.0 * new.1]).transpose(0, 1)
+    bicubic_aa(&basis, new)
+        .reshape([n, new.0 * new.1])
+        .transpose(0, 1)
 }
 
 /// Resample (C_out, C_in, kh, kw) patch-embedding kernels to `new` (kh', kw').
@@ -56,8 +63,12 @@ pub fn resample_patch_kernel(weight: &Tensor, new: (i64, i64)) -> Tensor {
     // R: new ← old; the kernel map is pinv(Rᵀ): (new, old).
     let r = resize_matrix(old, new, device);
     let map = r.transpose(0, 1).linalg_pinv(1e-15, false);
-    let flat = weight.to_kind(Kind::Float).reshape([s[0] * s[1], old.0 * old.1]);
-    flat.matmul(&map.transpose(0, 1)).reshape([s[0], s[1], new.0, new.1]).to_kind(kind)
+    let flat = weight
+        .to_kind(Kind::Float)
+        .reshape([s[0] * s[1], old.0 * old.1]);
+    flat.matmul(&map.transpose(0, 1))
+        .reshape([s[0], s[1], new.0, new.1])
+        .to_kind(kind)
 }
 
 #[cfg(test)]
@@ -95,7 +106,10 @@ mod tests {
         let pos = Tensor::randn([1, 1 + 4 * 4, 6], opts);
         let r = resample_pos_grid(&pos, 1, (4, 4), (3, 5));
         assert_eq!(r.size(), [1, 1 + 15, 6]);
-        assert_eq!(f64::try_from((r.narrow(1, 0, 1) - pos.narrow(1, 0, 1)).abs().max()).unwrap(), 0.0);
+        assert_eq!(
+            f64::try_from((r.narrow(1, 0, 1) - pos.narrow(1, 0, 1)).abs().max()).unwrap(),
+            0.0
+        );
         // A constant grid stays constant (bicubic weights sum to one).
         let c = Tensor::ones([1, 16, 2], opts);
         let rc = resample_pos_grid(&c, 0, (4, 4), (7, 7));

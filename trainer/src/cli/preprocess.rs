@@ -64,6 +64,10 @@ pub struct Args {
     /// JSON caption field, repeatable, tried in order [default: caption, top_caption, TEXT].
     #[arg(long = "caption-field", value_name = "NAME")]
     caption_fields: Vec<String>,
+    /// CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz or tokenizer.json): tokenize
+    /// captions into `text_ids`.
+    #[arg(long, value_name = "FILE")]
+    caption_bpe: Option<PathBuf>,
     /// A ViT teacher as NAME=WEIGHTS (dinov2, siglip, clip; repeatable); adds to or replaces
     /// the config's `[[teachers]]` entry of that name.
     #[arg(long = "teacher", value_name = "NAME=WEIGHTS")]
@@ -127,15 +131,18 @@ fn resolve(a: &Args) -> anyhow::Result<PreprocessConfig> {
     if a.labels_csv.is_some() {
         c.labels_csv = a.labels_csv.clone();
     }
+    if a.caption_bpe.is_some() {
+        c.caption_bpe = a.caption_bpe.clone();
+    }
     if !a.caption_fields.is_empty() {
         c.caption_fields = a.caption_fields.clone();
     }
     c.hog &= !a.no_hog;
     c.exif_orientation |= a.exif_orientation;
     for t in &a.teachers {
-        let (name, weights) = t
-            .split_once('=')
-            .with_context(|| format!("--teacher {t:?}: expected NAME=WEIGHTS, e.g. dinov2=model.safetensors"))?;
+        let (name, weights) = t.split_once('=').with_context(|| {
+            format!("--teacher {t:?}: expected NAME=WEIGHTS, e.g. dinov2=model.safetensors")
+        })?;
         let entry = TeacherConfig {
             name: name.to_string(),
             weights: PathBuf::from(weights),

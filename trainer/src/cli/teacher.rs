@@ -67,10 +67,17 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
 
 fn features(a: FeaturesArgs) -> anyhow::Result<ExitCode> {
     if a.output.extension().and_then(|e| e.to_str()) != Some("safetensors") {
-        bail!("--output must end in .safetensors (got {})", a.output.display());
+        bail!(
+            "--output must end in .safetensors (got {})",
+            a.output.display()
+        );
     }
-    let device = parse_device(&a.device).map_err(anyhow::Error::msg).context("--device")?;
-    let kind = parse_kind(a.dtype.as_deref(), device).map_err(anyhow::Error::msg).context("--dtype")?;
+    let device = parse_device(&a.device)
+        .map_err(anyhow::Error::msg)
+        .context("--device")?;
+    let kind = parse_kind(a.dtype.as_deref(), device)
+        .map_err(anyhow::Error::msg)
+        .context("--dtype")?;
     let normalization = match &a.normalization {
         Some(n) => Some(Normalization::parse(n).with_context(|| {
             format!("--normalization `{n}`: expected imagenet, clip or siglip")
@@ -180,6 +187,7 @@ fn write_features(
     let tmp = maetok_pipeline::atomic::temp_path(path);
     safetensors::serialize_to_file([("features", view)], Some(meta), &tmp)
         .with_context(|| format!("writing {}", tmp.display()))?;
-    maetok_pipeline::atomic::commit(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    maetok_pipeline::atomic::commit(&tmp, path)
+        .with_context(|| format!("renaming to {}", path.display()))?;
     Ok(())
 }

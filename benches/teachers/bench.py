@@ -1,0 +1,121 @@
+"""Teacher benchmark, Python side (timm 1.0.12 / transformers, the references).
+
+    bench.py weights ARCH OUT.safetensors          random timm weights of ARCH (every block drawn
+                                                     so it matters), saved in timm layout
+    bench.py timm ARCH WEIGHTS IMAGES OUT BATCH    timm built at img_size=256, patch_size=16 from
+                                                     WEIGHTS (its own 14->16 resampling), run on
+                                                     Pillow's ADM crops of IMAGES in sorted order;
+                                                     prints a JSON line with images/s
+    bench.py compare OURS REF                      max|d|/max|ref| between two feature files
+    bench.py storage F16_DIR INT8_DIR NAME         bytes per image of teacher NAME's column(s) in
+                                                     two shard folders, and the per-token cosine
+                                                     similarity of int8 (dequantised) to f16
+
+Timing covers the forward passes only (model load and decoding excluded), like
+`maetok teacher features`, with torch's thread count left at the machine's cores as
+libtorch does in maetok.
+"""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import safetensors.torch
+import timm
+import torch
+from PIL import Image
+
+
+def adm_crop(img, r=256):
+    while min(*img.size) >= 2 * r:
+        img = img.resize(tuple(x // 2 for x in img.size), resample=Image.BOX)
+    scale = r / min(*img.size)
+    img = img.resize(tuple(round(x * scale) for x in img.size), resample=Image.BICUBIC)
+    arr = np.array(img)
+    y, x = (arr.shape[0] - r) // 2, (arr.shape[1] - r) // 2
+    return arr[y:y + r, x:x + r]
+
+
+def randomize(model):
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "gamma" in name:
+                p.copy_(0.5 + 0.5 * torch.rand(p.shape, generator=g))
+            elif name in ("pos_embed", "cls_token", "reg_token"):
+                p.copy_(0.5 * torch.randn(p.shape, generator=g))
+            elif p.dim() <= 1:
+                p.copy_((1.0 if name.endswith("weight") else 0.0) + 0.2 * torch.randn(p.shape, generator=g))
+            else:
+                p.copy_(torch.randn(p.shape, generator=g) / p[0].numel() ** 0.5)
+
+
+def main():
+    cmd = sys.argv[1]
+    if cmd == "weights":
+        arch, out = sys.argv[2:4]
+        model = timm.create_model(arch, pretrained=False, num_classes=0)
+        randomize(model)
+        safetensors.torch.save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out)
+    elif cmd == "timm":
+        arch, weights, images, out, batch = sys.argv[2:7]
+        batch = int(batch)
+        model = timm.create_model(arch, pretrained=True, num_classes=0, img_size=256, patch_size=16,
+                                  pretrained_cfg_overlay=dict(file=weights)).eval()
+        files = sorted(p for p in Path(images).iterdir() if p.suffix == ".jpg")
+        x = torch.from_numpy(np.stack([adm_crop(Image.open(f).convert("RGB")) for f in files]))
+        mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+        std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        outs = []
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            for i in range(0, len(files), batch):
+                xb = (x[i:i + batch].permute(0, 3, 1, 2).float() / 255 - mean) / std
+                outs.append(model.forward_features(xb)[:, model.num_prefix_tokens:])
+        secs = time.perf_counter() - t0
+        safetensors.torch.save_file({"features": torch.cat(outs).contiguous()}, out)
+        print(json.dumps(dict(side="timm", images=len(files), secs=secs, images_per_s=len(files) / secs,
+                              threads=torch.get_num_threads())))
+    elif cmd == "storage":
+        import glob
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        f16_dir, int8_dir, name = sys.argv[2:5]
+
+        def column_bytes(d, cols):
+            total, images = 0, 0
+            for f in sorted(glob.glob(f"{d}/shard-*.parquet")):
+                md = pq.ParquetFile(f).metadata
+                for rg in range(md.num_row_groups):
+                    g = md.row_group(rg)
+                    for c in range(g.num_columns):
+                        col = g.column(c)
+                        if col.path_in_schema.split(".")[0] in cols:
+                            total += col.total_compressed_size
+                images += len(set(pq.read_table(f, columns=["key"]).column("key").to_pylist()))
+            return total / images
+
+        t16 = pa.concat_tables([pq.read_table(f, columns=[name]) for f in sorted(glob.glob(f"{f16_dir}/shard-*.parquet"))])
+        t8 = pa.concat_tables([pq.read_table(f, columns=[name, name + "_scale"]) for f in sorted(glob.glob(f"{int8_dir}/shard-*.parquet"))])
+        x16 = np.stack([np.asarray(v, dtype=np.float32) for v in t16.column(name).to_pylist()])
+        q = np.stack([np.asarray(v, dtype=np.float32) for v in t8.column(name).to_pylist()])
+        sc = np.stack([np.asarray(v, dtype=np.float32) for v in t8.column(name + "_scale").to_pylist()])
+        tokens = sc.shape[1]
+        x16 = x16.reshape(len(x16), tokens, -1)
+        x8 = q.reshape(len(q), tokens, -1) * sc[:, :, None]
+        cos = (x16 * x8).sum(-1) / (np.linalg.norm(x16, axis=-1) * np.linalg.norm(x8, axis=-1))
+        print(json.dumps(dict(teacher=name, f16_bytes_per_image=column_bytes(f16_dir, {name}),
+                              int8_bytes_per_image=column_bytes(int8_dir, {name, name + "_scale"}),
+                              cosine_mean=float(cos.mean()), cosine_min=float(cos.min()),
+                              one_minus_cos_mean=float(1 - cos.mean()))))
+    elif cmd == "compare":
+        ours = safetensors.torch.load_file(sys.argv[2])["features"]
+        ref = safetensors.torch.load_file(sys.argv[3])["features"]
+        print(json.dumps(dict(rel_err=float((ours - ref).abs().max() / ref.abs().max()),
+                              shape=list(ref.shape))))
+
+
+if __name__ == "__main__":
+    main()
