@@ -16,6 +16,7 @@ pub mod hog_teacher;
 pub mod layout;
 pub mod model_config;
 pub mod nn;
+pub mod random;
 pub mod teacher;
 pub mod vit;
 pub mod weights;

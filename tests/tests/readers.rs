@@ -39,6 +39,23 @@ for s in m["shards"]:
     assert len(df) == s["rows"] and list(df.columns)[:6] == ["key", "view", "crop", "label", "caption", "image"]
     n = duckdb.sql(f"select count(*), count(distinct key), min(view), max(view) from read_parquet('{path}')").fetchall()[0]
     assert n[0] == s["rows"], n
+    # Teacher columns: f16 (dinov2) and int8 + per-token f16 scale (siglip), 32-d tiny towers.
+    for info in m["teachers"][1:]:
+        name, dim = info["name"], info["dim"]
+        ft = sch.field(name).type
+        assert pa.types.is_fixed_size_list(ft) and ft.list_size == tokens * dim, ft
+        raw = np.asarray(t.column(name).combine_chunks().flatten()).reshape(t.num_rows, tokens, dim)
+        vals = raw.astype(np.float32)
+        if info["encoding"] == "int8_per_token_scale":
+            assert ft.value_type == pa.int8(), ft
+            scale = np.asarray(t.column(name + "_scale").combine_chunks().flatten()).reshape(t.num_rows, tokens, 1)
+            assert np.abs(raw).max() <= 127 and (scale > 0).all()
+            vals = vals * scale.astype(np.float32)
+        else:
+            assert ft.value_type == pa.float16(), ft
+        assert np.isfinite(vals).all() and np.abs(vals).max() > 0
+        first = duckdb.sql(f"select {name}[1] from read_parquet('{path}') limit 1").fetchall()[0][0]
+        assert abs(float(first) - float(raw[0, 0, 0])) < 1e-6, (name, first, raw[0, 0, 0])
     rows += t.num_rows
 assert rows == m["stats"]["rows"]
 print(f"pyarrow, pandas and duckdb read {len(m['shards'])} shards, {rows} rows")
@@ -51,10 +68,40 @@ fn pyarrow_pandas_and_duckdb_read_every_shard() {
     let tmp = tempfile::tempdir().unwrap();
     let folder = synth::write_imagefolder(&tmp.path().join("f"), 5).unwrap();
     let out = tmp.path().join("out");
+    let teachers = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/teachers");
+    let (dino, siglip) = (
+        format!(
+            "dinov2={}",
+            teachers.join("dinov2_hf/model.safetensors").display()
+        ),
+        format!(
+            "siglip={}",
+            teachers.join("siglip_hf/model.safetensors").display()
+        ),
+    );
+    let config = tmp.path().join("job.toml");
+    std::fs::write(
+        &config,
+        "[[teachers]]\nname = \"siglip\"\nweights = \"unused\"\nstorage = \"int8\"\n",
+    )
+    .unwrap();
     preprocess(
         folder.to_str().unwrap(),
         &out,
-        &["--views", "3", "--shard-rows", "16", "--resolution", "128"],
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--views",
+            "3",
+            "--shard-rows",
+            "16",
+            "--resolution",
+            "128",
+            "--teacher",
+            &dino,
+            "--teacher",
+            &siglip,
+        ],
     );
     let o = std::process::Command::new(&python)
         .arg("-c")

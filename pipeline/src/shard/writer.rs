@@ -109,6 +109,16 @@ pub fn writer_properties(
         );
     }
     b = b.set_column_compression(ColumnPath::from("image"), Compression::UNCOMPRESSED);
+    // Parquet has no 8-bit type: int8 is stored as INT32, whose sign-extension bytes zstd
+    // only partly removes under PLAIN (1.34 bytes per value measured on the demo's features).
+    // Delta bit-packing stores each value in 9 bits or fewer: 1.15 bytes per value after
+    // zstd. (Byte-stream split was worse, 1.42: the sign bytes are random per value.)
+    for t in spec.teachers.iter().filter(|t| t.int8) {
+        b = b.set_column_encoding(
+            ColumnPath::new(vec![t.name.clone(), "list".into(), "item".into()]),
+            parquet::basic::Encoding::DELTA_BINARY_PACKED,
+        );
+    }
     Ok(b.build())
 }
 

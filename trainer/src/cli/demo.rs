@@ -3,16 +3,23 @@
 //! Generates a small labelled, captioned dataset (4 ImageNet classes of drawn shapes) as an
 //! ImageFolder and as WebDataset tars, seeds it with the bad inputs a real crawl contains
 //! (empty, garbage, truncated and tiny files, a tar cut mid-member), preprocesses both into
-//! verified shards, and writes a summary and a picture of the stored views.
+//! verified shards, and writes a summary and a picture of the stored views. The tars also
+//! go through two ViT teachers (DINOv2- and SigLIP-shaped towers with RANDOM weights written
+//! for the demo, so no download is needed; their features are meaningless) and, when the
+//! repository's copy of the CLIP BPE vocabulary is at hand, caption tokenization.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use arrow::array::AsArray;
+use maetok_pipeline::preprocess::config::TeacherConfig;
+use maetok_pipeline::preprocess::teach::Storage;
 use maetok_pipeline::preprocess::{self, PreprocessConfig, RunOptions};
 use maetok_pipeline::shard::{inspect, verify};
 use maetok_pipeline::synth;
+use maetok_teachers::random::{write_random_vit, RandomVit};
+use maetok_teachers::Family;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 #[derive(clap::Args, Debug)]
@@ -71,17 +78,79 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         pattern
     );
 
+    // Random-weight teachers, clearly labelled (docs/teachers.md lists the real files).
+    let teacher_dir = out.join("data/random-teachers");
+    let mut teachers = Vec::new();
+    for (i, (family, storage)) in [
+        (Family::Dinov2, Storage::F16),
+        (Family::Siglip, Storage::Int8),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = teacher_dir.join(family.name());
+        let shape = RandomVit {
+            family,
+            width: 64,
+            depth: 2,
+            heads: 2,
+            patch: 14,
+            grid: 16,
+            seed: i as i64,
+        };
+        write_random_vit(&dir, &shape).context("writing random teacher weights")?;
+        teachers.push(TeacherConfig {
+            name: family.name().into(),
+            weights: dir.join("model.safetensors"),
+            model_config: None,
+            device: "cpu".into(),
+            dtype: None,
+            storage,
+            batch_size: 16,
+            patch_size: 16,
+            normalization: None,
+        });
+    }
+    println!(
+        "demo teachers: dinov2 (f16) and siglip (int8) with RANDOM WEIGHTS (64 wide, 2 blocks, \
+         14-px patches resampled to 16) at {}: the pipeline is real, their features are not",
+        teacher_dir.display()
+    );
+    let bpe = Path::new("tests/fixtures/bpe/bpe_simple_vocab_16e6.txt.gz");
+    let caption_bpe = bpe.is_file().then(|| bpe.to_path_buf());
+    match &caption_bpe {
+        Some(p) => println!(
+            "demo captions: tokenized with the CLIP BPE vocabulary at {}",
+            p.display()
+        ),
+        None => println!(
+            "demo captions: not tokenized ({} not found; run from the repository root)",
+            bpe.display()
+        ),
+    }
+
     // 2. Preprocess both.
     let mut report = String::from("# maetok demo\n\n");
     for (name, input) in [
         ("imagefolder", folder.display().to_string()),
         ("wds", pattern),
     ] {
+        let with_teachers = name == "wds";
         let cfg = PreprocessConfig {
             inputs: vec![input],
             views: a.views,
             shard_rows: 64,
             row_group_rows: 32,
+            teachers: if with_teachers {
+                teachers.clone()
+            } else {
+                Vec::new()
+            },
+            caption_bpe: if with_teachers {
+                caption_bpe.clone()
+            } else {
+                None
+            },
             ..Default::default()
         };
         let dir = out.join("shards").join(name);
@@ -104,8 +173,14 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         );
         let verdict = format!("verify --deep: {} shards, {} rows, OK\n", v.shards, v.rows);
         print!("{verdict}");
+        let note = if with_teachers {
+            "Teacher columns `dinov2` and `siglip` come from RANDOM-WEIGHT demo towers \
+             (`data/random-teachers/`): the plumbing is real, the features are not.\n\n"
+        } else {
+            ""
+        };
         report += &format!(
-            "## {name}\n\n```\n{text}{verdict}\n{}```\n\n",
+            "## {name}\n\n{note}```\n{text}{verdict}\n{}```\n\n",
             inspect::inspect(&dir, 4)?
         );
     }
