@@ -6,6 +6,9 @@
                                                      WEIGHTS (its own 14->16 resampling), run on
                                                      Pillow's ADM crops of IMAGES in sorted order;
                                                      prints a JSON line with images/s
+    bench.py hf WEIGHTS IMAGES OUT BATCH RES       HF transformers Dinov2Model with the same
+                                                     (timm-layout) weights mapped to HF names, at
+                                                     its native patch 14 and RES px; images/s
     bench.py compare OURS REF                      max|d|/max|ref| between two feature files
     bench.py storage F16_DIR INT8_DIR NAME         bytes per image of teacher NAME's column(s) in
                                                      two shard folders, and the per-token cosine
@@ -78,6 +81,53 @@ def main():
         safetensors.torch.save_file({"features": torch.cat(outs).contiguous()}, out)
         print(json.dumps(dict(side="timm", images=len(files), secs=secs, images_per_s=len(files) / secs,
                               threads=torch.get_num_threads())))
+    elif cmd == "hf":
+        import transformers
+        weights, images, out, batch, res = sys.argv[2:7]
+        batch, res = int(batch), int(res)
+        sd = safetensors.torch.load_file(weights)
+        c = sd["cls_token"].shape[-1]
+        depth = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("blocks."))
+        cfg = transformers.Dinov2Config(hidden_size=c, num_hidden_layers=depth, num_attention_heads=c // 64,
+                                        mlp_ratio=sd["blocks.0.mlp.fc1.weight"].shape[0] // c,
+                                        image_size=518, patch_size=14, attn_implementation="sdpa")
+        hf = {"embeddings.cls_token": sd["cls_token"], "embeddings.mask_token": torch.zeros(1, c),
+              "embeddings.position_embeddings": sd["pos_embed"],
+              "embeddings.patch_embeddings.projection.weight": sd["patch_embed.proj.weight"],
+              "embeddings.patch_embeddings.projection.bias": sd["patch_embed.proj.bias"],
+              "layernorm.weight": sd["norm.weight"], "layernorm.bias": sd["norm.bias"]}
+        for i in range(depth):
+            s_, t = f"blocks.{i}", f"encoder.layer.{i}"
+            for p in ("weight", "bias"):
+                q, k, v = sd[f"{s_}.attn.qkv.{p}"].chunk(3)
+                # transformers 5 names the projections q/k/v/o_proj in memory (hub files keep
+                # attention.attention.query/... and are renamed on load).
+                hf[f"{t}.attention.q_proj.{p}"], hf[f"{t}.attention.k_proj.{p}"] = q, k
+                hf[f"{t}.attention.v_proj.{p}"] = v
+                hf[f"{t}.attention.o_proj.{p}"] = sd[f"{s_}.attn.proj.{p}"]
+                for n in ("norm1", "norm2"):
+                    hf[f"{t}.{n}.{p}"] = sd[f"{s_}.{n}.{p}"]
+                for n in ("fc1", "fc2"):
+                    hf[f"{t}.mlp.{n}.{p}"] = sd[f"{s_}.mlp.{n}.{p}"]
+            hf[f"{t}.layer_scale1.lambda1"] = sd[f"{s_}.ls1.gamma"]
+            hf[f"{t}.layer_scale2.lambda1"] = sd[f"{s_}.ls2.gamma"]
+        model = transformers.Dinov2Model(cfg).eval()
+        missing, unexpected = model.load_state_dict(hf, strict=False)
+        assert not unexpected and all("position_ids" in m for m in missing), (missing, unexpected)
+        files = sorted(p for p in Path(images).iterdir() if p.suffix == ".jpg")
+        x = torch.from_numpy(np.stack([adm_crop(Image.open(f).convert("RGB"), res) for f in files]))
+        mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+        std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        outs = []
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            for i in range(0, len(files), batch):
+                xb = (x[i:i + batch].permute(0, 3, 1, 2).float() / 255 - mean) / std
+                outs.append(model(pixel_values=xb).last_hidden_state[:, 1:])
+        secs = time.perf_counter() - t0
+        safetensors.torch.save_file({"features": torch.cat(outs).contiguous()}, out)
+        print(json.dumps(dict(side="transformers", version=transformers.__version__, images=len(files),
+                              secs=secs, images_per_s=len(files) / secs, threads=torch.get_num_threads())))
     elif cmd == "storage":
         import glob
         import pyarrow as pa

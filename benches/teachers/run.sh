@@ -19,7 +19,7 @@ mkdir -p "$out"
 [ -f "$out/$ARCH.safetensors" ] || "$PY" benches/teachers/bench.py weights "$ARCH" "$out/$ARCH.safetensors"
 [ -d "$out/jpegs" ] && [ "$(ls "$out/jpegs" | wc -l)" = "$N" ] || { rm -rf "$out/jpegs"; "$PY" benches/preprocess/make_jpegs.py "$out/jpegs" "$N" >&2; }
 echo '{"num_heads": 16}' > "$out/config.json"
-rm -f "$out"/*.jsonl
+rm -f "$out"/*.jsonl "$out"/*.txt
 for r in $(seq "${ROUNDS:-2}"); do
     echo "round $r: timm..." >&2
     "$PY" benches/teachers/bench.py timm "$ARCH" "$out/$ARCH.safetensors" "$out/jpegs" "$out/ref.safetensors" "$BATCH" >> "$out/timm.jsonl"
@@ -29,6 +29,17 @@ for r in $(seq "${ROUNDS:-2}"); do
         --batch-size "$BATCH" | tee -a "$out/ours.txt" >&2
 done
 "$PY" benches/teachers/bench.py compare "$out/ours.safetensors" "$out/ref.safetensors" | tee "$out/parity.json"
+# HF transformers runs DINOv2 only at its native patch 14: compare at 224 px (16x16 tokens,
+# the same work as 256 px / patch 16) against maetok at patch 14.
+for r in $(seq "${ROUNDS:-2}"); do
+    echo "round $r: transformers (224 px, patch 14)..." >&2
+    "$PY" benches/teachers/bench.py hf "$out/$ARCH.safetensors" "$out/jpegs" "$out/hf.safetensors" "$BATCH" 224 >> "$out/hf.jsonl"
+    echo "round $r: maetok (224 px, patch 14)..." >&2
+    ./target/release/maetok --log warn teacher features --teacher dinov2 --weights "$out/$ARCH.safetensors" \
+        --model-config "$out/config.json" --input "$out/jpegs" --output "$out/ours14.safetensors" \
+        --batch-size "$BATCH" --resolution 224 --patch-size 14 | tee -a "$out/ours14.txt" >&2
+done
+"$PY" benches/teachers/bench.py compare "$out/ours14.safetensors" "$out/hf.safetensors" | tee "$out/parity-hf.json"
 for storage in f16 int8; do
     echo "whole preprocess with the teacher ($storage)..." >&2
     rm -rf "$out/shards-$storage"
