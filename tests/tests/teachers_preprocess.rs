@@ -221,3 +221,86 @@ fn changed_weights_stop_a_resume_and_bad_teachers_are_named() {
         "{err}"
     );
 }
+
+/// Killed with SIGKILL mid-shard and between shards, a job with teachers resumes to the
+/// bytes of an uninterrupted run (one thread vs two, batch sizes that do not divide the
+/// shard). Teacher batches also never straddle a shard commit, so a resumed run feeds
+/// libtorch the same batch shapes; with these tiny towers the CPU kernels give the same
+/// bytes either way (checked by disabling that rule), so this test shows resume works with
+/// teachers, not that the rule is needed — it guards larger models and other backends.
+#[test]
+fn killed_run_with_teachers_resumes_to_identical_output() {
+    use maetok_e2e::{dataset_files, fingerprint, maetok};
+    use std::os::unix::process::ExitStatusExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = photos(dir.path());
+    let dino = format!(
+        "dinov2={}",
+        fixtures()
+            .join("teachers/dinov2_hf/model.safetensors")
+            .display()
+    );
+    let siglip = format!(
+        "siglip={}",
+        fixtures()
+            .join("teachers/siglip_timm/model.safetensors")
+            .display()
+    );
+    let config = dir.path().join("job.toml");
+    std::fs::write(
+        &config,
+        "[[teachers]]\nname = \"siglip\"\nweights = \"x\"\nstorage = \"int8\"\nbatch_size = 4\n",
+    )
+    .unwrap();
+    let args = |out: &Path, threads: &str| -> Vec<String> {
+        [
+            "preprocess",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--teacher",
+            &dino,
+            "--teacher",
+            &siglip,
+            "--teacher-batch",
+            "5",
+            "--views",
+            "2",
+            "--shard-rows",
+            "6",
+            "--threads",
+            threads,
+            "--no-progress",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let reference = dir.path().join("reference");
+    let o = maetok().args(args(&reference, "1")).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let expected = fingerprint(&reference, dataset_files);
+    assert!(expected.keys().filter(|k| k.ends_with(".parquet")).count() >= 3);
+    for (i, kill) in ["image:5", "manifest_written:1", "shard_renamed:2"]
+        .iter()
+        .enumerate()
+    {
+        let out = dir.path().join(format!("killed-{i}"));
+        let status = maetok()
+            .args(args(&out, "2"))
+            .env("MAETOK_KILL_AT", kill)
+            .status()
+            .unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{kill}");
+        let o = maetok().args(args(&out, "2")).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            fingerprint(&out, dataset_files),
+            expected,
+            "after a kill at {kill}"
+        );
+    }
+}

@@ -368,18 +368,29 @@ fn pipeline(
             });
             drop(result_tx);
         });
-        // Orderer: results back into input order, cut into batches of views.
+        // Orderer: results back into input order, cut into batches of views. A batch also
+        // ends where the writer will close a shard (same rule: the first image at or past
+        // `shard_rows`), so batches never straddle a commit point: a resumed job, which
+        // restarts at one, forms exactly the batches of an uninterrupted run, and libtorch
+        // (whose CPU kernels may round differently for other batch shapes) gives the same
+        // bytes.
+        let shard_rows = cfg.shard_rows;
         let orderer = s.spawn(move || {
             let mut next = 0u64;
             let mut reorder: BTreeMap<u64, Step> = BTreeMap::new();
-            let (mut batch, mut views) = (Vec::new(), 0usize);
+            let (mut batch, mut views, mut in_shard) = (Vec::new(), 0usize, 0usize);
             for (seq, step) in result_rx.iter() {
                 reorder.insert(seq, step);
                 while let Some(step) = reorder.remove(&next) {
                     next += 1;
                     views += step.views();
+                    in_shard += step.views();
                     batch.push(step);
-                    if views >= batch_views {
+                    let shard_ends = in_shard >= shard_rows;
+                    if shard_ends {
+                        in_shard = 0;
+                    }
+                    if views >= batch_views || shard_ends {
                         views = 0;
                         if batch_tx.send(std::mem::take(&mut batch)).is_err() {
                             return false;
