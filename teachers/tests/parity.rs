@@ -112,3 +112,22 @@ fn explicit_attention_matches_sdpa() {
     let got = teacher.features(&images).unwrap();
     assert!(rel_err(&got, &expected) <= 1e-4);
 }
+
+/// The bf16 path (weights and input cast, output back to f32) that GPUs use by default,
+/// exercised on the CPU: close to the fp32 reference, not equal.
+#[test]
+fn bf16_compute_stays_close_to_fp32() {
+    let r = runs()
+        .into_iter()
+        .find(|r| r.case == "siglip_hf" && r.run == "p16_96")
+        .unwrap();
+    let (images, expected) = load_run(&r);
+    let mut spec = spec(&r);
+    spec.kind = tch::Kind::BFloat16;
+    let got = build(&spec).unwrap().features(&images).unwrap();
+    assert_eq!(got.kind(), tch::Kind::Float);
+    let err = rel_err(&got, &expected);
+    assert!(err > 0.0 && err < 5e-2, "bf16 relative error {err}");
+    let cos = Tensor::cosine_similarity(&got.flatten(0, 1), &expected.flatten(0, 1), 1, 1e-8).min();
+    assert!(f64::try_from(cos).unwrap() > 0.999);
+}
