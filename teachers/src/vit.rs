@@ -12,7 +12,7 @@
 use tch::{Device, Kind, Tensor};
 
 use crate::nn::resample::{resample_patch_kernel, resample_pos_grid};
-use crate::nn::{Activation, Attention, AttentionImpl, Block, LayerNorm, Linear, Mlp, PatchEmbed};
+use crate::nn::{load, Activation, AttentionImpl, Block, LayerNorm, PatchEmbed};
 use crate::weights::{WeightError, Weights};
 
 /// What the weights do not say.
@@ -136,15 +136,8 @@ impl VisionTransformer {
         let pos_embed = resample_pos_grid(&pos, pos_prefix, native_grid, grid);
         let proj = resample_patch_kernel(&proj, (patch, patch));
 
-        let ln = |w: &mut Weights, name: &str| -> Result<LayerNorm, WeightError> {
-            Ok(LayerNorm::new(
-                w.take(&format!("{name}.weight"), &[c])?,
-                w.take(&format!("{name}.bias"), &[c])?,
-                hyper.eps,
-            ))
-        };
         let norm_pre = if w.contains("norm_pre.weight") {
-            Some(ln(w, "norm_pre")?)
+            Some(load::layer_norm(w, "norm_pre", c, hyper.eps)?)
         } else {
             None
         };
@@ -152,66 +145,21 @@ impl VisionTransformer {
         if depth == 0 {
             return Err(w.missing("blocks.0.attn.qkv.weight", Some(&[3 * c, c])));
         }
-        let mut blocks = Vec::with_capacity(depth as usize);
-        let mut mlp_hidden = 0;
-        let mut act = hyper.act;
-        let mut layer_scale = false;
-        for i in 0..depth {
-            let b = format!("blocks.{i}");
-            let norm1 = ln(w, &format!("{b}.norm1"))?;
-            let qkv = Linear::new(
-                w.take(&format!("{b}.attn.qkv.weight"), &[3 * c, c])?,
-                Some(w.take(&format!("{b}.attn.qkv.bias"), &[3 * c])?),
-            );
-            let proj = Linear::new(
-                w.take(&format!("{b}.attn.proj.weight"), &[c, c])?,
-                Some(w.take(&format!("{b}.attn.proj.bias"), &[c])?),
-            );
-            let ls1 = w.take_opt(&format!("{b}.ls1.gamma"), &[c])?;
-            let norm2 = ln(w, &format!("{b}.norm2"))?;
-            let fc1_key = format!("{b}.mlp.fc1.weight");
-            let hidden = match w.shape(&fc1_key) {
-                Some(s) if s.len() == 2 => s[0],
-                _ => return Err(w.missing(&fc1_key, Some(&[-1, c]))),
-            };
-            let fc1 = Linear::new(
-                w.take(&fc1_key, &[hidden, c])?,
-                Some(w.take(&format!("{b}.mlp.fc1.bias"), &[hidden])?),
-            );
-            // Packed SwiGLU: fc1 emits gate and value halves, fc2 reads one half.
-            let fc2_in = w
-                .shape(&format!("{b}.mlp.fc2.weight"))
-                .map_or(hidden, |s| s[s.len() - 1]);
-            if fc2_in * 2 == hidden {
-                act = Activation::SwiGlu;
-            }
-            let fc2_in = if act == Activation::SwiGlu {
-                hidden / 2
-            } else {
-                hidden
-            };
-            let fc2 = Linear::new(
-                w.take(&format!("{b}.mlp.fc2.weight"), &[c, fc2_in])?,
-                Some(w.take(&format!("{b}.mlp.fc2.bias"), &[c])?),
-            );
-            let ls2 = w.take_opt(&format!("{b}.ls2.gamma"), &[c])?;
-            layer_scale |= ls1.is_some();
-            mlp_hidden = hidden;
-            blocks.push(Block {
-                norm1,
-                attn: Attention {
-                    qkv,
-                    proj,
-                    num_heads: hyper.num_heads,
-                    imp: AttentionImpl::Sdpa,
-                },
-                ls1,
-                norm2,
-                mlp: Mlp { fc1, fc2, act },
-                ls2,
-            });
-        }
-        let norm = ln(w, "norm")?;
+        let blocks = (0..depth)
+            .map(|i| {
+                load::block(
+                    w,
+                    &format!("blocks.{i}"),
+                    c,
+                    hyper.num_heads,
+                    hyper.act,
+                    hyper.eps,
+                )
+            })
+            .collect::<Result<Vec<Block>, _>>()?;
+        let (mlp_hidden, act) = (blocks[0].mlp.fc1.out_features(), blocks[0].mlp.act);
+        let layer_scale = blocks[0].ls1.is_some();
+        let norm = load::layer_norm(w, "norm", c, hyper.eps)?;
         let shape = VitShape {
             width: c,
             depth,

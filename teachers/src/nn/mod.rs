@@ -6,6 +6,7 @@
 pub mod attention;
 pub mod block;
 pub mod linear;
+pub mod load;
 pub mod mlp;
 pub mod norm;
 pub mod patch_embed;
