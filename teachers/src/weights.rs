@@ -176,6 +176,26 @@ impl Weights {
         Ok(t)
     }
 
+    /// Check the shape of a tensor already taken with [`Weights::take_any`] (whose size
+    /// decided the expectation), with the same error as [`Weights::take`].
+    pub fn take_shaped(
+        &self,
+        t: Tensor,
+        key: &str,
+        expected: &[i64],
+    ) -> Result<Tensor, WeightError> {
+        if t.size() != expected {
+            return Err(WeightError::Shape {
+                path: self.path.clone(),
+                key: self.origin_of(key),
+                found: t.size(),
+                expected: expected.to_vec(),
+                hint: self.hint.clone(),
+            });
+        }
+        Ok(t)
+    }
+
     /// Remove and return a tensor if present (shape-checked).
     pub fn take_opt(&mut self, key: &str, expected: &[i64]) -> Result<Option<Tensor>, WeightError> {
         if self.contains(key) {

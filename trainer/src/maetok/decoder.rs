@@ -1,0 +1,194 @@
+//! The MAETok pixel decoder (spec §2.4): one shared mask token for every image row (told
+//! apart only by RoPE, no absolute positions), the projected latents with their 1-D
+//! positions appended, and either MoVQ blocks (affine-free LayerNorms whose latent rows are
+//! modulated `x · scale + shift` from the raw latent, no LayerScale) or plain timm blocks
+//! (optionally with a class token), chosen from the checkpoint's keys (spec §2.7). The image
+//! rows go through `to_pixel` and are unpatchified.
+
+use maetok_teachers::nn::{load, Activation, Attention, Block, LayerNorm, Linear, Mlp};
+use maetok_teachers::weights::{WeightError, Weights};
+use tch::Tensor;
+
+use super::rope::layer_phases;
+use super::AeConfig;
+
+const EPS: f64 = 1e-6;
+
+enum DecBlock {
+    Movq {
+        attn: Attention,
+        mlp: Mlp,
+        ada: Linear,
+    },
+    Plain(Block),
+}
+
+enum FinalNorm {
+    /// `(shift, scale)` from the raw latent, latent rows only.
+    Movq(Linear),
+    Plain(LayerNorm),
+}
+
+/// Which decoder a checkpoint holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum DecoderKind {
+    Movq,
+    Plain,
+}
+
+pub struct Decoder {
+    pub kind: DecoderKind,
+    post_quant_conv: Linear,
+    mask_token: Tensor,
+    cls_token: Option<Tensor>,
+    latent_pos_embed: Tensor,
+    freqs: Tensor,
+    blocks: Vec<DecBlock>,
+    final_norm: FinalNorm,
+    to_pixel: Linear,
+    pub width: i64,
+    pub heads: i64,
+    pub patch: i64,
+    pub num_latent: i64,
+}
+
+/// `x` with its last `l` rows replaced by `rows`.
+fn with_latent_rows(x: &Tensor, l: i64, rows: Tensor) -> Tensor {
+    let s = x.size()[1];
+    Tensor::cat(&[x.narrow(1, 0, s - l), rows], 1)
+}
+
+impl Decoder {
+    pub fn from_weights(
+        w: &mut Weights,
+        cfg: &AeConfig,
+        latent_dim: i64,
+    ) -> Result<Self, WeightError> {
+        let mask_token = w.take_any("decoder.mask_token")?;
+        let c = *mask_token.size().last().unwrap_or(&0);
+        let mask_token = w.take_shaped(mask_token, "decoder.mask_token", &[1, 1, c])?;
+        let post_quant_conv = load::linear(w, "post_quant_conv", c, latent_dim)?;
+        let latent_pos_embed = w.take_any("decoder.latent_pos_embed")?;
+        let num_latent = latent_pos_embed.size()[1];
+        let latent_pos_embed = w.take_shaped(
+            latent_pos_embed,
+            "decoder.latent_pos_embed",
+            &[1, num_latent, c],
+        )?;
+        let cls_token = w.take_opt("decoder.model.cls_token", &[1, 1, c])?;
+        let depth = w.count_indexed("decoder.model.blocks.");
+        let heads = AeConfig::heads(cfg.dec_num_heads, &cfg.decoder_model, c);
+        let freqs = w.take("decoder.freqs", &[2, depth, c / 2])?;
+        // Built by timm but never used by the decoder (spec §2.4).
+        for k in [
+            "decoder.freqs_t_x",
+            "decoder.freqs_t_y",
+            "decoder.model.pos_embed",
+            "decoder.model.patch_embed.proj.weight",
+            "decoder.model.patch_embed.proj.bias",
+        ] {
+            w.take_any(k).ok();
+        }
+        let movq = w.contains("decoder.model.blocks.0.adaLN_modulation.1.weight");
+        let kind = if movq {
+            DecoderKind::Movq
+        } else {
+            DecoderKind::Plain
+        };
+        let mut blocks = Vec::with_capacity(depth as usize);
+        for i in 0..depth {
+            let p = format!("decoder.model.blocks.{i}");
+            blocks.push(if movq {
+                DecBlock::Movq {
+                    attn: load::attention(w, &p, c, heads)?,
+                    mlp: load::mlp(w, &p, c, Activation::Gelu)?,
+                    ada: load::linear(w, &format!("{p}.adaLN_modulation.1"), 4 * c, latent_dim)?,
+                }
+            } else {
+                DecBlock::Plain(load::block(w, &p, c, heads, Activation::Gelu, EPS)?)
+            });
+        }
+        let final_norm = if movq {
+            FinalNorm::Movq(load::linear(
+                w,
+                "decoder.model.norm.adaLN_modulation.1",
+                2 * c,
+                latent_dim,
+            )?)
+        } else {
+            FinalNorm::Plain(load::layer_norm(w, "decoder.model.norm", c, EPS)?)
+        };
+        let out = w.shape("decoder.to_pixel.model.weight").map_or(0, |s| s[0]);
+        let patch = ((out / 3) as f64).sqrt().round() as i64;
+        if patch * patch * 3 != out {
+            return Err(w.layout_error(format!(
+                "`decoder.to_pixel.model.weight` has {out} outputs, not 3·p² for a patch size p"
+            )));
+        }
+        let to_pixel = load::linear(w, "decoder.to_pixel.model", out, c)?;
+        Ok(Self {
+            kind,
+            post_quant_conv,
+            mask_token,
+            cls_token,
+            latent_pos_embed,
+            freqs,
+            blocks,
+            final_norm,
+            to_pixel,
+            width: c,
+            heads,
+            patch,
+            num_latent,
+        })
+    }
+
+    /// `z` (B, L, C_z) → image (B, 3, gh·p, gw·p), unclamped.
+    pub fn forward(&self, z: &Tensor, grid: (i64, i64)) -> Tensor {
+        let b = z.size()[0];
+        let c = self.width;
+        let (gh, gw) = grid;
+        let n = gh * gw;
+        let l = self.num_latent;
+        let latents = self.post_quant_conv.forward(z) + &self.latent_pos_embed;
+        let mut parts = Vec::with_capacity(3);
+        if let Some(cls) = &self.cls_token {
+            parts.push(cls.expand([b, 1, c], false));
+        }
+        parts.push(self.mask_token.expand([b, n, c], false));
+        parts.push(latents);
+        let mut x = Tensor::cat(&parts, 1);
+        let prefix = i64::from(self.cls_token.is_some());
+        let cond = z.silu();
+        let ln = LayerNorm::affine_free(c, EPS);
+        for (i, block) in self.blocks.iter().enumerate() {
+            let rope = layer_phases(&self.freqs, i as i64, self.heads, grid, prefix);
+            x = match block {
+                DecBlock::Plain(block) => block.forward(&x, Some(&rope)),
+                DecBlock::Movq { attn, mlp, ada } => {
+                    let m = ada.forward(&cond).chunk(4, -1); // shift_attn, scale_attn, shift_mlp, scale_mlp
+                    let a = ln.forward(&x);
+                    let a_lat = a.narrow(1, a.size()[1] - l, l) * &m[1] + &m[0];
+                    let x1 = &x + attn.forward(&with_latent_rows(&a, l, a_lat), Some(&rope));
+                    let a = ln.forward(&x1);
+                    let a_lat = a.narrow(1, a.size()[1] - l, l) * &m[3] + &m[2];
+                    &x1 + mlp.forward(&with_latent_rows(&a, l, a_lat))
+                }
+            };
+        }
+        let x = match &self.final_norm {
+            FinalNorm::Plain(norm) => norm.forward(&x),
+            FinalNorm::Movq(ada) => {
+                let m = ada.forward(&cond).chunk(2, -1); // shift, scale
+                let a = ln.forward(&x);
+                let a_lat = a.narrow(1, a.size()[1] - l, l) * &m[1] + &m[0];
+                with_latent_rows(&a, l, a_lat)
+            }
+        };
+        let pix = self.to_pixel.forward(&x.narrow(1, prefix, n)); // (B, N, p·p·3)
+        let p = self.patch;
+        pix.reshape([b, gh, gw, p, p, 3])
+            .permute([0, 5, 1, 3, 2, 4])
+            .reshape([b, 3, gh * p, gw * p])
+    }
+}

@@ -1,0 +1,98 @@
+//! `AEModel` (spec §2): encoder → `quant_conv` → latent z (B, L, C_z) → decoder. Loads the
+//! released layout (`model.safetensors` + `config.json` in one folder).
+
+use std::path::Path;
+
+use maetok_teachers::nn::load;
+use maetok_teachers::nn::Linear;
+use maetok_teachers::weights::{WeightError, Weights};
+use tch::Tensor;
+
+use super::decoder::Decoder;
+use super::encoder::Encoder;
+use super::AeConfig;
+
+const HINT: &str = "An MAETok checkpoint folder holds `model.safetensors` and `config.json` \
+                    (e.g. the HF repo `MAETok/maetok-b-128`)";
+
+pub struct AeModel {
+    pub config: AeConfig,
+    pub encoder: Encoder,
+    pub quant_conv: Linear,
+    pub decoder: Decoder,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    Weights(#[from] WeightError),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Training-time modules a checkpoint may carry that inference ignores (spec §2.7).
+const IGNORED: &[&str] = &[
+    "repa_model.",
+    "projection.",
+    "clip_model.",
+    "decoder_hog.",
+    "decoder_dino.",
+    "decoder_clip.",
+    "post_quant_conv_hog.",
+    "post_quant_conv_dino.",
+    "post_quant_conv_clip.",
+    "to_pixel_hog.",
+    "to_pixel_dino.",
+    "to_pixel_clip.",
+    "hog_generator.",
+];
+
+impl AeModel {
+    /// Load `dir/model.safetensors` with `dir/config.json`.
+    pub fn load(dir: &Path) -> Result<Self, ModelError> {
+        let config = AeConfig::load(&dir.join("config.json")).map_err(ModelError::Config)?;
+        Self::load_with_config(dir, config)
+    }
+
+    /// Load `dir/model.safetensors` with an already parsed (possibly amended) config.
+    pub fn load_with_config(dir: &Path, config: AeConfig) -> Result<Self, ModelError> {
+        let mut w = Weights::load(&dir.join("model.safetensors"), HINT)?;
+        for p in IGNORED {
+            w.drop_prefix(p);
+        }
+        Self::from_weights(&mut w, config)
+    }
+
+    pub fn from_weights(w: &mut Weights, config: AeConfig) -> Result<Self, ModelError> {
+        let encoder = tch::no_grad(|| Encoder::from_weights(w, &config))?;
+        let latent_dim = w
+            .shape("quant_conv.weight")
+            .map_or(config.codebook_embed_dim, |s| s[0]);
+        let quant_conv = load::linear(w, "quant_conv", latent_dim, encoder.width)?;
+        let decoder = tch::no_grad(|| Decoder::from_weights(w, &config, latent_dim))?;
+        let left = w.leftover();
+        if !left.is_empty() {
+            tracing::warn!("unused keys in {}: {left:?}", w.path().display());
+        }
+        Ok(Self {
+            config,
+            encoder,
+            quant_conv,
+            decoder,
+        })
+    }
+
+    /// Images (B, 3, H, W) in [-1, 1] → latents (B, L, C_z); `mask` (B, N) for training.
+    pub fn encode(&self, img: &Tensor, mask: Option<&Tensor>) -> Tensor {
+        self.quant_conv.forward(&self.encoder.forward(img, mask))
+    }
+
+    /// Latents → images (B, 3, H, W), unclamped, on the encoder's grid.
+    pub fn decode(&self, z: &Tensor) -> Tensor {
+        self.decoder.forward(z, self.encoder.grid)
+    }
+
+    pub fn reconstruct(&self, img: &Tensor) -> Tensor {
+        self.decode(&self.encode(img, None))
+    }
+}

@@ -1,0 +1,101 @@
+//! Mixed 2-D RoPE (spec §2.3): learnable per-layer, per-head frequency vectors for the x and
+//! y axes; the phase of pair j of head h at grid position (t_x, t_y) is
+//! `t_x · freqs[0, l, h·d/2 + j] + t_y · freqs[1, l, h·d/2 + j]`, and q and k are rotated
+//! as complex numbers made of adjacent element pairs (2j, 2j+1). Only the image rows
+//! `[offset, offset + N)` of the sequence are rotated. Phases and rotation run in fp32.
+
+use maetok_teachers::nn::QkHook;
+use tch::{Kind, Tensor};
+
+/// cos/sin of one layer's phases: (heads, N, d/2) each.
+pub struct LayerRope {
+    cos: Tensor,
+    sin: Tensor,
+    /// First image row in the sequence (after cls, if any).
+    offset: i64,
+}
+
+/// `freqs` (2, depth, heads·d/2) and integer grid coordinates (x = column, y = row).
+pub fn layer_phases(
+    freqs: &Tensor,
+    layer: i64,
+    heads: i64,
+    grid: (i64, i64),
+    offset: i64,
+) -> LayerRope {
+    let device = freqs.device();
+    let (gh, gw) = grid;
+    let n = gh * gw;
+    let idx = Tensor::arange(n, (Kind::Float, device));
+    let tx = idx.remainder(gw as f64);
+    let ty = idx.divide_scalar_mode(gw as f64, "floor");
+    let half = freqs.size()[2] / heads;
+    let f = freqs.to_kind(Kind::Float).select(1, layer); // (2, heads·half)
+    let fx = f.get(0).reshape([heads, 1, half]);
+    let fy = f.get(1).reshape([heads, 1, half]);
+    let phase = tx.reshape([1, n, 1]) * fx + ty.reshape([1, n, 1]) * fy; // (heads, N, half)
+    LayerRope {
+        cos: phase.cos(),
+        sin: phase.sin(),
+        offset,
+    }
+}
+
+impl LayerRope {
+    fn rotate(&self, t: &Tensor) -> Tensor {
+        let s = t.size(); // (B, H, S, d)
+        let n = self.cos.size()[1];
+        let kind = t.kind();
+        let rows = t.narrow(2, self.offset, n).to_kind(Kind::Float);
+        let pairs = rows.reshape([s[0], s[1], n, s[3] / 2, 2]);
+        let (re, im) = (pairs.select(4, 0), pairs.select(4, 1));
+        let rot_re = &re * &self.cos - &im * &self.sin;
+        let rot_im = re * &self.sin + im * &self.cos;
+        let rotated = Tensor::stack(&[rot_re, rot_im], 4)
+            .reshape([s[0], s[1], n, s[3]])
+            .to_kind(kind);
+        let mut parts = Vec::with_capacity(3);
+        if self.offset > 0 {
+            parts.push(t.narrow(2, 0, self.offset));
+        }
+        parts.push(rotated);
+        let end = self.offset + n;
+        if end < s[2] {
+            parts.push(t.narrow(2, end, s[2] - end));
+        }
+        Tensor::cat(&parts, 2)
+    }
+}
+
+impl QkHook for LayerRope {
+    fn apply(&self, q: &Tensor, k: &Tensor) -> (Tensor, Tensor) {
+        (self.rotate(q), self.rotate(k))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Spec §10b: token 17 of a 16-wide grid has t_x = 1, t_y = 1; rotation by a zero phase
+    /// is the identity and rows outside the image slice are untouched.
+    #[test]
+    fn grid_coordinates_and_identity() {
+        let opts = (Kind::Float, tch::Device::Cpu);
+        // freqs with x-frequency 1 and y-frequency 0 for every pair: phase = t_x.
+        let freqs = Tensor::zeros([2, 1, 4], opts);
+        let _ = freqs.get(0).fill_(1.0);
+        let r = layer_phases(&freqs, 0, 1, (16, 16), 1);
+        let phase17 = f64::try_from(r.cos.get(0).get(17).get(0)).unwrap();
+        assert!((phase17 - 1f64.cos()).abs() < 1e-6);
+        let zero = layer_phases(&Tensor::zeros([2, 1, 4], opts), 0, 1, (2, 2), 1);
+        let q = Tensor::randn([1, 1, 6, 8], opts);
+        let (q2, _) = zero.apply(&q, &q);
+        assert!(f64::try_from((q2 - &q).abs().max()).unwrap() < 1e-6);
+        let (q3, _) = r.apply(
+            &Tensor::randn([1, 1, 300, 8], opts),
+            &Tensor::zeros([1, 1, 300, 8], opts),
+        );
+        assert_eq!(q3.size(), [1, 1, 300, 8]);
+    }
+}
