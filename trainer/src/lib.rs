@@ -3,3 +3,4 @@
 //! over it.
 
 pub mod maetok;
+pub mod metrics;

@@ -32,6 +32,10 @@ enum Command {
         #[command(subcommand)]
         command: cli::teacher::Command,
     },
+    /// Images (or a shard folder's views) → MAETok latents (.safetensors).
+    Encode(cli::tokenizer::EncodeArgs),
+    /// Images (or a shard folder's views) → MAETok reconstructions, a side-by-side grid and PSNR/SSIM.
+    Reconstruct(cli::tokenizer::ReconstructArgs),
     /// Generate a small captioned dataset, preprocess it, and summarise the result.
     Demo(cli::demo::Args),
     /// Show the libtorch build this binary uses (version, CUDA, threads).
@@ -70,6 +74,8 @@ fn main() -> std::process::ExitCode {
         Command::Preprocess(args) => cli::preprocess::run(*args),
         Command::Shards { command } => cli::shards::run(command),
         Command::Teacher { command } => cli::teacher::run(command),
+        Command::Encode(args) => cli::tokenizer::encode(args),
+        Command::Reconstruct(args) => cli::tokenizer::reconstruct(args),
         Command::Demo(args) => cli::demo::run(args),
         Command::Env => cli::env::run(),
     };

@@ -3,6 +3,8 @@
 
 pub mod demo;
 pub mod env;
+pub mod images;
 pub mod preprocess;
 pub mod shards;
 pub mod teacher;
+pub mod tokenizer;

@@ -1,0 +1,142 @@
+//! `maetok encode` / `maetok reconstruct` on a tiny MAETok checkpoint (official layout, from
+//! `tests/fixtures/maetok/movq_64`) over a shard folder's stored views: the files written equal
+//! the library's outputs on the same pixels, and the grid and metrics are there.
+
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, AsArray};
+use maetok_e2e::{batches, preprocess, run_ok};
+use maetok_trainer::maetok::AeModel;
+use maetok_trainer::metrics::to_u8;
+use tch::{Kind, Tensor};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// The movq_64 checkpoint with its heads written into config.json (the tiny model re-uses
+/// official timm names, whose head counts would be wrong for it).
+fn checkpoint(dir: &Path) -> PathBuf {
+    let src = fixtures().join("maetok/movq_64");
+    let ckpt = dir.join("ckpt");
+    std::fs::create_dir_all(&ckpt).unwrap();
+    std::fs::copy(
+        src.join("model.safetensors"),
+        ckpt.join("model.safetensors"),
+    )
+    .unwrap();
+    let arch: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("arch.json")).unwrap()).unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    cfg["enc_num_heads"] = arch["encoder"]["num_heads"].clone();
+    cfg["dec_num_heads"] = arch["decoder"]["num_heads"].clone();
+    std::fs::write(ckpt.join("config.json"), cfg.to_string()).unwrap();
+    ckpt
+}
+
+#[test]
+fn encode_and_reconstruct_a_shard_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("images");
+    std::fs::create_dir(&input).unwrap();
+    for e in std::fs::read_dir(fixtures().join("photos")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "jpg") {
+            std::fs::copy(&p, input.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let shards = dir.path().join("shards");
+    preprocess(
+        input.to_str().unwrap(),
+        &shards,
+        &["--resolution", "64", "--no-hog", "--views", "2"],
+    );
+    let ckpt = checkpoint(dir.path());
+    let latents = dir.path().join("latents.safetensors");
+    run_ok(&[
+        "encode",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--input",
+        shards.to_str().unwrap(),
+        "--output",
+        latents.to_str().unwrap(),
+        "--batch-size",
+        "3",
+    ]);
+    let out = dir.path().join("recon");
+    run_ok(&[
+        "reconstruct",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--input",
+        shards.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--batch-size",
+        "5",
+    ]);
+
+    // The library on the stored view-0 pixels.
+    let model = AeModel::load(&ckpt).unwrap();
+    let (mut keys, mut pixels) = (Vec::new(), Vec::new());
+    for b in batches(&shards) {
+        let key = b.column_by_name("key").unwrap().as_string::<i32>();
+        let view = b
+            .column_by_name("view")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Int16Type>();
+        let png = b.column_by_name("image").unwrap().as_binary::<i32>();
+        for i in 0..b.num_rows() {
+            if view.value(i) == 0 && !png.is_null(i) {
+                keys.push(key.value(i).to_string());
+                pixels.push(image::load_from_memory(png.value(i)).unwrap().to_rgb8());
+            }
+        }
+    }
+    assert_eq!(keys.len(), 8);
+    let bytes: Vec<u8> = pixels.iter().flat_map(|p| p.as_raw().clone()).collect();
+    let x = Tensor::from_slice(&bytes)
+        .reshape([8, 64, 64, 3])
+        .permute([0, 3, 1, 2])
+        .to_kind(Kind::Float)
+        / 127.5
+        - 1.0;
+    let (z, y) = tch::no_grad(|| {
+        let z = model.encode(&x, None);
+        let y = model.decode(&z);
+        (z, y)
+    });
+
+    let file = std::fs::read(&latents).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&file).unwrap();
+    let stored_keys: Vec<String> =
+        serde_json::from_str(&meta.metadata().as_ref().unwrap()["keys"]).unwrap();
+    assert_eq!(stored_keys, keys);
+    let got = Tensor::read_safetensors(&latents).unwrap().remove(0).1;
+    assert_eq!(got.size(), [8, 8, 4]);
+    assert!(f64::try_from((&got - &z).abs().max()).unwrap() < 1e-5);
+
+    let y = y.clamp(-1.0, 1.0).permute([0, 2, 3, 1]).contiguous();
+    let want: Vec<f32> = Vec::try_from(y.flatten(0, -1)).unwrap();
+    for (i, key) in keys.iter().enumerate() {
+        let rec = image::open(out.join("images").join(format!("{key}.png")))
+            .unwrap()
+            .to_rgb8();
+        let mismatches = rec
+            .as_raw()
+            .iter()
+            .zip(&want[i * 64 * 64 * 3..(i + 1) * 64 * 64 * 3])
+            .filter(|(a, b)| (**a as i32 - to_u8(**b) as i32).abs() > 1)
+            .count();
+        assert_eq!(mismatches, 0, "{key}");
+    }
+    let grid = image::open(out.join("grid.png")).unwrap();
+    assert_eq!((grid.width(), grid.height()), (8 * 68 + 4, 2 * 68 + 4));
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(m["images"], 8);
+    assert!(m["psnr"].as_f64().unwrap().is_finite() && m["ssim"].as_f64().unwrap() <= 1.0);
+    assert!(m["psnr_mean_colour_baseline"].as_f64().unwrap() > 5.0);
+}

@@ -1,0 +1,195 @@
+//! `maetok encode` and `maetok reconstruct`: an MAETok checkpoint folder (`model.safetensors`
+//! and `config.json`, the released layout) applied to images (folder, tars) or a shard
+//! folder's stored views, in eval mode (no masking), at the checkpoint's resolution.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use maetok_pipeline::image::Rgb8;
+use maetok_pipeline::preprocess::teach::batch_tensor;
+use maetok_trainer::maetok::AeModel;
+use maetok_trainer::metrics::{mean_colour, psnr, ssim, to_u8};
+use tch::{Kind, Tensor};
+
+#[derive(clap::Args, Debug)]
+pub struct EncodeArgs {
+    /// Checkpoint folder: model.safetensors + config.json.
+    #[arg(long, value_name = "DIR")]
+    checkpoint: PathBuf,
+    /// A folder, WebDataset tar(s), or a shard folder (its view-0 images).
+    #[arg(long, value_name = "SRC")]
+    input: String,
+    /// Output `.safetensors` (tensor `latents` (N, L, C) f32, keys in the metadata).
+    #[arg(long, value_name = "PATH")]
+    output: PathBuf,
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReconstructArgs {
+    /// Checkpoint folder: model.safetensors + config.json.
+    #[arg(long, value_name = "DIR")]
+    checkpoint: PathBuf,
+    /// A folder, WebDataset tar(s), or a shard folder (its view-0 images).
+    #[arg(long, value_name = "SRC")]
+    input: String,
+    /// Output folder: `images/<key>.png`, `grid.png`, `metrics.json`.
+    #[arg(long, value_name = "DIR")]
+    output: PathBuf,
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// Images in the side-by-side grid.
+    #[arg(long, default_value_t = 8)]
+    grid: usize,
+}
+
+fn load_model(dir: &Path) -> anyhow::Result<AeModel> {
+    AeModel::load(dir).with_context(|| format!("loading the MAETok checkpoint {}", dir.display()))
+}
+
+/// uint8 views → (B, 3, H, W) in [-1, 1].
+fn to_input(views: &[&Rgb8]) -> Tensor {
+    batch_tensor(views)
+        .permute([0, 3, 1, 2])
+        .to_kind(Kind::Float)
+        / 127.5
+        - 1.0
+}
+
+pub fn encode(a: EncodeArgs) -> anyhow::Result<ExitCode> {
+    if a.output.extension().and_then(|e| e.to_str()) != Some("safetensors") {
+        bail!(
+            "--output {}: only .safetensors output is built so far (latent-shard folders, \
+             ARCHITECTURE §4, are not)",
+            a.output.display()
+        );
+    }
+    let model = load_model(&a.checkpoint)?;
+    let res = model.config.image_size as usize;
+    let data = super::images::load(&a.input, res)?;
+    let refs: Vec<&Rgb8> = data.images.iter().collect();
+    let latents = tch::no_grad(|| {
+        let outs: Vec<Tensor> = refs
+            .chunks(a.batch_size.max(1))
+            .map(|c| model.encode(&to_input(c), None))
+            .collect();
+        Tensor::cat(&outs, 0)
+    });
+    let meta =
+        serde_json::json!({ "checkpoint": a.checkpoint.display().to_string(), "resolution": res });
+    super::images::write_keyed(&a.output, "latents", &latents, &data.keys, ("maetok", meta))?;
+    println!(
+        "encoded {} images -> {:?} ({} skipped): {}",
+        data.keys.len(),
+        latents.size(),
+        data.skipped,
+        a.output.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn reconstruct(a: ReconstructArgs) -> anyhow::Result<ExitCode> {
+    let model = load_model(&a.checkpoint)?;
+    let res = model.config.image_size as usize;
+    let data = super::images::load(&a.input, res)?;
+    let out_images = a.output.join("images");
+    std::fs::create_dir_all(&out_images)
+        .with_context(|| format!("creating {}", out_images.display()))?;
+    let mut rows = Vec::new();
+    let mut recons: Vec<Vec<u8>> = Vec::new();
+    for (chunk_i, chunk) in data.images.chunks(a.batch_size.max(1)).enumerate() {
+        let refs: Vec<&Rgb8> = chunk.iter().collect();
+        let x = to_input(&refs);
+        let y = tch::no_grad(|| model.reconstruct(&x))
+            .clamp(-1.0, 1.0)
+            .permute([0, 2, 3, 1])
+            .contiguous();
+        let n = y.numel();
+        let mut flat = vec![0f32; n];
+        y.view([-1]).copy_data(&mut flat, n);
+        let per = res * res * 3;
+        for (j, img) in chunk.iter().enumerate() {
+            let rec: Vec<u8> = flat[j * per..(j + 1) * per]
+                .iter()
+                .map(|&v| to_u8(v))
+                .collect();
+            let key = &data.keys[chunk_i * a.batch_size.max(1) + j];
+            let path = out_images.join(format!("{}.png", key.replace('/', "__")));
+            image::RgbImage::from_raw(res as u32, res as u32, rec.clone())
+                .context("image buffer")?
+                .save(&path)
+                .with_context(|| format!("writing {}", path.display()))?;
+            rows.push(serde_json::json!({
+                "key": key,
+                "psnr": psnr(&img.data, &rec),
+                "ssim": ssim(&rec, &img.data, res, res),
+                "psnr_mean_colour": psnr(&img.data, &mean_colour(&img.data)),
+            }));
+            recons.push(rec);
+        }
+    }
+    let mean = |k: &str| {
+        rows.iter()
+            .map(|r| r[k].as_f64().unwrap_or(0.0))
+            .sum::<f64>()
+            / rows.len() as f64
+    };
+    let summary = serde_json::json!({
+        "checkpoint": a.checkpoint.display().to_string(),
+        "images": rows.len(),
+        "resolution": res,
+        "psnr": mean("psnr"),
+        "ssim": mean("ssim"),
+        "psnr_mean_colour_baseline": mean("psnr_mean_colour"),
+        "metric": "reference recipe: uint8 via clamp(127.5x+128), PSNR range 1, SSIM 7x7 uniform, data_range 2 (spec §8.1)",
+        "per_image": rows,
+    });
+    maetok_pipeline::atomic::write(
+        &a.output.join("metrics.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    let grid = a.output.join("grid.png");
+    write_grid(&data.images, &recons, res, a.grid, &grid)?;
+    println!(
+        "reconstructed {} images at {res} px: PSNR {:.2} dB, SSIM {:.4} (mean-colour baseline {:.2} dB); wrote {}, {}",
+        rows.len(),
+        mean("psnr"),
+        mean("ssim"),
+        mean("psnr_mean_colour"),
+        grid.display(),
+        a.output.join("metrics.json").display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Originals (top row) above their reconstructions (bottom row), `n` columns.
+fn write_grid(
+    originals: &[Rgb8],
+    recons: &[Vec<u8>],
+    res: usize,
+    n: usize,
+    path: &Path,
+) -> anyhow::Result<()> {
+    let n = n.min(originals.len()).max(1);
+    let (side, pad) = (res as u32, 4u32);
+    let mut canvas = image::RgbImage::from_pixel(
+        n as u32 * (side + pad) + pad,
+        2 * (side + pad) + pad,
+        image::Rgb([255, 255, 255]),
+    );
+    for i in 0..n {
+        let x = (pad + i as u32 * (side + pad)) as i64;
+        let top =
+            image::RgbImage::from_raw(side, side, originals[i].data.clone()).context("original")?;
+        let bottom =
+            image::RgbImage::from_raw(side, side, recons[i].clone()).context("reconstruction")?;
+        image::imageops::overlay(&mut canvas, &top, x, pad as i64);
+        image::imageops::overlay(&mut canvas, &bottom, x, (2 * pad + side) as i64);
+    }
+    canvas
+        .save(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
