@@ -5,6 +5,8 @@
 pub mod config;
 pub mod decoder;
 pub mod encoder;
+pub mod init;
+pub mod mask;
 pub mod model;
 pub mod rope;
 

@@ -1,0 +1,270 @@
+//! A fresh `AEModel` state dict in the released layout (spec §2.7), initialised as the
+//! reference does for training from scratch (spec §2.5): timm's ViT init (trunc-normal 0.02
+//! Linear weights, zero biases, unit LayerNorms, `pos_embed` trunc-normal 0.02, `cls_token`
+//! N(0, 1e-6), LayerScale 1e-5), latent tokens / positions / mask tokens 0.02, PyTorch's
+//! default Linear init for the bridges and `to_pixel`, zero MoVQ adaLN, and the mixed-RoPE
+//! random-angle frequencies (spec §2.3).
+
+use std::collections::HashMap;
+
+use tch::{Device, Kind, Tensor};
+
+/// The shape of a tokenizer to build.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Arch {
+    pub width: i64,
+    pub enc_depth: i64,
+    pub dec_depth: i64,
+    pub enc_heads: i64,
+    pub dec_heads: i64,
+    pub mlp_ratio: i64,
+    pub patch: i64,
+    pub grid: i64,
+    pub num_latent: i64,
+    pub latent_dim: i64,
+    pub movq: bool,
+    pub dec_cls_token: bool,
+    /// Keep `encoder.mask_token` (models trained with masking have it).
+    pub mask_token: bool,
+    pub rope_theta: f64,
+}
+
+impl Arch {
+    /// MAETok-B/128 (spec §2.1) at `image_size` pixels.
+    pub fn maetok_b_128(image_size: i64) -> Self {
+        Self {
+            width: 768,
+            enc_depth: 12,
+            dec_depth: 12,
+            enc_heads: 12,
+            dec_heads: 12,
+            mlp_ratio: 4,
+            patch: 16,
+            grid: image_size / 16,
+            num_latent: 128,
+            latent_dim: 32,
+            movq: true,
+            dec_cls_token: false,
+            mask_token: true,
+            rope_theta: 10.0,
+        }
+    }
+}
+
+const OPTS: (Kind, Device) = (Kind::Float, Device::Cpu);
+
+fn trunc_normal(shape: &[i64], std: f64) -> Tensor {
+    // timm's trunc_normal_(std) truncates at ±2 (absolute), i.e. far out for std 0.02.
+    (Tensor::randn(shape, OPTS) * std).clamp(-2.0, 2.0)
+}
+
+/// PyTorch's default `nn.Linear` init: U(±1/√in) for weight and bias.
+fn torch_linear(m: &mut HashMap<String, Tensor>, name: &str, out: i64, inp: i64) {
+    let bound = 1.0 / (inp as f64).sqrt();
+    m.insert(
+        format!("{name}.weight"),
+        Tensor::rand([out, inp], OPTS) * (2.0 * bound) - bound,
+    );
+    m.insert(
+        format!("{name}.bias"),
+        Tensor::rand([out], OPTS) * (2.0 * bound) - bound,
+    );
+}
+
+fn timm_linear(m: &mut HashMap<String, Tensor>, name: &str, out: i64, inp: i64) {
+    m.insert(format!("{name}.weight"), trunc_normal(&[out, inp], 0.02));
+    m.insert(format!("{name}.bias"), Tensor::zeros([out], OPTS));
+}
+
+fn layer_norm(m: &mut HashMap<String, Tensor>, name: &str, c: i64) {
+    m.insert(format!("{name}.weight"), Tensor::ones([c], OPTS));
+    m.insert(format!("{name}.bias"), Tensor::zeros([c], OPTS));
+}
+
+/// Mixed-RoPE frequencies (2, depth, heads·d/2): per (layer, head) a random angle `a`,
+/// magnitudes `theta^(-4k/d)`, x = [m·cos a, m·cos(a+π/2)], y = [m·sin a, m·sin(a+π/2)].
+pub fn init_mixed_freqs(depth: i64, heads: i64, head_dim: i64, theta: f64) -> Tensor {
+    let k = Tensor::arange(head_dim / 4, OPTS);
+    let mag = (k * (-4.0 * theta.ln() / head_dim as f64)).exp();
+    let (mut fx, mut fy) = (Vec::new(), Vec::new());
+    for _ in 0..depth * heads {
+        let a =
+            f64::try_from(Tensor::rand([1], OPTS) * (2.0 * std::f64::consts::PI)).unwrap_or(0.0);
+        let b = a + std::f64::consts::FRAC_PI_2;
+        fx.push(Tensor::cat(&[&mag * a.cos(), &mag * b.cos()], 0));
+        fy.push(Tensor::cat(&[&mag * a.sin(), &mag * b.sin()], 0));
+    }
+    let fx = Tensor::stack(&fx, 0).reshape([depth, heads * head_dim / 2]);
+    let fy = Tensor::stack(&fy, 0).reshape([depth, heads * head_dim / 2]);
+    Tensor::stack(&[fx, fy], 0)
+}
+
+/// RoPE position buffers `freqs_t_x`, `freqs_t_y` (column and row of each patch).
+fn grid_buffers(m: &mut HashMap<String, Tensor>, prefix: &str, g: i64) {
+    let idx = Tensor::arange(g * g, OPTS);
+    m.insert(format!("{prefix}.freqs_t_x"), idx.remainder(g as f64));
+    m.insert(
+        format!("{prefix}.freqs_t_y"),
+        idx.divide_scalar_mode(g as f64, "floor"),
+    );
+}
+
+fn timm_block(m: &mut HashMap<String, Tensor>, p: &str, c: i64, hidden: i64, layer_scale: bool) {
+    layer_norm(m, &format!("{p}.norm1"), c);
+    layer_norm(m, &format!("{p}.norm2"), c);
+    attn_mlp(m, p, c, hidden);
+    if layer_scale {
+        m.insert(format!("{p}.ls1.gamma"), Tensor::full([c], 1e-5, OPTS));
+        m.insert(format!("{p}.ls2.gamma"), Tensor::full([c], 1e-5, OPTS));
+    }
+}
+
+fn attn_mlp(m: &mut HashMap<String, Tensor>, p: &str, c: i64, hidden: i64) {
+    timm_linear(m, &format!("{p}.attn.qkv"), 3 * c, c);
+    timm_linear(m, &format!("{p}.attn.proj"), c, c);
+    timm_linear(m, &format!("{p}.mlp.fc1"), hidden, c);
+    timm_linear(m, &format!("{p}.mlp.fc2"), c, hidden);
+}
+
+/// The state dict (buffers included) of a freshly initialised tokenizer.
+pub fn init_state_dict(a: &Arch) -> HashMap<String, Tensor> {
+    let mut m = HashMap::new();
+    let (c, g, p) = (a.width, a.grid, a.patch);
+    let hidden = a.mlp_ratio * c;
+    let n = g * g;
+    // Encoder.
+    m.insert(
+        "encoder.latent_tokens".into(),
+        Tensor::randn([1, a.num_latent, c], OPTS) * 0.02,
+    );
+    m.insert(
+        "encoder.latent_pos_embed".into(),
+        trunc_normal(&[1, a.num_latent, c], 0.02),
+    );
+    m.insert(
+        "encoder.freqs".into(),
+        init_mixed_freqs(a.enc_depth, a.enc_heads, c / a.enc_heads, a.rope_theta),
+    );
+    grid_buffers(&mut m, "encoder", g);
+    if a.mask_token {
+        m.insert(
+            "encoder.mask_token".into(),
+            Tensor::randn([1, 1, c], OPTS) * 0.02,
+        );
+    }
+    m.insert(
+        "encoder.model.cls_token".into(),
+        Tensor::randn([1, 1, c], OPTS) * 1e-6,
+    );
+    m.insert(
+        "encoder.model.pos_embed".into(),
+        trunc_normal(&[1, n + 1, c], 0.02),
+    );
+    let fan_in = (3 * p * p) as f64;
+    let bound = 1.0 / fan_in.sqrt();
+    m.insert(
+        "encoder.model.patch_embed.proj.weight".into(),
+        Tensor::rand([c, 3, p, p], OPTS) * (2.0 * bound) - bound,
+    );
+    m.insert(
+        "encoder.model.patch_embed.proj.bias".into(),
+        Tensor::rand([c], OPTS) * (2.0 * bound) - bound,
+    );
+    for i in 0..a.enc_depth {
+        timm_block(
+            &mut m,
+            &format!("encoder.model.blocks.{i}"),
+            c,
+            hidden,
+            true,
+        );
+    }
+    layer_norm(&mut m, "encoder.model.norm", c);
+    // Bridges.
+    torch_linear(&mut m, "quant_conv", a.latent_dim, c);
+    torch_linear(&mut m, "post_quant_conv", c, a.latent_dim);
+    // Decoder (its timm pos_embed / patch_embed exist but are never used, spec §2.4).
+    m.insert(
+        "decoder.mask_token".into(),
+        Tensor::randn([1, 1, c], OPTS) * 0.02,
+    );
+    m.insert(
+        "decoder.latent_pos_embed".into(),
+        trunc_normal(&[1, a.num_latent, c], 0.02),
+    );
+    m.insert(
+        "decoder.freqs".into(),
+        init_mixed_freqs(a.dec_depth, a.dec_heads, c / a.dec_heads, a.rope_theta),
+    );
+    grid_buffers(&mut m, "decoder", g);
+    let dec_prefix = i64::from(a.dec_cls_token);
+    m.insert(
+        "decoder.model.pos_embed".into(),
+        trunc_normal(&[1, n + 1, c], 0.02),
+    );
+    m.insert(
+        "decoder.model.patch_embed.proj.weight".into(),
+        Tensor::rand([c, 3, p, p], OPTS) * (2.0 * bound) - bound,
+    );
+    m.insert(
+        "decoder.model.patch_embed.proj.bias".into(),
+        Tensor::rand([c], OPTS) * (2.0 * bound) - bound,
+    );
+    if dec_prefix == 1 {
+        m.insert(
+            "decoder.model.cls_token".into(),
+            Tensor::randn([1, 1, c], OPTS) * 1e-6,
+        );
+    }
+    for i in 0..a.dec_depth {
+        let bp = format!("decoder.model.blocks.{i}");
+        if a.movq {
+            attn_mlp(&mut m, &bp, c, hidden);
+            m.insert(
+                format!("{bp}.adaLN_modulation.1.weight"),
+                Tensor::zeros([4 * c, a.latent_dim], OPTS),
+            );
+            m.insert(
+                format!("{bp}.adaLN_modulation.1.bias"),
+                Tensor::zeros([4 * c], OPTS),
+            );
+        } else {
+            timm_block(&mut m, &bp, c, hidden, true);
+        }
+    }
+    if a.movq {
+        m.insert(
+            "decoder.model.norm.adaLN_modulation.1.weight".into(),
+            Tensor::zeros([2 * c, a.latent_dim], OPTS),
+        );
+        m.insert(
+            "decoder.model.norm.adaLN_modulation.1.bias".into(),
+            Tensor::zeros([2 * c], OPTS),
+        );
+    } else {
+        layer_norm(&mut m, "decoder.model.norm", c);
+    }
+    torch_linear(&mut m, "decoder.to_pixel.model", 3 * p * p, c);
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Spec §10b: magnitudes 1.0, 0.865964, 0.749894 (= 10^(-k/16)) for d = 64, theta = 10;
+    /// x = [m cos a, m cos(a+π/2)] and y = [m sin a, m sin(a+π/2)] have equal norms per pair.
+    #[test]
+    fn rope_init_magnitudes() {
+        tch::manual_seed(0);
+        let f = init_mixed_freqs(2, 3, 64, 10.0);
+        assert_eq!(f.size(), [2, 2, 96]);
+        let x = f.get(0).get(0).narrow(0, 0, 32);
+        let y = f.get(1).get(0).narrow(0, 0, 32);
+        let m = (&x * &x + &y * &y).sqrt(); // first half: m_k (cos² + sin²)
+        let got: Vec<f32> = Vec::try_from(m.narrow(0, 0, 3)).unwrap();
+        for (g, want) in got.iter().zip([1.0f32, 0.865964, 0.749894]) {
+            assert!((g - want).abs() < 1e-5, "{got:?}");
+        }
+    }
+}
