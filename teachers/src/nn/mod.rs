@@ -11,6 +11,7 @@ pub mod mlp;
 pub mod norm;
 pub mod patch_embed;
 pub mod resample;
+pub mod save;
 
 pub use attention::{Attention, AttentionImpl, QkHook};
 pub use block::Block;

@@ -65,7 +65,27 @@ impl Default for AeConfig {
     }
 }
 
+/// Every field of the official `ModelArgs` dataclass with the official config's values
+/// (spec §2.8). The official `from_pretrained` fills fields missing from `config.json` with
+/// the dataclass defaults, some of which differ (e.g. `use_rope = false`, `enc_type = "cnn"`),
+/// so an exported `config.json` writes them all.
+const OFFICIAL_FIELDS: &str = r#"{"aux_clip_dec": true, "aux_dec_cls_token": true, "aux_dec_model": "vit_tinytiny_patch14_dinov2_movq2", "aux_dino_dec": true, "aux_hog_dec": true, "aux_loss_mask": true, "aux_supcls_dec": true, "base_image_size": 256, "codebook_embed_dim": 32, "codebook_l2_norm": true, "codebook_show_usage": true, "codebook_size": 16384, "commit_loss_beta": 0.25, "dec_cls_token": false, "dec_drop_path_rate": 0.05, "dec_patch_size": 16, "dec_pretrained": false, "dec_tuning_method": "full", "dec_type": "vit", "decoder_ch_mult": [1, 1, 2, 2, 4], "decoder_model": "vit_base_patch14_dinov2_movqv2", "dropout_p": 0.0, "enc_drop_path_rate": 0.0, "enc_patch_size": 16, "enc_pretrained": false, "enc_token_drop": 0.4, "enc_token_drop_max": 0.6, "enc_tuning_method": "full", "enc_type": "vit", "encoder_ch_mult": [1, 1, 2, 2, 4], "encoder_model": "vit_base_patch14_dinov2.lvd142m", "entropy_loss_ratio": 0.0, "image_size": 256, "kl_loss_weight": 1e-06, "num_codebooks": 1, "num_latent_tokens": 128, "repa": false, "repa_align": "global", "repa_loss_weight": 0.1, "repa_model": "vit_base_patch16_224", "repa_patch_size": 16, "repa_proj_dim": 2048, "rope_mixed": true, "rope_theta": 10.0, "tau": 0.1, "to_pixel": "linear", "use_ape": false, "use_rope": true, "vq_loss_ratio": 1.0, "z_channels": 256}"#;
+
 impl AeConfig {
+    /// `config.json` for the released layout: the official fields, overridden by this
+    /// config's values (unset optional ones left out).
+    pub fn to_official_json(&self) -> serde_json::Value {
+        let mut out: serde_json::Value =
+            serde_json::from_str(OFFICIAL_FIELDS).expect("template is JSON");
+        let ours = serde_json::to_value(self).expect("config serialises");
+        for (k, v) in ours.as_object().expect("object") {
+            if !v.is_null() {
+                out[k] = v.clone();
+            }
+        }
+        out
+    }
+
     pub fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         serde_json::from_str(&text)

@@ -5,7 +5,7 @@
 //! (optionally with a class token), chosen from the checkpoint's keys (spec §2.7). The image
 //! rows go through `to_pixel` and are unpatchified.
 
-use maetok_teachers::nn::{load, Activation, Attention, Block, LayerNorm, Linear, Mlp};
+use maetok_teachers::nn::{load, save, Activation, Attention, Block, LayerNorm, Linear, Mlp};
 use maetok_teachers::weights::{WeightError, Weights};
 use tch::Tensor;
 
@@ -50,6 +50,9 @@ pub struct Decoder {
     pub heads: i64,
     pub patch: i64,
     pub num_latent: i64,
+    /// Released-layout tensors the decoder never reads (timm's `pos_embed` / `patch_embed`,
+    /// RoPE position buffers), kept so the model can be written back.
+    extras: Vec<(String, Tensor)>,
 }
 
 /// `x` with its last `l` rows replaced by `rows`.
@@ -80,15 +83,16 @@ impl Decoder {
         let heads = AeConfig::heads(cfg.dec_num_heads, &cfg.decoder_model, c);
         let freqs = w.take("decoder.freqs", &[2, depth, c / 2])?;
         // Built by timm but never used by the decoder (spec §2.4).
-        for k in [
+        let extras = [
             "decoder.freqs_t_x",
             "decoder.freqs_t_y",
             "decoder.model.pos_embed",
             "decoder.model.patch_embed.proj.weight",
             "decoder.model.patch_embed.proj.bias",
-        ] {
-            w.take_any(k).ok();
-        }
+        ]
+        .into_iter()
+        .filter_map(|k| w.take_any(k).ok().map(|t| (k.to_string(), t)))
+        .collect();
         let movq = w.contains("decoder.model.blocks.0.adaLN_modulation.1.weight");
         let kind = if movq {
             DecoderKind::Movq
@@ -140,7 +144,43 @@ impl Decoder {
             heads,
             patch,
             num_latent,
+            extras,
         })
+    }
+
+    /// The decoder's tensors (and `post_quant_conv`) under their released names.
+    pub fn state_dict(&self, out: &mut save::Named) {
+        let t = |out: &mut save::Named, k: &str, v: &Tensor| {
+            out.push((k.to_string(), v.shallow_clone()))
+        };
+        save::linear(out, "post_quant_conv", &self.post_quant_conv);
+        t(out, "decoder.mask_token", &self.mask_token);
+        t(out, "decoder.latent_pos_embed", &self.latent_pos_embed);
+        t(out, "decoder.freqs", &self.freqs);
+        if let Some(c) = &self.cls_token {
+            t(out, "decoder.model.cls_token", c);
+        }
+        for (i, b) in self.blocks.iter().enumerate() {
+            let p = format!("decoder.model.blocks.{i}");
+            match b {
+                DecBlock::Plain(b) => save::block(out, &p, b),
+                DecBlock::Movq { attn, mlp, ada } => {
+                    save::attention(out, &p, attn);
+                    save::mlp(out, &p, mlp);
+                    save::linear(out, &format!("{p}.adaLN_modulation.1"), ada);
+                }
+            }
+        }
+        match &self.final_norm {
+            FinalNorm::Plain(n) => save::layer_norm(out, "decoder.model.norm", n),
+            FinalNorm::Movq(ada) => save::linear(out, "decoder.model.norm.adaLN_modulation.1", ada),
+        }
+        save::linear(out, "decoder.to_pixel.model", &self.to_pixel);
+        out.extend(
+            self.extras
+                .iter()
+                .map(|(k, v)| (k.clone(), v.shallow_clone())),
+        );
     }
 
     /// `z` (B, L, C_z) → image (B, 3, gh·p, gw·p), unclamped.

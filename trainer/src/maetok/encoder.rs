@@ -3,7 +3,7 @@
 //! positions appended, LayerScale ViT blocks with mixed 2-D RoPE on the image rows only,
 //! final LayerNorm; the last L tokens are the latent tokens (before `quant_conv`).
 
-use maetok_teachers::nn::{load, Activation, Block, LayerNorm, PatchEmbed};
+use maetok_teachers::nn::{load, save, Activation, Block, LayerNorm, PatchEmbed};
 use maetok_teachers::weights::{WeightError, Weights};
 use tch::Tensor;
 
@@ -24,6 +24,9 @@ pub struct Encoder {
     pub heads: i64,
     pub grid: (i64, i64),
     pub num_latent: i64,
+    /// Tensors of the released layout that inference does not read (RoPE position buffers),
+    /// kept so the model can be written back.
+    extras: Vec<(String, Tensor)>,
 }
 
 const EPS: f64 = 1e-6;
@@ -56,8 +59,10 @@ impl Encoder {
         let depth = w.count_indexed("encoder.model.blocks.");
         let heads = AeConfig::heads(cfg.enc_num_heads, &cfg.encoder_model, c);
         let freqs = w.take("encoder.freqs", &[2, depth, c / 2])?;
-        w.take_any("encoder.freqs_t_x").ok();
-        w.take_any("encoder.freqs_t_y").ok();
+        let extras = ["encoder.freqs_t_x", "encoder.freqs_t_y"]
+            .into_iter()
+            .filter_map(|k| w.take_any(k).ok().map(|t| (k.to_string(), t)))
+            .collect();
         let blocks = (0..depth)
             .map(|i| {
                 load::block(
@@ -85,7 +90,42 @@ impl Encoder {
             heads,
             grid: (side, side),
             num_latent,
+            extras,
         })
+    }
+
+    /// The encoder's tensors under their released (`encoder.…`) names.
+    pub fn state_dict(&self, out: &mut save::Named) {
+        let t = |out: &mut save::Named, k: &str, v: &Tensor| {
+            out.push((k.to_string(), v.shallow_clone()))
+        };
+        t(out, "encoder.latent_tokens", &self.latent_tokens);
+        t(out, "encoder.latent_pos_embed", &self.latent_pos_embed);
+        t(out, "encoder.freqs", &self.freqs);
+        if let Some(m) = &self.mask_token {
+            t(out, "encoder.mask_token", m);
+        }
+        if let Some(c) = &self.cls_token {
+            t(out, "encoder.model.cls_token", c);
+        }
+        t(out, "encoder.model.pos_embed", &self.pos_embed);
+        t(
+            out,
+            "encoder.model.patch_embed.proj.weight",
+            &self.patch_embed.weight,
+        );
+        if let Some(b) = &self.patch_embed.bias {
+            t(out, "encoder.model.patch_embed.proj.bias", b);
+        }
+        for (i, b) in self.blocks.iter().enumerate() {
+            save::block(out, &format!("encoder.model.blocks.{i}"), b);
+        }
+        save::layer_norm(out, "encoder.model.norm", &self.norm);
+        out.extend(
+            self.extras
+                .iter()
+                .map(|(k, v)| (k.clone(), v.shallow_clone())),
+        );
     }
 
     pub fn patch_size(&self) -> i64 {

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use maetok_teachers::nn::load;
 use maetok_teachers::nn::Linear;
+use maetok_teachers::nn::{load, save};
 use maetok_teachers::weights::{WeightError, Weights};
 use tch::Tensor;
 
@@ -94,5 +94,42 @@ impl AeModel {
 
     pub fn reconstruct(&self, img: &Tensor) -> Tensor {
         self.decode(&self.encode(img, None))
+    }
+
+    /// Every tensor under its released name (spec §2.7), buffers and the decoder's unused
+    /// timm tensors included, so the official `AEModel` loads the result strictly.
+    pub fn state_dict(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        self.encoder.state_dict(&mut out);
+        save::linear(&mut out, "quant_conv", &self.quant_conv);
+        self.decoder.state_dict(&mut out);
+        out
+    }
+
+    /// Write `dir/model.safetensors` (fp32) and `dir/config.json` in the released layout,
+    /// each to a temporary name first, then renamed.
+    pub fn save(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let tensors: Vec<(String, Tensor)> = self
+            .state_dict()
+            .into_iter()
+            .map(|(k, t)| {
+                (
+                    k,
+                    t.to_kind(tch::Kind::Float)
+                        .to_device(tch::Device::Cpu)
+                        .contiguous(),
+                )
+            })
+            .collect();
+        let model = dir.join("model.safetensors");
+        let tmp = dir.join(".model.safetensors.tmp");
+        Tensor::write_safetensors(&tensors, &tmp).map_err(std::io::Error::other)?;
+        std::fs::rename(&tmp, &model)?;
+        let cfg = serde_json::to_vec_pretty(&self.config.to_official_json())
+            .map_err(std::io::Error::other)?;
+        let tmp = dir.join(".config.json.tmp");
+        std::fs::write(&tmp, cfg)?;
+        std::fs::rename(&tmp, dir.join("config.json"))
     }
 }
