@@ -2,5 +2,6 @@
 //! training loops, SiT and evaluation. The `maetok` binary (`main.rs`) is the command line
 //! over it.
 
+pub mod data;
 pub mod maetok;
 pub mod metrics;

@@ -1,0 +1,359 @@
+//! The shard loader: batches of (image, stored targets) for rank r, produced ahead of the
+//! training step on a background thread.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Float16Type, Int16Type, Int32Type, Int8Type};
+use crossbeam_channel::{bounded, Receiver};
+use maetok_pipeline::shard::manifest::{Manifest, INT8_ENCODING};
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection, RowSelector};
+use parquet::arrow::ProjectionMask;
+use tch::{Kind, Tensor};
+
+use super::index::{advance, rank_positions, view_of, Cursor, Order};
+
+#[derive(Debug, Clone)]
+pub struct LoaderConfig {
+    pub dir: PathBuf,
+    /// Samples per rank per step.
+    pub batch_size: usize,
+    pub seed: u64,
+    pub rank: usize,
+    pub world: usize,
+    /// Target columns to read (`hog`, `dinov2`, `siglip`, `clip`).
+    pub targets: Vec<String>,
+    /// Batches prepared ahead.
+    pub prefetch: usize,
+}
+
+/// One rank's batch.
+pub struct Batch {
+    /// The global cursor after this step (what a checkpoint saved after it records).
+    pub cursor_after: Cursor,
+    pub keys: Vec<String>,
+    pub views: Vec<i16>,
+    pub labels: Vec<Option<i32>>,
+    /// (B, 3, H, W) in [-1, 1].
+    pub images: Tensor,
+    /// Per requested target, (B, tokens, dim) f32 (int8 storage dequantised).
+    pub targets: Vec<(String, Tensor)>,
+}
+
+/// Where each image lives.
+struct Index {
+    dir: PathBuf,
+    shards: Vec<String>,
+    /// First global image of each shard, plus the total at the end.
+    starts: Vec<usize>,
+    views: u16,
+    /// (name, tokens, dim, int8)
+    targets: Vec<(String, usize, usize, bool)>,
+}
+
+impl Index {
+    fn open(cfg: &LoaderConfig) -> anyhow::Result<Self> {
+        let m = Manifest::read(&cfg.dir.join("manifest.json"))?;
+        if !m.complete {
+            bail!(
+                "{}: the preprocess job has not finished (manifest not complete)",
+                cfg.dir.display()
+            );
+        }
+        let views = m.preprocess["views"].as_u64().unwrap_or(1).max(1) as u16;
+        let mut starts = vec![0usize];
+        for s in &m.shards {
+            anyhow::ensure!(
+                s.rows == s.images * views as u64,
+                "{}: {} rows for {} images of {views} views",
+                s.file,
+                s.rows,
+                s.images
+            );
+            starts.push(starts.last().copied().unwrap_or(0) + s.images as usize);
+        }
+        let mut targets = Vec::new();
+        for name in &cfg.targets {
+            let t = m
+                .teachers
+                .iter()
+                .find(|t| &t.name == name)
+                .with_context(|| {
+                    format!(
+                        "{}: no `{name}` column (the shards have: {})",
+                        cfg.dir.display(),
+                        m.teachers
+                            .iter()
+                            .map(|t| t.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })?;
+            targets.push((
+                name.clone(),
+                t.grid[0] * t.grid[1],
+                t.dim,
+                t.encoding == INT8_ENCODING,
+            ));
+        }
+        Ok(Self {
+            dir: cfg.dir.clone(),
+            shards: m.shards.iter().map(|s| s.file.clone()).collect(),
+            starts,
+            views,
+            targets,
+        })
+    }
+
+    fn images(&self) -> usize {
+        *self.starts.last().unwrap_or(&0)
+    }
+
+    /// (shard, row) of view `v` of global image `g`.
+    fn locate(&self, g: usize, v: u16) -> (usize, usize) {
+        let s = self.starts.partition_point(|&x| x <= g) - 1;
+        (s, (g - self.starts[s]) * self.views as usize + v as usize)
+    }
+}
+
+/// Read `rows` (sorted, unique) of one shard, projected to the needed columns.
+fn read_rows(path: &Path, rows: &[usize], columns: &[String]) -> anyhow::Result<Vec<RecordBatch>> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+    let total = builder.metadata().file_metadata().num_rows() as usize;
+    let schema = builder.parquet_schema();
+    let roots: Vec<usize> = builder
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| columns.iter().any(|c| c == f.name()))
+        .map(|(i, _)| i)
+        .collect();
+    let mask = ProjectionMask::roots(schema, roots);
+    let mut selectors = Vec::new();
+    let mut at = 0usize;
+    for &r in rows {
+        if r > at {
+            selectors.push(RowSelector::skip(r - at));
+        }
+        selectors.push(RowSelector::select(1));
+        at = r + 1;
+    }
+    if total > at {
+        selectors.push(RowSelector::skip(total - at));
+    }
+    let reader = builder
+        .with_projection(mask)
+        .with_row_selection(RowSelection::from(selectors))
+        .with_batch_size(rows.len().max(1))
+        .build()?;
+    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+}
+
+fn list_f32(
+    b: &RecordBatch,
+    name: &str,
+    i: usize,
+    dim: usize,
+    int8: bool,
+) -> anyhow::Result<Vec<f32>> {
+    let col = b
+        .column_by_name(name)
+        .with_context(|| format!("column {name}"))?
+        .as_fixed_size_list();
+    let v = col.value(i);
+    if !int8 {
+        return Ok(v
+            .as_primitive::<Float16Type>()
+            .values()
+            .iter()
+            .map(|x| x.to_f32())
+            .collect());
+    }
+    let scale = b
+        .column_by_name(&format!("{name}_scale"))
+        .with_context(|| format!("column {name}_scale"))?
+        .as_fixed_size_list()
+        .value(i);
+    let scale = scale.as_primitive::<Float16Type>();
+    Ok(v.as_primitive::<Int8Type>()
+        .values()
+        .chunks(dim)
+        .zip(scale.values())
+        .flat_map(|(t, s)| t.iter().map(move |&q| q as f32 * s.to_f32()))
+        .collect())
+}
+
+/// Build rank `cfg.rank`'s batch at `cursor`.
+fn make_batch(
+    ix: &Index,
+    cfg: &LoaderConfig,
+    order: &Order,
+    cursor: Cursor,
+) -> anyhow::Result<Batch> {
+    let positions = rank_positions(cursor.position, cfg.batch_size, cfg.rank, cfg.world);
+    let wanted: Vec<(usize, usize)> = positions
+        .iter()
+        .map(|&p| {
+            let g = order.image_at(p);
+            ix.locate(g, view_of(cfg.seed, cursor.epoch, g, ix.views))
+        })
+        .collect();
+    let mut by_shard: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for &(s, r) in &wanted {
+        by_shard.entry(s).or_default().push(r);
+    }
+    let mut columns: Vec<String> = ["key", "view", "label", "image"].map(String::from).to_vec();
+    for (name, _, _, int8) in &ix.targets {
+        columns.push(name.clone());
+        if *int8 {
+            columns.push(format!("{name}_scale"));
+        }
+    }
+    // (shard, row) -> (batch, index in batch)
+    let mut found: BTreeMap<(usize, usize), (Arc<RecordBatch>, usize)> = BTreeMap::new();
+    for (s, mut rows) in by_shard {
+        rows.sort_unstable();
+        rows.dedup();
+        let batches = read_rows(&ix.dir.join(&ix.shards[s]), &rows, &columns)?;
+        let mut it = rows.iter();
+        for b in batches {
+            let b = Arc::new(b);
+            for i in 0..b.num_rows() {
+                let r = *it
+                    .next()
+                    .context("parquet returned more rows than selected")?;
+                found.insert((s, r), (b.clone(), i));
+            }
+        }
+    }
+    let n = wanted.len();
+    let (mut keys, mut views, mut labels) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let mut pixels: Vec<u8> = Vec::new();
+    let mut side = (0u32, 0u32);
+    let mut target_vals: Vec<Vec<f32>> = vec![Vec::new(); ix.targets.len()];
+    for sr in &wanted {
+        let (b, i) = found.get(sr).context("a selected row was not returned")?;
+        let i = *i;
+        keys.push(
+            b.column_by_name("key")
+                .context("key")?
+                .as_string::<i32>()
+                .value(i)
+                .to_string(),
+        );
+        views.push(
+            b.column_by_name("view")
+                .context("view")?
+                .as_primitive::<Int16Type>()
+                .value(i),
+        );
+        let label = b
+            .column_by_name("label")
+            .context("label")?
+            .as_primitive::<Int32Type>();
+        labels.push((!label.is_null(i)).then(|| label.value(i)));
+        let png = b
+            .column_by_name("image")
+            .context("image")?
+            .as_binary::<i32>()
+            .value(i);
+        let img = image::load_from_memory(png)?.into_rgb8();
+        side = img.dimensions();
+        pixels.extend_from_slice(img.as_raw());
+        for (k, (name, _, dim, int8)) in ix.targets.iter().enumerate() {
+            target_vals[k].extend(list_f32(b, name, i, *dim, *int8)?);
+        }
+    }
+    let (w, h) = (side.0 as i64, side.1 as i64);
+    let images = Tensor::from_slice(&pixels)
+        .reshape([n as i64, h, w, 3])
+        .permute([0, 3, 1, 2])
+        .to_kind(Kind::Float)
+        / 127.5
+        - 1.0;
+    let targets = ix
+        .targets
+        .iter()
+        .zip(target_vals)
+        .map(|((name, tokens, dim, _), v)| {
+            (
+                name.clone(),
+                Tensor::from_slice(&v).reshape([n as i64, *tokens as i64, *dim as i64]),
+            )
+        })
+        .collect();
+    Ok(Batch {
+        cursor_after: advance(cursor, cfg.batch_size, cfg.world, ix.images()),
+        keys,
+        views,
+        labels,
+        images: images.contiguous(),
+        targets,
+    })
+}
+
+/// Batches from `start` on, prepared by a background thread.
+pub struct Loader {
+    rx: Receiver<anyhow::Result<Batch>>,
+    _thread: std::thread::JoinHandle<()>,
+    pub images: usize,
+}
+
+impl Loader {
+    pub fn start(cfg: LoaderConfig, start: Cursor) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            cfg.world >= 1 && cfg.rank < cfg.world,
+            "rank {} must be below world {}",
+            cfg.rank,
+            cfg.world
+        );
+        let ix = Index::open(&cfg)?;
+        let images = ix.images();
+        anyhow::ensure!(
+            images >= cfg.batch_size * cfg.world,
+            "{}: {images} images cannot fill one global batch of {} × {}",
+            cfg.dir.display(),
+            cfg.batch_size,
+            cfg.world
+        );
+        let (tx, rx) = bounded(cfg.prefetch.max(1));
+        let thread = std::thread::Builder::new()
+            .name(format!("loader-r{}", cfg.rank))
+            .spawn(move || {
+                let mut cursor = start;
+                let mut order = Order::new(cfg.seed, cursor.epoch, images);
+                loop {
+                    if order.epoch != cursor.epoch {
+                        order = Order::new(cfg.seed, cursor.epoch, images);
+                    }
+                    let batch = make_batch(&ix, &cfg, &order, cursor);
+                    let failed = batch.is_err();
+                    if let Ok(b) = &batch {
+                        cursor = b.cursor_after;
+                    }
+                    if tx.send(batch).is_err() || failed {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Self {
+            rx,
+            _thread: thread,
+            images,
+        })
+    }
+
+    /// The next batch (never `None` while the thread runs; errors end the stream).
+    pub fn next_batch(&self) -> anyhow::Result<Batch> {
+        self.rx.recv().context("the loader thread stopped")?
+    }
+}
