@@ -101,3 +101,27 @@ fn save_writes_the_released_layout_back() {
         }
     }
 }
+
+/// The bf16 path the GPU uses by default, on the CPU: close to fp32, not equal.
+#[test]
+fn bf16_model_stays_close_to_fp32() {
+    let dir = fixtures().join("movq_64");
+    let arch: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("arch.json")).unwrap()).unwrap();
+    let mut cfg = AeConfig::load(&dir.join("config.json")).unwrap();
+    cfg.enc_num_heads = arch["encoder"]["num_heads"].as_i64();
+    cfg.dec_num_heads = arch["decoder"]["num_heads"].as_i64();
+    let model = AeModel::load_with_config(&dir, cfg)
+        .unwrap()
+        .to(tch::Device::Cpu, tch::Kind::BFloat16);
+    let runs = Tensor::read_safetensors(dir.join("runs.safetensors")).unwrap();
+    let get = |k: &str| runs.iter().find(|(n, _)| n == k).unwrap().1.shallow_clone();
+    tch::no_grad(|| {
+        let z = model.encode(&get("images"), None);
+        assert_eq!(z.kind(), tch::Kind::Float);
+        let e = rel_err(&z, &get("latent"));
+        assert!(e > 0.0 && e < 0.1, "bf16 encode {e}");
+        let e = rel_err(&model.decode(&get("latent")), &get("decoded"));
+        assert!(e > 0.0 && e < 0.1, "bf16 decode {e}");
+    });
+}

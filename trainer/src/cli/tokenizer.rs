@@ -1,6 +1,7 @@
 //! `maetok encode` and `maetok reconstruct`: an MAETok checkpoint folder (`model.safetensors`
 //! and `config.json`, the released layout) applied to images (folder, tars) or a shard
-//! folder's stored views, in eval mode (no masking), at the checkpoint's resolution.
+//! folder's stored views, in eval mode (no masking), at the checkpoint's resolution, on
+//! any device (`--device`, bf16 by default on GPU).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,9 +9,10 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use maetok_pipeline::image::Rgb8;
 use maetok_pipeline::preprocess::teach::batch_tensor;
+use maetok_teachers::device::{parse_device, parse_kind};
 use maetok_trainer::maetok::AeModel;
 use maetok_trainer::metrics::{mean_colour, psnr, ssim, to_u8};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 #[derive(clap::Args, Debug)]
 pub struct EncodeArgs {
@@ -25,6 +27,12 @@ pub struct EncodeArgs {
     output: PathBuf,
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
+    /// cpu, cuda, cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// f32 or bf16 [default: bf16 on GPU, f32 on CPU].
+    #[arg(long)]
+    dtype: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -43,10 +51,29 @@ pub struct ReconstructArgs {
     /// Images in the side-by-side grid.
     #[arg(long, default_value_t = 8)]
     grid: usize,
+    /// cpu, cuda, cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// f32 or bf16 [default: bf16 on GPU, f32 on CPU].
+    #[arg(long)]
+    dtype: Option<String>,
 }
 
-fn load_model(dir: &Path) -> anyhow::Result<AeModel> {
-    AeModel::load(dir).with_context(|| format!("loading the MAETok checkpoint {}", dir.display()))
+fn load_model(dir: &Path, device: &str, dtype: Option<&str>) -> anyhow::Result<(AeModel, Device)> {
+    let device = parse_device(device)
+        .map_err(anyhow::Error::msg)
+        .context("--device")?;
+    let kind = parse_kind(dtype, device)
+        .map_err(anyhow::Error::msg)
+        .context("--dtype")?;
+    let model = AeModel::load(dir)
+        .with_context(|| format!("loading the MAETok checkpoint {}", dir.display()))?;
+    let model = if device == Device::Cpu && kind == Kind::Float {
+        model
+    } else {
+        tch::no_grad(|| model.to(device, kind))
+    };
+    Ok((model, device))
 }
 
 /// uint8 views → (B, 3, H, W) in [-1, 1].
@@ -66,14 +93,18 @@ pub fn encode(a: EncodeArgs) -> anyhow::Result<ExitCode> {
             a.output.display()
         );
     }
-    let model = load_model(&a.checkpoint)?;
+    let (model, device) = load_model(&a.checkpoint, &a.device, a.dtype.as_deref())?;
     let res = model.config.image_size as usize;
     let data = super::images::load(&a.input, res)?;
     let refs: Vec<&Rgb8> = data.images.iter().collect();
     let latents = tch::no_grad(|| {
         let outs: Vec<Tensor> = refs
             .chunks(a.batch_size.max(1))
-            .map(|c| model.encode(&to_input(c), None))
+            .map(|c| {
+                model
+                    .encode(&to_input(c).to_device(device), None)
+                    .to_device(Device::Cpu)
+            })
             .collect();
         Tensor::cat(&outs, 0)
     });
@@ -91,7 +122,7 @@ pub fn encode(a: EncodeArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn reconstruct(a: ReconstructArgs) -> anyhow::Result<ExitCode> {
-    let model = load_model(&a.checkpoint)?;
+    let (model, device) = load_model(&a.checkpoint, &a.device, a.dtype.as_deref())?;
     let res = model.config.image_size as usize;
     let data = super::images::load(&a.input, res)?;
     let out_images = a.output.join("images");
@@ -102,7 +133,8 @@ pub fn reconstruct(a: ReconstructArgs) -> anyhow::Result<ExitCode> {
     for (chunk_i, chunk) in data.images.chunks(a.batch_size.max(1)).enumerate() {
         let refs: Vec<&Rgb8> = chunk.iter().collect();
         let x = to_input(&refs);
-        let y = tch::no_grad(|| model.reconstruct(&x))
+        let y = tch::no_grad(|| model.reconstruct(&x.to_device(device)))
+            .to_device(Device::Cpu)
             .clamp(-1.0, 1.0)
             .permute([0, 2, 3, 1])
             .contiguous();

@@ -183,6 +183,45 @@ impl Decoder {
         );
     }
 
+    /// Move/cast every tensor (e.g. to CUDA and bf16; RoPE still runs in fp32).
+    pub fn to(&self, device: tch::Device, kind: tch::Kind) -> Self {
+        let mv = |t: &Tensor| t.to_device(device).to_kind(kind);
+        Self {
+            kind: self.kind,
+            post_quant_conv: self.post_quant_conv.to(device, kind),
+            mask_token: mv(&self.mask_token),
+            cls_token: self.cls_token.as_ref().map(mv),
+            latent_pos_embed: mv(&self.latent_pos_embed),
+            freqs: self.freqs.to_device(device),
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| match b {
+                    DecBlock::Plain(b) => DecBlock::Plain(b.to(device, kind)),
+                    DecBlock::Movq { attn, mlp, ada } => DecBlock::Movq {
+                        attn: attn.to(device, kind),
+                        mlp: mlp.to(device, kind),
+                        ada: ada.to(device, kind),
+                    },
+                })
+                .collect(),
+            final_norm: match &self.final_norm {
+                FinalNorm::Plain(n) => FinalNorm::Plain(n.to(device, kind)),
+                FinalNorm::Movq(l) => FinalNorm::Movq(l.to(device, kind)),
+            },
+            to_pixel: self.to_pixel.to(device, kind),
+            width: self.width,
+            heads: self.heads,
+            patch: self.patch,
+            num_latent: self.num_latent,
+            extras: self
+                .extras
+                .iter()
+                .map(|(k, t)| (k.clone(), t.to_device(device)))
+                .collect(),
+        }
+    }
+
     /// `z` (B, L, C_z) → image (B, 3, gh·p, gw·p), unclamped.
     pub fn forward(&self, z: &Tensor, grid: (i64, i64)) -> Tensor {
         let b = z.size()[0];

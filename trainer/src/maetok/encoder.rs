@@ -128,6 +128,31 @@ impl Encoder {
         );
     }
 
+    /// Move/cast every tensor (e.g. to CUDA and bf16; RoPE still runs in fp32).
+    pub fn to(&self, device: tch::Device, kind: tch::Kind) -> Self {
+        let mv = |t: &Tensor| t.to_device(device).to_kind(kind);
+        Self {
+            patch_embed: self.patch_embed.to(device, kind),
+            cls_token: self.cls_token.as_ref().map(mv),
+            pos_embed: mv(&self.pos_embed),
+            mask_token: self.mask_token.as_ref().map(mv),
+            latent_tokens: mv(&self.latent_tokens),
+            latent_pos_embed: mv(&self.latent_pos_embed),
+            freqs: self.freqs.to_device(device),
+            blocks: self.blocks.iter().map(|b| b.to(device, kind)).collect(),
+            norm: self.norm.to(device, kind),
+            width: self.width,
+            heads: self.heads,
+            grid: self.grid,
+            num_latent: self.num_latent,
+            extras: self
+                .extras
+                .iter()
+                .map(|(k, t)| (k.clone(), t.to_device(device)))
+                .collect(),
+        }
+    }
+
     pub fn patch_size(&self) -> i64 {
         self.patch_embed.patch_size().0
     }

@@ -82,14 +82,34 @@ impl AeModel {
         })
     }
 
+    /// Move/cast the whole model (e.g. `cuda:0`, bf16). Inputs must be on the same device;
+    /// `encode`/`decode` cast them to the model's dtype and return f32.
+    pub fn to(&self, device: tch::Device, kind: tch::Kind) -> Self {
+        Self {
+            config: self.config.clone(),
+            encoder: self.encoder.to(device, kind),
+            quant_conv: self.quant_conv.to(device, kind),
+            decoder: self.decoder.to(device, kind),
+        }
+    }
+
+    fn kind(&self) -> tch::Kind {
+        self.quant_conv.weight.kind()
+    }
+
     /// Images (B, 3, H, W) in [-1, 1] → latents (B, L, C_z); `mask` (B, N) for training.
     pub fn encode(&self, img: &Tensor, mask: Option<&Tensor>) -> Tensor {
-        self.quant_conv.forward(&self.encoder.forward(img, mask))
+        let x = img.to_kind(self.kind());
+        self.quant_conv
+            .forward(&self.encoder.forward(&x, mask))
+            .to_kind(tch::Kind::Float)
     }
 
     /// Latents → images (B, 3, H, W), unclamped, on the encoder's grid.
     pub fn decode(&self, z: &Tensor) -> Tensor {
-        self.decoder.forward(z, self.encoder.grid)
+        self.decoder
+            .forward(&z.to_kind(self.kind()), self.encoder.grid)
+            .to_kind(tch::Kind::Float)
     }
 
     pub fn reconstruct(&self, img: &Tensor) -> Tensor {
