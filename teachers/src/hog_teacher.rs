@@ -1,9 +1,18 @@
 //! HOG (spec §4.2) behind the [`Teacher`] trait: the pure-Rust extractor run per image.
 
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use crate::family::Normalization;
-use crate::teacher::{Teacher, TeacherError, TeacherSpec};
+use crate::teacher::{check_batch, Teacher, TeacherError, TeacherSpec};
+
+/// What determines the HOG features (recorded in manifests).
+pub fn description() -> serde_json::Value {
+    serde_json::json!({
+        "nbins": crate::hog::NBINS, "cell": crate::hog::CELL,
+        "gaussian_window": crate::hog::PATCH, "sigma": 8,
+        "input": "RGB (x/255 - 0.5)/0.5", "reference": "utils/hog.py @ f4d60a0",
+    })
+}
 
 pub struct HogTeacher {
     resolution: (i64, i64),
@@ -46,22 +55,13 @@ impl Teacher for HogTeacher {
     }
 
     fn describe(&self) -> serde_json::Value {
-        serde_json::json!({
-            "nbins": crate::hog::NBINS, "cell": crate::hog::CELL,
-            "gaussian_window": crate::hog::PATCH, "sigma": 8,
-            "input": "RGB (x/255 - 0.5)/0.5", "reference": "utils/hog.py @ f4d60a0",
-        })
+        description()
     }
 
     fn features(&self, images: &Tensor) -> Result<Tensor, TeacherError> {
+        check_batch("hog", images, self.resolution)?;
         let s = images.size();
         let (h, w) = self.resolution;
-        if s.len() != 4 || s[1] != h || s[2] != w || s[3] != 3 || images.kind() != Kind::Uint8 {
-            return Err(TeacherError::Runtime {
-                name: "hog".into(),
-                message: format!("expected a (B, {h}, {w}, 3) uint8 batch, got {s:?}"),
-            });
-        }
         let images = images.to_device(tch::Device::Cpu).contiguous();
         let n = (h * w * 3) as usize;
         let mut bytes = vec![0u8; n * s[0] as usize];

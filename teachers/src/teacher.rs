@@ -244,12 +244,36 @@ fn check_family(w: &Weights, layout: Layout, family: Family) -> Result<(), Teach
 pub(crate) fn guarded<T>(name: &str, f: impl FnOnce() -> T) -> Result<T, TeacherError> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|p| TeacherError::Runtime {
         name: name.to_string(),
-        message: p
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "panic".into()),
+        message: panic_message(p.as_ref()),
     })
+}
+
+/// The input contract of [`Teacher::features`]: a `(B, h, w, 3)` uint8 batch.
+pub(crate) fn check_batch(
+    name: &str,
+    images: &Tensor,
+    (h, w): (i64, i64),
+) -> Result<(), TeacherError> {
+    let s = images.size();
+    if s.len() != 4 || s[1] != h || s[2] != w || s[3] != 3 || images.kind() != Kind::Uint8 {
+        return Err(TeacherError::Runtime {
+            name: name.to_string(),
+            message: format!(
+                "expected a (B, {h}, {w}, 3) uint8 batch, got {s:?} {:?}",
+                images.kind()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The message of a caught panic (`panic!` payloads are a `String` or a `&str`).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic".into())
 }
 
 impl Teacher for VitTeacher {
@@ -290,18 +314,7 @@ impl Teacher for VitTeacher {
     }
 
     fn features(&self, images: &Tensor) -> Result<Tensor, TeacherError> {
-        let s = images.size();
-        let (h, w) = self.spec.resolution;
-        if s.len() != 4 || s[1] != h || s[2] != w || s[3] != 3 || images.kind() != Kind::Uint8 {
-            return Err(TeacherError::Runtime {
-                name: self.spec.name.clone(),
-                message: format!(
-                    "expected a ({}, {h}, {w}, 3) uint8 batch, got {s:?} {:?}",
-                    s[0],
-                    images.kind()
-                ),
-            });
-        }
+        check_batch(&self.spec.name, images, self.spec.resolution)?;
         guarded(&self.spec.name, || {
             tch::no_grad(|| {
                 let x = normalize_images(images, self.norm, self.spec.device, self.spec.kind);

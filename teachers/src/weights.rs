@@ -164,16 +164,7 @@ impl Weights {
             .tensors
             .remove(key)
             .ok_or_else(|| self.missing(key, Some(expected)))?;
-        if t.size() != expected {
-            return Err(WeightError::Shape {
-                path: self.path.clone(),
-                key: self.origin_of(key),
-                found: t.size(),
-                expected: expected.to_vec(),
-                hint: self.hint.clone(),
-            });
-        }
-        Ok(t)
+        self.take_shaped(t, key, expected)
     }
 
     /// Check the shape of a tensor already taken with [`Weights::take_any`] (whose size

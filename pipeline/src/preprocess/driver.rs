@@ -525,11 +525,7 @@ fn process_guarded(
     let (key, origin) = (sample.key.clone(), sample.origin.clone());
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| process(sample, cfg, bpe)))
         .unwrap_or_else(|panic| {
-            let detail = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "panic".into());
+            let detail = maetok_teachers::teacher::panic_message(panic.as_ref());
             tracing::error!(%key, %detail, "processing panicked; sample skipped");
             Outcome::Reject(Reject {
                 key,
@@ -699,11 +695,7 @@ fn fresh_manifest(
             grid: [grid, grid],
             dtype: "float16".into(),
             encoding: "f16".into(),
-            config: serde_json::json!({
-                "nbins": maetok_teachers::hog::NBINS, "cell": maetok_teachers::hog::CELL,
-                "gaussian_window": maetok_teachers::hog::PATCH, "sigma": 8,
-                "input": "RGB (x/255 - 0.5)/0.5", "reference": "utils/hog.py @ f4d60a0",
-            }),
+            config: maetok_teachers::hog_teacher::description(),
             weights_sha256: None,
         }]
     } else {

@@ -4,13 +4,11 @@
 //! readable with a decodable image of the right size and finite targets.
 
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::Float16Type;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use sha2::{Digest, Sha256};
 
 use super::manifest::Manifest;
 use super::schema::{arrow_schema, schema_differences};
@@ -48,20 +46,6 @@ pub fn find_manifests(dir: &Path) -> Result<Vec<PathBuf>, ShardError> {
         });
     }
     Ok(nodes)
-}
-
-fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
 }
 
 /// Verifies every manifest of `dir` and the shards it lists.
@@ -144,7 +128,7 @@ fn check_shard(
     if size != s.bytes {
         problem(format!("{size} bytes, manifest says {}", s.bytes));
     }
-    match sha256_file(&path) {
+    match maetok_teachers::weights::file_sha256(&path) {
         Ok(h) if h != s.sha256 => problem(format!(
             "sha256 {h} differs from the manifest's {}",
             s.sha256

@@ -12,7 +12,9 @@ use crossbeam_channel::{bounded, Receiver};
 use maetok_pipeline::shard::manifest::{Manifest, INT8_ENCODING};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection, RowSelector};
 use parquet::arrow::ProjectionMask;
-use tch::{Kind, Tensor};
+use tch::Tensor;
+
+use crate::maetok::images_to_input;
 
 use super::index::{advance, rank_positions, view_of, Cursor, Order};
 
@@ -274,12 +276,7 @@ fn make_batch(
         }
     }
     let (w, h) = (side.0 as i64, side.1 as i64);
-    let images = Tensor::from_slice(&pixels)
-        .reshape([n as i64, h, w, 3])
-        .permute([0, 3, 1, 2])
-        .to_kind(Kind::Float)
-        / 127.5
-        - 1.0;
+    let images = images_to_input(&Tensor::from_slice(&pixels).reshape([n as i64, h, w, 3]));
     let targets = ix
         .targets
         .iter()

@@ -58,17 +58,26 @@ fn trunc_normal(shape: &[i64], std: f64) -> Tensor {
     (Tensor::randn(shape, OPTS) * std).clamp(-2.0, 2.0)
 }
 
-/// PyTorch's default `nn.Linear` init: U(±1/√in) for weight and bias.
+/// U(±1/√fan_in), PyTorch's default init of `nn.Linear` and `nn.Conv2d` weights and biases.
+fn torch_default(shape: &[i64], fan_in: i64) -> Tensor {
+    let bound = 1.0 / (fan_in as f64).sqrt();
+    Tensor::rand(shape, OPTS) * (2.0 * bound) - bound
+}
+
+/// PyTorch's default `nn.Linear` init.
 fn torch_linear(m: &mut HashMap<String, Tensor>, name: &str, out: i64, inp: i64) {
-    let bound = 1.0 / (inp as f64).sqrt();
+    m.insert(format!("{name}.weight"), torch_default(&[out, inp], inp));
+    m.insert(format!("{name}.bias"), torch_default(&[out], inp));
+}
+
+/// PyTorch's default init of a 3 → c patch-embedding convolution with p × p kernels.
+fn torch_patch_embed(m: &mut HashMap<String, Tensor>, name: &str, c: i64, p: i64) {
+    let fan_in = 3 * p * p;
     m.insert(
         format!("{name}.weight"),
-        Tensor::rand([out, inp], OPTS) * (2.0 * bound) - bound,
+        torch_default(&[c, 3, p, p], fan_in),
     );
-    m.insert(
-        format!("{name}.bias"),
-        Tensor::rand([out], OPTS) * (2.0 * bound) - bound,
-    );
+    m.insert(format!("{name}.bias"), torch_default(&[c], fan_in));
 }
 
 fn timm_linear(m: &mut HashMap<String, Tensor>, name: &str, out: i64, inp: i64) {
@@ -160,16 +169,7 @@ pub fn init_state_dict(a: &Arch) -> HashMap<String, Tensor> {
         "encoder.model.pos_embed".into(),
         trunc_normal(&[1, n + 1, c], 0.02),
     );
-    let fan_in = (3 * p * p) as f64;
-    let bound = 1.0 / fan_in.sqrt();
-    m.insert(
-        "encoder.model.patch_embed.proj.weight".into(),
-        Tensor::rand([c, 3, p, p], OPTS) * (2.0 * bound) - bound,
-    );
-    m.insert(
-        "encoder.model.patch_embed.proj.bias".into(),
-        Tensor::rand([c], OPTS) * (2.0 * bound) - bound,
-    );
+    torch_patch_embed(&mut m, "encoder.model.patch_embed.proj", c, p);
     for i in 0..a.enc_depth {
         timm_block(
             &mut m,
@@ -202,14 +202,7 @@ pub fn init_state_dict(a: &Arch) -> HashMap<String, Tensor> {
         "decoder.model.pos_embed".into(),
         trunc_normal(&[1, n + 1, c], 0.02),
     );
-    m.insert(
-        "decoder.model.patch_embed.proj.weight".into(),
-        Tensor::rand([c, 3, p, p], OPTS) * (2.0 * bound) - bound,
-    );
-    m.insert(
-        "decoder.model.patch_embed.proj.bias".into(),
-        Tensor::rand([c], OPTS) * (2.0 * bound) - bound,
-    );
+    torch_patch_embed(&mut m, "decoder.model.patch_embed.proj", c, p);
     if dec_prefix == 1 {
         m.insert(
             "decoder.model.cls_token".into(),

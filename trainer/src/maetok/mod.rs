@@ -11,4 +11,4 @@ pub mod model;
 pub mod rope;
 
 pub use config::AeConfig;
-pub use model::AeModel;
+pub use model::{images_to_input, AeModel};

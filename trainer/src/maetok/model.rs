@@ -15,6 +15,12 @@ use super::AeConfig;
 const HINT: &str = "An MAETok checkpoint folder holds `model.safetensors` and `config.json` \
                     (e.g. the HF repo `MAETok/maetok-b-128`)";
 
+/// `(B, H, W, 3)` uint8 images → the model's input: `(B, 3, H, W)` f32 in [-1, 1]
+/// (`x / 127.5 − 1`, the reference's `Normalize(0.5, 0.5)` of `x / 255`).
+pub fn images_to_input(images: &Tensor) -> Tensor {
+    images.permute([0, 3, 1, 2]).to_kind(tch::Kind::Float) / 127.5 - 1.0
+}
+
 pub struct AeModel {
     pub config: AeConfig,
     pub encoder: Encoder,
