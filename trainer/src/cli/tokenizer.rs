@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use maetok_pipeline::image::Rgb8;
 use maetok_pipeline::preprocess::teach::batch_tensor;
 use maetok_teachers::device::{parse_device, parse_kind};
-use maetok_trainer::maetok::AeModel;
+use maetok_trainer::maetok::{images_to_input, AeModel};
 use maetok_trainer::metrics::{mean_colour, psnr, ssim, to_u8};
 use tch::{Device, Kind, Tensor};
 
@@ -78,11 +78,7 @@ fn load_model(dir: &Path, device: &str, dtype: Option<&str>) -> anyhow::Result<(
 
 /// uint8 views → (B, 3, H, W) in [-1, 1].
 fn to_input(views: &[&Rgb8]) -> Tensor {
-    batch_tensor(views)
-        .permute([0, 3, 1, 2])
-        .to_kind(Kind::Float)
-        / 127.5
-        - 1.0
+    images_to_input(&batch_tensor(views))
 }
 
 pub fn encode(a: EncodeArgs) -> anyhow::Result<ExitCode> {
@@ -159,7 +155,10 @@ pub fn reconstruct(a: ReconstructArgs) -> anyhow::Result<ExitCode> {
                 "ssim": ssim(&rec, &img.data, res, res),
                 "psnr_mean_colour": psnr(&img.data, &mean_colour(&img.data)),
             }));
-            recons.push(rec);
+            // Only the grid's reconstructions are kept in memory.
+            if recons.len() < a.grid.max(1) {
+                recons.push(rec);
+            }
         }
     }
     let mean = |k: &str| {
@@ -204,7 +203,7 @@ fn write_grid(
     n: usize,
     path: &Path,
 ) -> anyhow::Result<()> {
-    let n = n.min(originals.len()).max(1);
+    let n = n.min(recons.len()).max(1);
     let (side, pad) = (res as u32, 4u32);
     let mut canvas = image::RgbImage::from_pixel(
         n as u32 * (side + pad) + pad,
