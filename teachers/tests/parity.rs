@@ -46,6 +46,13 @@ fn runs() -> Vec<Run> {
     out
 }
 
+fn run_named(case: &str, run: &str) -> Run {
+    runs()
+        .into_iter()
+        .find(|r| r.case == case && r.run == run)
+        .unwrap()
+}
+
 fn load_run(r: &Run) -> (Tensor, Tensor) {
     let tensors =
         Tensor::read_safetensors(fixtures().join(&r.case).join("runs.safetensors")).unwrap();
@@ -101,10 +108,7 @@ fn every_layout_matches_its_reference() {
 
 #[test]
 fn explicit_attention_matches_sdpa() {
-    let r = runs()
-        .into_iter()
-        .find(|r| r.case == "dinov2_timm" && r.run == "p16_96")
-        .unwrap();
+    let r = run_named("dinov2_timm", "p16_96");
     let (images, expected) = load_run(&r);
     let mut teacher = VitTeacher::load(Family::Dinov2, &spec(&r)).unwrap();
     teacher.model_mut().set_attention(AttentionImpl::Explicit);
@@ -117,10 +121,7 @@ fn explicit_attention_matches_sdpa() {
 /// exercised on the CPU: close to the fp32 reference, not equal.
 #[test]
 fn bf16_compute_stays_close_to_fp32() {
-    let r = runs()
-        .into_iter()
-        .find(|r| r.case == "siglip_hf" && r.run == "p16_96")
-        .unwrap();
+    let r = run_named("siglip_hf", "p16_96");
     let (images, expected) = load_run(&r);
     let mut spec = spec(&r);
     spec.kind = tch::Kind::BFloat16;

@@ -102,3 +102,25 @@ pub fn batches(dir: &Path) -> Vec<arrow::array::RecordBatch> {
     }
     out
 }
+
+/// The committed fixtures folder (`tests/fixtures`).
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// A folder `dir/images` holding copies of the fixture photographs (JPEGs only, not their
+/// reference crops); returns it and the photographs' stems, sorted.
+pub fn photo_folder(dir: &Path) -> (PathBuf, Vec<String>) {
+    let input = dir.join("images");
+    std::fs::create_dir(&input).expect("create images folder");
+    let mut stems = Vec::new();
+    for e in std::fs::read_dir(fixtures().join("photos")).expect("fixture photos") {
+        let p = e.expect("dir entry").path();
+        if p.extension().is_some_and(|x| x == "jpg") {
+            std::fs::copy(&p, input.join(p.file_name().expect("name"))).expect("copy photo");
+            stems.push(p.file_stem().expect("stem").to_string_lossy().into_owned());
+        }
+    }
+    stems.sort();
+    (input, stems)
+}

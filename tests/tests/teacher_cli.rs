@@ -1,30 +1,14 @@
 //! `maetok teacher features` end to end: real photographs, ADM crops, a tiny random DINOv2 in
 //! HF layout resampled 14 → 16 px patches, safetensors out with the keys in the metadata.
 
-use std::path::{Path, PathBuf};
-
-use maetok_e2e::{run, run_ok};
+use maetok_e2e::{fixtures, photo_folder, run, run_ok};
 use maetok_teachers::{build, TeacherSpec};
 use tch::Tensor;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
 
 #[test]
 fn features_match_the_library_on_pillow_crops() {
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("images");
-    std::fs::create_dir(&input).unwrap();
-    let mut stems = Vec::new();
-    for e in std::fs::read_dir(fixtures().join("photos")).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "jpg") {
-            std::fs::copy(&p, input.join(p.file_name().unwrap())).unwrap();
-            stems.push(p.file_stem().unwrap().to_string_lossy().into_owned());
-        }
-    }
-    stems.sort();
+    let (input, stems) = photo_folder(dir.path());
     let weights = fixtures().join("teachers/dinov2_hf/model.safetensors");
     let out = dir.path().join("feats.safetensors");
     run_ok(&[

@@ -2,28 +2,12 @@
 //! stored views (f16, or int8 with per-token scales), the manifest records each teacher and
 //! its weights, `verify` accepts the shards, and a changed weight file stops a resume.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use arrow::array::{AsArray, FixedSizeListArray};
 use arrow::datatypes::{Float16Type, Int16Type, Int8Type};
-use maetok_e2e::{batches, manifest, preprocess, run, run_ok};
+use maetok_e2e::{batches, fixtures, manifest, photo_folder, preprocess, run, run_ok};
 use tch::Tensor;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
-
-fn photos(dir: &Path) -> PathBuf {
-    let input = dir.join("images");
-    std::fs::create_dir(&input).unwrap();
-    for e in std::fs::read_dir(fixtures().join("photos")).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "jpg") {
-            std::fs::copy(&p, input.join(p.file_name().unwrap())).unwrap();
-        }
-    }
-    input
-}
 
 /// Row `i` of a fixed-size list column as f32 (f16 values, or int8 × per-token scale).
 fn row_f32(batch: &arrow::array::RecordBatch, name: &str, i: usize, dim: usize) -> Vec<f32> {
@@ -56,7 +40,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 #[test]
 fn stored_features_are_the_teachers_output() {
     let dir = tempfile::tempdir().unwrap();
-    let input = photos(dir.path());
+    let input = photo_folder(dir.path()).0;
     let dino = fixtures().join("teachers/dinov2_hf/model.safetensors");
     let siglip = fixtures().join("teachers/siglip_timm/model.safetensors");
     let out = dir.path().join("shards");
@@ -142,7 +126,7 @@ fn stored_features_are_the_teachers_output() {
 #[test]
 fn changed_weights_stop_a_resume_and_bad_teachers_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let input = photos(dir.path());
+    let input = photo_folder(dir.path()).0;
     let weights = dir.path().join("model.safetensors");
     std::fs::copy(
         fixtures().join("teachers/dinov2_hf/model.safetensors"),
@@ -234,7 +218,7 @@ fn killed_run_with_teachers_resumes_to_identical_output() {
     use std::os::unix::process::ExitStatusExt;
 
     let dir = tempfile::tempdir().unwrap();
-    let input = photos(dir.path());
+    let input = photo_folder(dir.path()).0;
     let dino = format!(
         "dinov2={}",
         fixtures()

@@ -5,14 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray};
-use maetok_e2e::{batches, preprocess, run_ok};
+use maetok_e2e::{batches, fixtures, photo_folder, preprocess, run_ok};
 use maetok_trainer::maetok::AeModel;
 use maetok_trainer::metrics::to_u8;
 use tch::{Kind, Tensor};
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
 
 /// The movq_64 checkpoint with its heads written into config.json (the tiny model re-uses
 /// official timm names, whose head counts would be wrong for it).
@@ -38,14 +34,7 @@ fn checkpoint(dir: &Path) -> PathBuf {
 #[test]
 fn encode_and_reconstruct_a_shard_folder() {
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("images");
-    std::fs::create_dir(&input).unwrap();
-    for e in std::fs::read_dir(fixtures().join("photos")).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "jpg") {
-            std::fs::copy(&p, input.join(p.file_name().unwrap())).unwrap();
-        }
-    }
+    let (input, _) = photo_folder(dir.path());
     let shards = dir.path().join("shards");
     preprocess(
         input.to_str().unwrap(),

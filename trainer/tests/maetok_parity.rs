@@ -2,13 +2,24 @@
 //! checkpoints in the released layout, both pixel-decoder variants: encode, decode and
 //! reconstruct within max|Δ|/max|ref| ≤ 1e-4 (fp32). Fixtures: `tests/fixtures/gen/gen_maetok.py`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use maetok_trainer::maetok::{AeConfig, AeModel};
 use tch::Tensor;
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/maetok")
+}
+
+/// A fixture checkpoint. The tiny fixtures re-register the official timm names with other
+/// sizes; their heads (which tensor shapes cannot tell) are in arch.json.
+fn fixture_model(dir: &Path) -> AeModel {
+    let arch: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("arch.json")).unwrap()).unwrap();
+    let mut cfg = AeConfig::load(&dir.join("config.json")).unwrap();
+    cfg.enc_num_heads = arch["encoder"]["num_heads"].as_i64();
+    cfg.dec_num_heads = arch["decoder"]["num_heads"].as_i64();
+    AeModel::load_with_config(dir, cfg).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
 }
 
 fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
@@ -31,14 +42,7 @@ fn encode_decode_reconstruct_match_the_official_model() {
     let mut report = Vec::new();
     for dir in &cases {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        // The tiny fixtures re-register the official timm names with other sizes; their heads
-        // (which tensor shapes cannot tell) are in arch.json.
-        let arch: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("arch.json")).unwrap()).unwrap();
-        let mut cfg = AeConfig::load(&dir.join("config.json")).unwrap();
-        cfg.enc_num_heads = arch["encoder"]["num_heads"].as_i64();
-        cfg.dec_num_heads = arch["decoder"]["num_heads"].as_i64();
-        let model = AeModel::load_with_config(dir, cfg).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let model = fixture_model(dir);
         let runs = Tensor::read_safetensors(dir.join("runs.safetensors")).unwrap();
         let get = |k: &str| {
             runs.iter()
@@ -73,12 +77,7 @@ fn encode_decode_reconstruct_match_the_official_model() {
 fn save_writes_the_released_layout_back() {
     for case in ["movq_64", "plain_64"] {
         let dir = fixtures().join(case);
-        let arch: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("arch.json")).unwrap()).unwrap();
-        let mut cfg = AeConfig::load(&dir.join("config.json")).unwrap();
-        cfg.enc_num_heads = arch["encoder"]["num_heads"].as_i64();
-        cfg.dec_num_heads = arch["decoder"]["num_heads"].as_i64();
-        let model = AeModel::load_with_config(&dir, cfg).unwrap();
+        let model = fixture_model(&dir);
         let out = tempfile::tempdir().unwrap();
         model.save(out.path()).unwrap();
         let mut original = Tensor::read_safetensors(dir.join("model.safetensors")).unwrap();
@@ -106,14 +105,7 @@ fn save_writes_the_released_layout_back() {
 #[test]
 fn bf16_model_stays_close_to_fp32() {
     let dir = fixtures().join("movq_64");
-    let arch: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("arch.json")).unwrap()).unwrap();
-    let mut cfg = AeConfig::load(&dir.join("config.json")).unwrap();
-    cfg.enc_num_heads = arch["encoder"]["num_heads"].as_i64();
-    cfg.dec_num_heads = arch["decoder"]["num_heads"].as_i64();
-    let model = AeModel::load_with_config(&dir, cfg)
-        .unwrap()
-        .to(tch::Device::Cpu, tch::Kind::BFloat16);
+    let model = fixture_model(&dir).to(tch::Device::Cpu, tch::Kind::BFloat16);
     let runs = Tensor::read_safetensors(dir.join("runs.safetensors")).unwrap();
     let get = |k: &str| runs.iter().find(|(n, _)| n == k).unwrap().1.shallow_clone();
     tch::no_grad(|| {
