@@ -55,6 +55,24 @@ def randomize(model):
                 p.copy_(torch.randn(p.shape, generator=g) / p[0].numel() ** 0.5)
 
 
+def run_timed(side, images, res, batch, out, forward):
+    """ADM crops of the JPEGs in `images` (sorted), ImageNet-normalised, through `forward` in
+    batches; only the forward passes are timed. Writes the features, prints a JSON line."""
+    files = sorted(p for p in Path(images).iterdir() if p.suffix == ".jpg")
+    x = torch.from_numpy(np.stack([adm_crop(Image.open(f).convert("RGB"), res) for f in files]))
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    outs = []
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, len(files), batch):
+            outs.append(forward((x[i:i + batch].permute(0, 3, 1, 2).float() / 255 - mean) / std))
+    secs = time.perf_counter() - t0
+    safetensors.torch.save_file({"features": torch.cat(outs).contiguous()}, out)
+    print(json.dumps(dict(side=side, images=len(files), secs=secs, images_per_s=len(files) / secs,
+                          threads=torch.get_num_threads())))
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "weights":
@@ -67,20 +85,8 @@ def main():
         batch = int(batch)
         model = timm.create_model(arch, pretrained=True, num_classes=0, img_size=256, patch_size=16,
                                   pretrained_cfg_overlay=dict(file=weights)).eval()
-        files = sorted(p for p in Path(images).iterdir() if p.suffix == ".jpg")
-        x = torch.from_numpy(np.stack([adm_crop(Image.open(f).convert("RGB")) for f in files]))
-        mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-        std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-        outs = []
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            for i in range(0, len(files), batch):
-                xb = (x[i:i + batch].permute(0, 3, 1, 2).float() / 255 - mean) / std
-                outs.append(model.forward_features(xb)[:, model.num_prefix_tokens:])
-        secs = time.perf_counter() - t0
-        safetensors.torch.save_file({"features": torch.cat(outs).contiguous()}, out)
-        print(json.dumps(dict(side="timm", images=len(files), secs=secs, images_per_s=len(files) / secs,
-                              threads=torch.get_num_threads())))
+        run_timed("timm", images, 256, batch, out,
+                  lambda xb: model.forward_features(xb)[:, model.num_prefix_tokens:])
     elif cmd == "hf":
         import transformers
         weights, images, out, batch, res = sys.argv[2:7]
@@ -114,20 +120,8 @@ def main():
         model = transformers.Dinov2Model(cfg).eval()
         missing, unexpected = model.load_state_dict(hf, strict=False)
         assert not unexpected and all("position_ids" in m for m in missing), (missing, unexpected)
-        files = sorted(p for p in Path(images).iterdir() if p.suffix == ".jpg")
-        x = torch.from_numpy(np.stack([adm_crop(Image.open(f).convert("RGB"), res) for f in files]))
-        mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-        std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-        outs = []
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            for i in range(0, len(files), batch):
-                xb = (x[i:i + batch].permute(0, 3, 1, 2).float() / 255 - mean) / std
-                outs.append(model(pixel_values=xb).last_hidden_state[:, 1:])
-        secs = time.perf_counter() - t0
-        safetensors.torch.save_file({"features": torch.cat(outs).contiguous()}, out)
-        print(json.dumps(dict(side="transformers", version=transformers.__version__, images=len(files),
-                              secs=secs, images_per_s=len(files) / secs, threads=torch.get_num_threads())))
+        run_timed(f"transformers {transformers.__version__}", images, res, batch, out,
+                  lambda xb: model(pixel_values=xb).last_hidden_state[:, 1:])
     elif cmd == "storage":
         import glob
         import pyarrow as pa
