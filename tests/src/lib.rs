@@ -77,6 +77,32 @@ pub fn fingerprint(dir: &Path, keep: impl Fn(&str) -> bool) -> BTreeMap<String, 
     out
 }
 
+/// sha256 of every regular file under `dir`, subfolders included, by relative path.
+pub fn fingerprint_tree(dir: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir") {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                let rel = e
+                    .path()
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                out.insert(
+                    rel,
+                    hex::encode(Sha256::digest(std::fs::read(e.path()).unwrap())),
+                );
+            }
+        }
+    }
+    out
+}
+
 /// The files that define a dataset's content: shards, manifests, rejects logs.
 pub fn dataset_files(name: &str) -> bool {
     name.ends_with(".parquet") || name.starts_with("manifest") || name.starts_with("rejects")

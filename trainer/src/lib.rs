@@ -1,7 +1,10 @@
-//! The training side of maetok: the MAETok tokenizer (spec §2) and, later, its losses,
-//! training loops, SiT and evaluation. The `maetok` binary (`main.rs`) is the command line
-//! over it.
+//! The training side of maetok: the MAETok tokenizer (spec §2), its training loops
+//! (spec §3–§5), and, later, SiT and evaluation. The `maetok` binary (`main.rs`) is the
+//! command line over it.
 
 pub mod data;
+pub mod losses;
 pub mod maetok;
 pub mod metrics;
+pub mod train;
+pub mod viz;

@@ -36,6 +36,11 @@ enum Command {
     Encode(cli::tokenizer::EncodeArgs),
     /// Images (or a shard folder's views) → MAETok reconstructions, a side-by-side grid and PSNR/SSIM.
     Reconstruct(cli::tokenizer::ReconstructArgs),
+    /// Train the tokenizer: `tokenizer` (stage 1, mask modeling) or `decoder` (stage 2).
+    Train {
+        #[command(subcommand)]
+        command: cli::train::Command,
+    },
     /// Generate a small captioned dataset, preprocess it, and summarise the result.
     Demo(cli::demo::Args),
     /// Show the libtorch build this binary uses (version, CUDA, threads).
@@ -76,6 +81,7 @@ fn main() -> std::process::ExitCode {
         Command::Teacher { command } => cli::teacher::run(command),
         Command::Encode(args) => cli::tokenizer::encode(args),
         Command::Reconstruct(args) => cli::tokenizer::reconstruct(args),
+        Command::Train { command } => cli::train::run(command),
         Command::Demo(args) => cli::demo::run(args),
         Command::Env => cli::env::run(),
     };

@@ -1,4 +1,4 @@
-//! Crash injection for the resume tests: `MAETOK_KILL_AT=<point>:<n>` makes the process
+//! Crash injection for the resume tests (preprocessing and training): `MAETOK_KILL_AT=<point>:<n>` makes the process
 //! SIGKILL itself the n-th time it passes `<point>` (1-based). Points, in the order a
 //! shard's life passes them:
 //!
@@ -6,6 +6,11 @@
 //!   mid-shard, depending on n),
 //! - `shard_renamed`: a shard file has its final name but the manifest does not list it yet,
 //! - `manifest_written`: between shards, everything committed.
+//!
+//! Training (`maetok train`) passes `train_backward` (mid-step: gradients computed, weights
+//! not yet updated), `train_updated` (a step's update done, nothing written),
+//! `train_checkpoint_filling` (a step folder half written under its temporary name) and
+//! `train_checkpoint_written` (a step folder published and `latest` pointing at it).
 //!
 //! Unset (the normal case) it costs one relaxed atomic load per call.
 //!

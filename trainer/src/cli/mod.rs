@@ -8,3 +8,4 @@ pub mod preprocess;
 pub mod shards;
 pub mod teacher;
 pub mod tokenizer;
+pub mod train;

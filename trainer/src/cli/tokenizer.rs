@@ -11,7 +11,8 @@ use maetok_pipeline::image::Rgb8;
 use maetok_pipeline::preprocess::teach::batch_tensor;
 use maetok_teachers::device::{parse_device, parse_kind};
 use maetok_trainer::maetok::{images_to_input, AeModel};
-use maetok_trainer::metrics::{mean_colour, psnr, ssim, to_u8};
+use maetok_trainer::metrics::{mean_colour, psnr, ssim};
+use maetok_trainer::viz::{tensor_to_rgb8, write_grid};
 use tch::{Device, Kind, Tensor};
 
 #[derive(clap::Args, Debug)]
@@ -129,20 +130,8 @@ pub fn reconstruct(a: ReconstructArgs) -> anyhow::Result<ExitCode> {
     for (chunk_i, chunk) in data.images.chunks(a.batch_size.max(1)).enumerate() {
         let refs: Vec<&Rgb8> = chunk.iter().collect();
         let x = to_input(&refs);
-        let y = tch::no_grad(|| model.reconstruct(&x.to_device(device)))
-            .to_device(Device::Cpu)
-            .clamp(-1.0, 1.0)
-            .permute([0, 2, 3, 1])
-            .contiguous();
-        let n = y.numel();
-        let mut flat = vec![0f32; n];
-        y.view([-1]).copy_data(&mut flat, n);
-        let per = res * res * 3;
-        for (j, img) in chunk.iter().enumerate() {
-            let rec: Vec<u8> = flat[j * per..(j + 1) * per]
-                .iter()
-                .map(|&v| to_u8(v))
-                .collect();
+        let y = tch::no_grad(|| model.reconstruct(&x.to_device(device)));
+        for (j, (img, rec)) in chunk.iter().zip(tensor_to_rgb8(&y)).enumerate() {
             let key = &data.keys[chunk_i * a.batch_size.max(1) + j];
             let path = out_images.join(format!("{}.png", key.replace('/', "__")));
             image::RgbImage::from_raw(res as u32, res as u32, rec.clone())
@@ -182,7 +171,9 @@ pub fn reconstruct(a: ReconstructArgs) -> anyhow::Result<ExitCode> {
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
     let grid = a.output.join("grid.png");
-    write_grid(&data.images, &recons, res, a.grid, &grid)?;
+    let originals: Vec<&[u8]> = data.images.iter().map(|i| i.data.as_slice()).collect();
+    let recons: Vec<&[u8]> = recons.iter().map(|r| r.as_slice()).collect();
+    write_grid(&originals, &recons, res, a.grid, &grid)?;
     println!(
         "reconstructed {} images at {res} px: PSNR {:.2} dB, SSIM {:.4} (mean-colour baseline {:.2} dB); wrote {}, {}",
         rows.len(),
@@ -193,34 +184,4 @@ pub fn reconstruct(a: ReconstructArgs) -> anyhow::Result<ExitCode> {
         a.output.join("metrics.json").display()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Originals (top row) above their reconstructions (bottom row), `n` columns.
-fn write_grid(
-    originals: &[Rgb8],
-    recons: &[Vec<u8>],
-    res: usize,
-    n: usize,
-    path: &Path,
-) -> anyhow::Result<()> {
-    let n = n.min(recons.len()).max(1);
-    let (side, pad) = (res as u32, 4u32);
-    let mut canvas = image::RgbImage::from_pixel(
-        n as u32 * (side + pad) + pad,
-        2 * (side + pad) + pad,
-        image::Rgb([255, 255, 255]),
-    );
-    for i in 0..n {
-        let x = (pad + i as u32 * (side + pad)) as i64;
-        let top =
-            image::RgbImage::from_raw(side, side, originals[i].data.clone()).context("original")?;
-        let bottom =
-            image::RgbImage::from_raw(side, side, recons[i].clone()).context("reconstruction")?;
-        image::imageops::overlay(&mut canvas, &top, x, pad as i64);
-        image::imageops::overlay(&mut canvas, &bottom, x, (2 * pad + side) as i64);
-    }
-    canvas
-        .save(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }

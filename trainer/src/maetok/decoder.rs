@@ -36,7 +36,37 @@ pub enum DecoderKind {
     Plain,
 }
 
+/// Where a decoder's tensors live in a state dict: the pixel decoder (`decoder.*`,
+/// `post_quant_conv`, `decoder.to_pixel.model`) or an auxiliary one (`decoder_hog.*`,
+/// `post_quant_conv_hog`, `to_pixel_hog`, spec §4.1).
+#[derive(Debug, Clone)]
+pub struct DecoderNames {
+    pub prefix: String,
+    pub post_quant_conv: String,
+    pub to_pixel: String,
+}
+
+impl DecoderNames {
+    pub fn pixel() -> Self {
+        Self {
+            prefix: "decoder".into(),
+            post_quant_conv: "post_quant_conv".into(),
+            to_pixel: "decoder.to_pixel.model".into(),
+        }
+    }
+
+    /// The auxiliary decoder of target `name` (`hog`, `dino`, `clip`).
+    pub fn aux(name: &str) -> Self {
+        Self {
+            prefix: format!("decoder_{name}"),
+            post_quant_conv: format!("post_quant_conv_{name}"),
+            to_pixel: format!("to_pixel_{name}"),
+        }
+    }
+}
+
 pub struct Decoder {
+    pub names: DecoderNames,
     pub kind: DecoderKind,
     post_quant_conv: Linear,
     mask_token: Tensor,
@@ -48,7 +78,8 @@ pub struct Decoder {
     to_pixel: Linear,
     pub width: i64,
     pub heads: i64,
-    pub patch: i64,
+    /// Outputs per image token of `to_pixel` (3·p² for the pixel decoder).
+    pub out_dim: i64,
     pub num_latent: i64,
     /// Released-layout tensors the decoder never reads (timm's `pos_embed` / `patch_embed`,
     /// RoPE position buffers), kept so the model can be written back.
@@ -62,38 +93,64 @@ fn with_latent_rows(x: &Tensor, l: i64, rows: Tensor) -> Tensor {
 }
 
 impl Decoder {
+    /// The pixel decoder, heads from the config (spec §2.4).
     pub fn from_weights(
         w: &mut Weights,
         cfg: &AeConfig,
         latent_dim: i64,
     ) -> Result<Self, WeightError> {
-        let mask_token = w.take_any("decoder.mask_token")?;
+        let dec = Self::from_weights_named(w, DecoderNames::pixel(), latent_dim, |c| {
+            AeConfig::heads(cfg.dec_num_heads, &cfg.decoder_model, c)
+        })?;
+        let patch = dec.patch();
+        if patch * patch * 3 != dec.out_dim {
+            return Err(w.layout_error(format!(
+                "`decoder.to_pixel.model.weight` has {} outputs, not 3·p² for a patch size p",
+                dec.out_dim
+            )));
+        }
+        Ok(dec)
+    }
+
+    /// A decoder stored under `names`; `heads(width)` gives its head count (not readable
+    /// from the tensor shapes).
+    pub fn from_weights_named(
+        w: &mut Weights,
+        names: DecoderNames,
+        latent_dim: i64,
+        heads: impl Fn(i64) -> i64,
+    ) -> Result<Self, WeightError> {
+        let pre = names.prefix.clone();
+        let mask_token = w.take_any(&format!("{pre}.mask_token"))?;
         let c = *mask_token.size().last().unwrap_or(&0);
-        let mask_token = w.take_shaped(mask_token, "decoder.mask_token", &[1, 1, c])?;
-        let post_quant_conv = load::linear(w, "post_quant_conv", c, latent_dim)?;
-        let latent_pos_embed = w.take_any("decoder.latent_pos_embed")?;
+        let mask_token = w.take_shaped(mask_token, &format!("{pre}.mask_token"), &[1, 1, c])?;
+        let post_quant_conv = load::linear(w, &names.post_quant_conv, c, latent_dim)?;
+        let latent_pos_embed = w.take_any(&format!("{pre}.latent_pos_embed"))?;
         let num_latent = latent_pos_embed.size()[1];
         let latent_pos_embed = w.take_shaped(
             latent_pos_embed,
-            "decoder.latent_pos_embed",
+            &format!("{pre}.latent_pos_embed"),
             &[1, num_latent, c],
         )?;
-        let cls_token = w.take_opt("decoder.model.cls_token", &[1, 1, c])?;
-        let depth = w.count_indexed("decoder.model.blocks.");
-        let heads = AeConfig::heads(cfg.dec_num_heads, &cfg.decoder_model, c);
-        let freqs = w.take("decoder.freqs", &[2, depth, c / 2])?;
-        // Built by timm but never used by the decoder (spec §2.4).
+        let cls_token = w.take_opt(&format!("{pre}.model.cls_token"), &[1, 1, c])?;
+        let depth = w.count_indexed(&format!("{pre}.model.blocks."));
+        let heads = heads(c);
+        let freqs = w.take(&format!("{pre}.freqs"), &[2, depth, c / 2])?;
+        // Built by timm but never used by the decoder (spec §2.4, §4.1).
         let extras = [
-            "decoder.freqs_t_x",
-            "decoder.freqs_t_y",
-            "decoder.model.pos_embed",
-            "decoder.model.patch_embed.proj.weight",
-            "decoder.model.patch_embed.proj.bias",
+            "freqs_t_x",
+            "freqs_t_y",
+            "model.pos_embed",
+            "model.patch_embed.proj.weight",
+            "model.patch_embed.proj.bias",
+            "model.head.weight",
+            "model.head.bias",
         ]
         .into_iter()
-        .filter_map(|k| w.take_any(k).ok().map(|t| (k.to_string(), t)))
+        .map(|k| format!("{pre}.{k}"))
+        .filter_map(|k| w.take_any(&k).ok().map(|t| (k, t)))
         .collect();
-        let movq = w.contains("decoder.model.blocks.0.adaLN_modulation.1.weight");
+        let movq = w.contains(&format!("{pre}.model.blocks.0.adaLN_modulation.1.weight"));
         let kind = if movq {
             DecoderKind::Movq
         } else {
@@ -101,7 +158,7 @@ impl Decoder {
         };
         let mut blocks = Vec::with_capacity(depth as usize);
         for i in 0..depth {
-            let p = format!("decoder.model.blocks.{i}");
+            let p = format!("{pre}.model.blocks.{i}");
             blocks.push(if movq {
                 DecBlock::Movq {
                     attn: load::attention(w, &p, c, heads)?,
@@ -115,22 +172,19 @@ impl Decoder {
         let final_norm = if movq {
             FinalNorm::Movq(load::linear(
                 w,
-                "decoder.model.norm.adaLN_modulation.1",
+                &format!("{pre}.model.norm.adaLN_modulation.1"),
                 2 * c,
                 latent_dim,
             )?)
         } else {
-            FinalNorm::Plain(load::layer_norm(w, "decoder.model.norm", c, EPS)?)
+            FinalNorm::Plain(load::layer_norm(w, &format!("{pre}.model.norm"), c, EPS)?)
         };
-        let out = w.shape("decoder.to_pixel.model.weight").map_or(0, |s| s[0]);
-        let patch = ((out / 3) as f64).sqrt().round() as i64;
-        if patch * patch * 3 != out {
-            return Err(w.layout_error(format!(
-                "`decoder.to_pixel.model.weight` has {out} outputs, not 3·p² for a patch size p"
-            )));
-        }
-        let to_pixel = load::linear(w, "decoder.to_pixel.model", out, c)?;
+        let out_dim = w
+            .shape(&format!("{}.weight", names.to_pixel))
+            .map_or(0, |s| s[0]);
+        let to_pixel = load::linear(w, &names.to_pixel, out_dim, c)?;
         Ok(Self {
+            names,
             kind,
             post_quant_conv,
             mask_token,
@@ -142,26 +196,47 @@ impl Decoder {
             to_pixel,
             width: c,
             heads,
-            patch,
+            out_dim,
             num_latent,
             extras,
         })
     }
 
-    /// The decoder's tensors (and `post_quant_conv`) under their released names.
+    /// Pixel patch size (`to_pixel` emits 3·p² values per token).
+    pub fn patch(&self) -> i64 {
+        ((self.out_dim / 3) as f64).sqrt().round() as i64
+    }
+
+    /// Every tensor (`post_quant_conv` and `to_pixel` included) under its released name: the parameters, then the tensors the forward
+    /// never reads (see `extras`).
     pub fn state_dict(&self, out: &mut save::Named) {
+        self.params(out);
+        out.extend(
+            self.extras
+                .iter()
+                .map(|(k, v)| (k.clone(), v.shallow_clone())),
+        );
+    }
+
+    /// The tensors the forward reads (what training updates), under their released names.
+    pub fn params(&self, out: &mut save::Named) {
         let t = |out: &mut save::Named, k: &str, v: &Tensor| {
             out.push((k.to_string(), v.shallow_clone()))
         };
-        save::linear(out, "post_quant_conv", &self.post_quant_conv);
-        t(out, "decoder.mask_token", &self.mask_token);
-        t(out, "decoder.latent_pos_embed", &self.latent_pos_embed);
-        t(out, "decoder.freqs", &self.freqs);
+        let pre = &self.names.prefix;
+        save::linear(out, &self.names.post_quant_conv, &self.post_quant_conv);
+        t(out, &format!("{pre}.mask_token"), &self.mask_token);
+        t(
+            out,
+            &format!("{pre}.latent_pos_embed"),
+            &self.latent_pos_embed,
+        );
+        t(out, &format!("{pre}.freqs"), &self.freqs);
         if let Some(c) = &self.cls_token {
-            t(out, "decoder.model.cls_token", c);
+            t(out, &format!("{pre}.model.cls_token"), c);
         }
         for (i, b) in self.blocks.iter().enumerate() {
-            let p = format!("decoder.model.blocks.{i}");
+            let p = format!("{pre}.model.blocks.{i}");
             match b {
                 DecBlock::Plain(b) => save::block(out, &p, b),
                 DecBlock::Movq { attn, mlp, ada } => {
@@ -172,21 +247,19 @@ impl Decoder {
             }
         }
         match &self.final_norm {
-            FinalNorm::Plain(n) => save::layer_norm(out, "decoder.model.norm", n),
-            FinalNorm::Movq(ada) => save::linear(out, "decoder.model.norm.adaLN_modulation.1", ada),
+            FinalNorm::Plain(n) => save::layer_norm(out, &format!("{pre}.model.norm"), n),
+            FinalNorm::Movq(ada) => {
+                save::linear(out, &format!("{pre}.model.norm.adaLN_modulation.1"), ada)
+            }
         }
-        save::linear(out, "decoder.to_pixel.model", &self.to_pixel);
-        out.extend(
-            self.extras
-                .iter()
-                .map(|(k, v)| (k.clone(), v.shallow_clone())),
-        );
+        save::linear(out, &self.names.to_pixel, &self.to_pixel);
     }
 
     /// Move/cast every tensor (e.g. to CUDA and bf16; RoPE still runs in fp32).
     pub fn to(&self, device: tch::Device, kind: tch::Kind) -> Self {
         let mv = |t: &Tensor| t.to_device(device).to_kind(kind);
         Self {
+            names: self.names.clone(),
             kind: self.kind,
             post_quant_conv: self.post_quant_conv.to(device, kind),
             mask_token: mv(&self.mask_token),
@@ -212,7 +285,7 @@ impl Decoder {
             to_pixel: self.to_pixel.to(device, kind),
             width: self.width,
             heads: self.heads,
-            patch: self.patch,
+            out_dim: self.out_dim,
             num_latent: self.num_latent,
             extras: self
                 .extras
@@ -224,6 +297,17 @@ impl Decoder {
 
     /// `z` (B, L, C_z) → image (B, 3, gh·p, gw·p), unclamped.
     pub fn forward(&self, z: &Tensor, grid: (i64, i64)) -> Tensor {
+        let (gh, gw) = grid;
+        let b = z.size()[0];
+        let p = self.patch();
+        self.forward_tokens(z, grid)
+            .reshape([b, gh, gw, p, p, 3])
+            .permute([0, 5, 1, 3, 2, 4])
+            .reshape([b, 3, gh * p, gw * p])
+    }
+
+    /// `z` (B, L, C_z) → `to_pixel` of the image rows, (B, gh·gw, out_dim).
+    pub fn forward_tokens(&self, z: &Tensor, grid: (i64, i64)) -> Tensor {
         let b = z.size()[0];
         let c = self.width;
         let (gh, gw) = grid;
@@ -264,10 +348,6 @@ impl Decoder {
                 with_latent_rows(&a, l, a_lat)
             }
         };
-        let pix = self.to_pixel.forward(&x.narrow(1, prefix, n)); // (B, N, p·p·3)
-        let p = self.patch;
-        pix.reshape([b, gh, gw, p, p, 3])
-            .permute([0, 5, 1, 3, 2, 4])
-            .reshape([b, 3, gh * p, gw * p])
+        self.to_pixel.forward(&x.narrow(1, prefix, n))
     }
 }

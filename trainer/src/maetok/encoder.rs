@@ -94,8 +94,19 @@ impl Encoder {
         })
     }
 
-    /// The encoder's tensors under their released (`encoder.…`) names.
+    /// Every tensor under its released (`encoder.…`) name: the parameters, then the tensors the forward
+    /// never reads (see `extras`).
     pub fn state_dict(&self, out: &mut save::Named) {
+        self.params(out);
+        out.extend(
+            self.extras
+                .iter()
+                .map(|(k, v)| (k.clone(), v.shallow_clone())),
+        );
+    }
+
+    /// The tensors the forward reads (what training updates), under their released names.
+    pub fn params(&self, out: &mut save::Named) {
         let t = |out: &mut save::Named, k: &str, v: &Tensor| {
             out.push((k.to_string(), v.shallow_clone()))
         };
@@ -121,11 +132,6 @@ impl Encoder {
             save::block(out, &format!("encoder.model.blocks.{i}"), b);
         }
         save::layer_norm(out, "encoder.model.norm", &self.norm);
-        out.extend(
-            self.extras
-                .iter()
-                .map(|(k, v)| (k.clone(), v.shallow_clone())),
-        );
     }
 
     /// Move/cast every tensor (e.g. to CUDA and bf16; RoPE still runs in fp32).

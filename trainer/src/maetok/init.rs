@@ -9,6 +9,8 @@ use std::collections::HashMap;
 
 use tch::{Device, Kind, Tensor};
 
+use super::decoder::DecoderNames;
+
 /// The shape of a tokenizer to build.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Arch {
@@ -180,39 +182,94 @@ pub fn init_state_dict(a: &Arch) -> HashMap<String, Tensor> {
         );
     }
     layer_norm(&mut m, "encoder.model.norm", c);
-    // Bridges.
+    // Bridge.
     torch_linear(&mut m, "quant_conv", a.latent_dim, c);
-    torch_linear(&mut m, "post_quant_conv", c, a.latent_dim);
-    // Decoder (its timm pos_embed / patch_embed exist but are never used, spec §2.4).
+    init_decoder(
+        &mut m,
+        &DecoderNames::pixel(),
+        &DecoderShape {
+            width: c,
+            depth: a.dec_depth,
+            heads: a.dec_heads,
+            hidden,
+            cls_token: a.dec_cls_token,
+            movq: a.movq,
+            out_dim: 3 * p * p,
+        },
+        a,
+    );
+    m
+}
+
+/// The shape of one decoder tower.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecoderShape {
+    pub width: i64,
+    pub depth: i64,
+    pub heads: i64,
+    pub hidden: i64,
+    pub cls_token: bool,
+    pub movq: bool,
+    /// `to_pixel` outputs per token.
+    pub out_dim: i64,
+}
+
+impl DecoderShape {
+    /// The auxiliary decoders' tower (spec §4.1, `vit_tinytiny_patch14_dinov2_movq2`):
+    /// 192 wide, 3 MoVQ layers, 3 heads, MLP 768, with a class token.
+    pub fn aux(out_dim: i64) -> Self {
+        Self {
+            width: 192,
+            depth: 3,
+            heads: 3,
+            hidden: 768,
+            cls_token: true,
+            movq: true,
+            out_dim,
+        }
+    }
+}
+
+/// A freshly initialised decoder stored under `names` (the timm `pos_embed` / `patch_embed`
+/// it carries are never used, spec §2.4), with `post_quant_conv` and `to_pixel`.
+pub fn init_decoder(
+    m: &mut HashMap<String, Tensor>,
+    names: &DecoderNames,
+    d: &DecoderShape,
+    a: &Arch,
+) {
+    let (c, g, p) = (d.width, a.grid, a.patch);
+    let n = g * g;
+    let pre = &names.prefix;
+    torch_linear(m, &names.post_quant_conv, c, a.latent_dim);
     m.insert(
-        "decoder.mask_token".into(),
+        format!("{pre}.mask_token"),
         Tensor::randn([1, 1, c], OPTS) * 0.02,
     );
     m.insert(
-        "decoder.latent_pos_embed".into(),
+        format!("{pre}.latent_pos_embed"),
         trunc_normal(&[1, a.num_latent, c], 0.02),
     );
     m.insert(
-        "decoder.freqs".into(),
-        init_mixed_freqs(a.dec_depth, a.dec_heads, c / a.dec_heads, a.rope_theta),
+        format!("{pre}.freqs"),
+        init_mixed_freqs(d.depth, d.heads, c / d.heads, a.rope_theta),
     );
-    grid_buffers(&mut m, "decoder", g);
-    let dec_prefix = i64::from(a.dec_cls_token);
+    grid_buffers(m, pre, g);
     m.insert(
-        "decoder.model.pos_embed".into(),
+        format!("{pre}.model.pos_embed"),
         trunc_normal(&[1, n + 1, c], 0.02),
     );
-    torch_patch_embed(&mut m, "decoder.model.patch_embed.proj", c, p);
-    if dec_prefix == 1 {
+    torch_patch_embed(m, &format!("{pre}.model.patch_embed.proj"), c, p);
+    if d.cls_token {
         m.insert(
-            "decoder.model.cls_token".into(),
+            format!("{pre}.model.cls_token"),
             Tensor::randn([1, 1, c], OPTS) * 1e-6,
         );
     }
-    for i in 0..a.dec_depth {
-        let bp = format!("decoder.model.blocks.{i}");
-        if a.movq {
-            attn_mlp(&mut m, &bp, c, hidden);
+    for i in 0..d.depth {
+        let bp = format!("{pre}.model.blocks.{i}");
+        if d.movq {
+            attn_mlp(m, &bp, c, d.hidden);
             m.insert(
                 format!("{bp}.adaLN_modulation.1.weight"),
                 Tensor::zeros([4 * c, a.latent_dim], OPTS),
@@ -222,23 +279,22 @@ pub fn init_state_dict(a: &Arch) -> HashMap<String, Tensor> {
                 Tensor::zeros([4 * c], OPTS),
             );
         } else {
-            timm_block(&mut m, &bp, c, hidden, true);
+            timm_block(m, &bp, c, d.hidden, true);
         }
     }
-    if a.movq {
+    if d.movq {
         m.insert(
-            "decoder.model.norm.adaLN_modulation.1.weight".into(),
+            format!("{pre}.model.norm.adaLN_modulation.1.weight"),
             Tensor::zeros([2 * c, a.latent_dim], OPTS),
         );
         m.insert(
-            "decoder.model.norm.adaLN_modulation.1.bias".into(),
+            format!("{pre}.model.norm.adaLN_modulation.1.bias"),
             Tensor::zeros([2 * c], OPTS),
         );
     } else {
-        layer_norm(&mut m, "decoder.model.norm", c);
+        layer_norm(m, &format!("{pre}.model.norm"), c);
     }
-    torch_linear(&mut m, "decoder.to_pixel.model", 3 * p * p, c);
-    m
+    torch_linear(m, &names.to_pixel, d.out_dim, c);
 }
 
 #[cfg(test)]

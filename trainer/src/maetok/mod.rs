@@ -2,6 +2,7 @@
 //! mixed 2-D RoPE → 128×32 latent → pixel decoder (MoVQ-style or plain ViT, chosen from the
 //! checkpoint's keys), loading the released `model.safetensors` + `config.json` layout.
 
+pub mod aux;
 pub mod config;
 pub mod decoder;
 pub mod encoder;

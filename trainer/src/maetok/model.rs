@@ -132,30 +132,49 @@ impl AeModel {
         out
     }
 
+    /// The encoder side's parameters (encoder and `quant_conv`): what stage 2 freezes.
+    pub fn encoder_params(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        self.encoder.params(&mut out);
+        save::linear(&mut out, "quant_conv", &self.quant_conv);
+        out
+    }
+
+    /// The pixel decoder's parameters (`post_quant_conv`, decoder, `to_pixel`).
+    pub fn decoder_params(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        self.decoder.params(&mut out);
+        out
+    }
+
     /// Write `dir/model.safetensors` (fp32) and `dir/config.json` in the released layout,
     /// each to a temporary name first, then renamed.
     pub fn save(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
-        let tensors: Vec<(String, Tensor)> = self
-            .state_dict()
-            .into_iter()
-            .map(|(k, t)| {
-                (
-                    k,
-                    t.to_kind(tch::Kind::Float)
-                        .to_device(tch::Device::Cpu)
-                        .contiguous(),
-                )
-            })
-            .collect();
-        let model = dir.join("model.safetensors");
-        let tmp = dir.join(".model.safetensors.tmp");
-        Tensor::write_safetensors(&tensors, &tmp).map_err(std::io::Error::other)?;
-        std::fs::rename(&tmp, &model)?;
+        write_safetensors_atomic(&self.state_dict(), &dir.join("model.safetensors"))?;
         let cfg = serde_json::to_vec_pretty(&self.config.to_official_json())
             .map_err(std::io::Error::other)?;
-        let tmp = dir.join(".config.json.tmp");
-        std::fs::write(&tmp, cfg)?;
-        std::fs::rename(&tmp, dir.join("config.json"))
+        maetok_pipeline::atomic::write(&dir.join("config.json"), &cfg)
     }
+}
+
+/// Write `tensors` as fp32 on the CPU to `path` through a temporary name in the same folder,
+/// so a reader sees the old file or the whole new one, never a part.
+pub fn write_safetensors_atomic(tensors: &[(String, Tensor)], path: &Path) -> std::io::Result<()> {
+    let tensors: Vec<(String, Tensor)> = tensors
+        .iter()
+        .map(|(k, t)| {
+            (
+                k.clone(),
+                t.detach()
+                    .to_kind(tch::Kind::Float)
+                    .to_device(tch::Device::Cpu)
+                    .contiguous(),
+            )
+        })
+        .collect();
+    let tmp = maetok_pipeline::atomic::temp_path(path);
+    Tensor::write_safetensors(&tensors, &tmp).map_err(std::io::Error::other)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    maetok_pipeline::atomic::commit(&tmp, path)
 }

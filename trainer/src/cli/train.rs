@@ -1,0 +1,87 @@
+//! `maetok train tokenizer|decoder`: the two tokenizer stages (spec §5) over a run folder.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use maetok_trainer::train::config::TrainConfig;
+use maetok_trainer::train::tokenizer::{train, Stage, TrainOptions};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Stage 1: mask modeling with auxiliary HOG / DINOv2 / SigLIP decoders.
+    Tokenizer(Args),
+    /// Stage 2: fine-tune the pixel decoder of a stage-1 run (encoder frozen).
+    Decoder(DecoderArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// TOML training config (see configs/).
+    #[arg(long)]
+    config: PathBuf,
+    /// Run folder; an existing one is resumed from its latest step folder.
+    #[arg(long)]
+    run: PathBuf,
+    /// Shard folder (overrides `data.shards`).
+    #[arg(long)]
+    shards: Option<PathBuf>,
+    /// Device (overrides `train.device`): cpu, cuda, cuda:N.
+    #[arg(long)]
+    device: Option<String>,
+    /// Stop after this many steps in this call (the schedule still spans `train.steps`).
+    #[arg(long)]
+    max_steps: Option<u64>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DecoderArgs {
+    #[command(flatten)]
+    common: Args,
+    /// The stage-1 run folder (its latest step), a step folder, or an AEModel folder.
+    #[arg(long)]
+    from: Option<PathBuf>,
+}
+
+fn load(a: &Args) -> anyhow::Result<TrainConfig> {
+    let mut cfg = TrainConfig::load(&a.config).map_err(anyhow::Error::msg)?;
+    if let Some(s) = &a.shards {
+        cfg.data.shards = s.clone();
+    }
+    if let Some(d) = &a.device {
+        cfg.train.device = d.clone();
+    }
+    cfg.validate()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", a.config.display()))?;
+    Ok(cfg)
+}
+
+pub fn run(c: Command) -> anyhow::Result<ExitCode> {
+    let (stage, args, from) = match c {
+        Command::Tokenizer(a) => (Stage::Tokenizer, a, None),
+        Command::Decoder(d) => (Stage::Decoder, d.common, d.from),
+    };
+    let mut config = load(&args)?;
+    if stage == Stage::Decoder {
+        // Stage 2 has no auxiliary decoders (spec §5.4); recording the source in the run's
+        // config makes a resume need no --from.
+        config.aux.clear();
+        if let Some(f) = &from {
+            config.decoder_ft.from =
+                Some(std::fs::canonicalize(f).with_context(|| format!("--from {}", f.display()))?);
+        } else if config.decoder_ft.from.is_none() {
+            let saved = args.run.join("config.toml");
+            if let Ok(old) = TrainConfig::load(&saved) {
+                config.decoder_ft.from = old.decoder_ft.from;
+            }
+        }
+    }
+    let summary = train(TrainOptions {
+        stage,
+        config,
+        run_dir: args.run.clone(),
+        max_steps: args.max_steps,
+    })?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(ExitCode::SUCCESS)
+}

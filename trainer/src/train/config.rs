@@ -1,0 +1,458 @@
+//! The TOML configuration of `maetok train tokenizer|decoder`. Every key has the paper's
+//! value as its default (spec §5.3, §5.4), so a config names only what it changes; unknown
+//! keys are refused with the key's name, so a typo never silently trains something else.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::maetok::aux::AuxLoss;
+use crate::maetok::init::{Arch, DecoderShape};
+use crate::maetok::AeConfig;
+
+use super::adamw::AdamWConfig;
+use super::schedule::Cosine;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    /// Auxiliary decoders and their targets (stage 1 only).
+    pub aux: Vec<AuxConfig>,
+    pub optim: OptimConfig,
+    pub losses: LossConfig,
+    pub train: LoopConfig,
+    /// Stage 2 (`train decoder`) only.
+    pub decoder_ft: DecoderFtConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// Shard folder written by `maetok preprocess`.
+    pub shards: PathBuf,
+    /// Images per step on one rank.
+    pub batch_size: usize,
+    /// Batches decoded ahead of the step.
+    pub prefetch: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    pub image_size: i64,
+    pub patch_size: i64,
+    pub width: i64,
+    pub enc_depth: i64,
+    pub dec_depth: i64,
+    pub enc_heads: i64,
+    pub dec_heads: i64,
+    pub mlp_ratio: i64,
+    pub num_latent_tokens: i64,
+    pub latent_dim: i64,
+    /// `movq` (the released configuration) or `plain`.
+    pub decoder: String,
+    pub dec_cls_token: bool,
+    pub rope_theta: f64,
+    /// The auxiliary decoders' tower (spec §4.1).
+    pub aux_width: i64,
+    pub aux_depth: i64,
+    pub aux_heads: i64,
+    pub aux_mlp: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuxConfig {
+    /// Module suffix: `hog`, `dino` or `clip` (the reference's names).
+    pub name: String,
+    /// The shard column holding the target (`hog`, `dinov2`, `siglip`, `clip`).
+    pub target: String,
+    /// `mse` (HOG) or `cosine` (features).
+    pub loss: AuxLoss,
+    #[serde(default = "one")]
+    pub weight: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimConfig {
+    /// Base learning rate, scaled by global batch / `lr_batch_ref` (spec §5.3: 1e-4 × 512/256).
+    pub lr: f64,
+    pub lr_batch_ref: usize,
+    /// Cosine floor as a fraction of the scaled lr.
+    pub min_lr_ratio: f64,
+    pub warmup_steps: u64,
+    pub warmup_lr_init: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    /// Global L2 norm; 0 turns clipping off.
+    pub grad_clip: f64,
+    pub ema_decay: f64,
+}
+
+/// The generator objective's terms besides the auxiliary ones (spec §5.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LossConfig {
+    /// Pixel MSE weight.
+    pub pixel_weight: f64,
+    /// LPIPS weight λ1, ramped linearly over `perceptual_warmup` steps; 0 turns LPIPS off.
+    pub perceptual_weight: f64,
+    pub perceptual_warmup: u64,
+    /// VGG16 `features.*` safetensors and the LPIPS heads (docs/training.md names the files).
+    pub lpips_vgg: Option<PathBuf>,
+    pub lpips_heads: Option<PathBuf>,
+    /// Keep the heads' Dropout(0.5) active while training, as the reference does.
+    pub lpips_dropout: bool,
+}
+
+impl Default for LossConfig {
+    fn default() -> Self {
+        Self {
+            pixel_weight: 1.0,
+            perceptual_weight: 1.0,
+            perceptual_warmup: 10_000,
+            lpips_vgg: None,
+            lpips_heads: None,
+            lpips_dropout: true,
+        }
+    }
+}
+
+impl LossConfig {
+    /// w_p at 0-based step `step` (the reference passes `global_step = step + 1`).
+    pub fn perceptual_at(&self, step: u64) -> f64 {
+        let ramp = if self.perceptual_warmup == 0 {
+            1.0
+        } else {
+            ((step + 1) as f64 / self.perceptual_warmup as f64).min(1.0)
+        };
+        self.perceptual_weight * ramp
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoopConfig {
+    pub steps: u64,
+    pub seed: u64,
+    /// `cpu`, `cuda`, `cuda:N`.
+    pub device: String,
+    pub log_every: u64,
+    pub checkpoint_every: u64,
+    /// Reconstruction grid every N steps (0: only at the end).
+    pub sample_every: u64,
+    pub grid_images: usize,
+    /// Step folders kept (0: all).
+    pub keep_checkpoints: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DecoderFtConfig {
+    /// Mask ratio at the first stage-2 step, annealed linearly to 0 at the last (spec §5.4).
+    pub mask_ratio_start: f64,
+    /// Start from the stage-1 EMA weights (`true`) or its raw weights.
+    pub from_ema: bool,
+    /// The stage-1 run folder, one of its step folders, or an `AEModel` folder
+    /// (`--from` sets it).
+    pub from: Option<PathBuf>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            data: DataConfig::default(),
+            model: ModelConfig::default(),
+            aux: vec![
+                AuxConfig {
+                    name: "hog".into(),
+                    target: "hog".into(),
+                    loss: AuxLoss::Mse,
+                    weight: 1.0,
+                },
+                AuxConfig {
+                    name: "dino".into(),
+                    target: "dinov2".into(),
+                    loss: AuxLoss::Cosine,
+                    weight: 1.0,
+                },
+                AuxConfig {
+                    name: "clip".into(),
+                    target: "siglip".into(),
+                    loss: AuxLoss::Cosine,
+                    weight: 1.0,
+                },
+            ],
+            optim: OptimConfig::default(),
+            losses: LossConfig::default(),
+            train: LoopConfig::default(),
+            decoder_ft: DecoderFtConfig::default(),
+        }
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            shards: PathBuf::new(),
+            batch_size: 64,
+            prefetch: 4,
+        }
+    }
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            image_size: 256,
+            patch_size: 16,
+            width: 768,
+            enc_depth: 12,
+            dec_depth: 12,
+            enc_heads: 12,
+            dec_heads: 12,
+            mlp_ratio: 4,
+            num_latent_tokens: 128,
+            latent_dim: 32,
+            decoder: "movq".into(),
+            dec_cls_token: false,
+            rope_theta: 10.0,
+            aux_width: 192,
+            aux_depth: 3,
+            aux_heads: 3,
+            aux_mlp: 768,
+        }
+    }
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        Self {
+            lr: 1e-4,
+            lr_batch_ref: 256,
+            min_lr_ratio: 0.1,
+            warmup_steps: 10_000,
+            warmup_lr_init: 1e-5,
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            weight_decay: 1e-4,
+            grad_clip: 1.0,
+            ema_decay: 0.9999,
+        }
+    }
+}
+
+impl Default for LoopConfig {
+    fn default() -> Self {
+        Self {
+            steps: 500_000,
+            seed: 0,
+            device: "cpu".into(),
+            log_every: 50,
+            checkpoint_every: 10_000,
+            sample_every: 5_000,
+            grid_images: 8,
+            keep_checkpoints: 3,
+        }
+    }
+}
+
+impl Default for DecoderFtConfig {
+    fn default() -> Self {
+        Self {
+            mask_ratio_start: 0.6,
+            from_ema: false,
+            from: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let c: Self = toml::from_str(text).map_err(|e| e.to_string())?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let m = &self.model;
+        if m.decoder != "movq" && m.decoder != "plain" {
+            return Err(format!(
+                "model.decoder = {:?}: expected \"movq\" or \"plain\"",
+                m.decoder
+            ));
+        }
+        if m.image_size % m.patch_size != 0 {
+            return Err(format!(
+                "model.image_size {} is not a multiple of model.patch_size {}",
+                m.image_size, m.patch_size
+            ));
+        }
+        for (k, w, h) in [
+            ("model.width / model.enc_heads", m.width, m.enc_heads),
+            ("model.width / model.dec_heads", m.width, m.dec_heads),
+            (
+                "model.aux_width / model.aux_heads",
+                m.aux_width,
+                m.aux_heads,
+            ),
+        ] {
+            if h <= 0 || w % h != 0 || (w / h) % 4 != 0 {
+                return Err(format!(
+                    "{k} = {w} / {h}: the head width must be a multiple of 4 (2-D RoPE)"
+                ));
+            }
+        }
+        let mut names: Vec<&str> = self.aux.iter().map(|a| a.name.as_str()).collect();
+        names.sort_unstable();
+        if names.windows(2).any(|w| w[0] == w[1]) {
+            return Err(format!("aux: a name appears twice ({names:?})"));
+        }
+        if self.data.batch_size == 0 || self.train.steps == 0 {
+            return Err("data.batch_size and train.steps must be at least 1".into());
+        }
+        let l = &self.losses;
+        if l.perceptual_weight > 0.0 && (l.lpips_vgg.is_none() || l.lpips_heads.is_none()) {
+            return Err(
+                "losses.perceptual_weight > 0 needs losses.lpips_vgg (VGG16 `features.*` \
+                        safetensors) and losses.lpips_heads (LPIPS v0.1 heads); see \
+                        docs/training.md for the files, or set losses.perceptual_weight = 0"
+                    .into(),
+            );
+        }
+        if self.data.shards.as_os_str().is_empty() {
+            return Err("data.shards: the shard folder to train on is not set".into());
+        }
+        Ok(())
+    }
+
+    pub fn arch(&self) -> Arch {
+        let m = &self.model;
+        Arch {
+            width: m.width,
+            enc_depth: m.enc_depth,
+            dec_depth: m.dec_depth,
+            enc_heads: m.enc_heads,
+            dec_heads: m.dec_heads,
+            mlp_ratio: m.mlp_ratio,
+            patch: m.patch_size,
+            grid: m.image_size / m.patch_size,
+            num_latent: m.num_latent_tokens,
+            latent_dim: m.latent_dim,
+            movq: m.decoder == "movq",
+            dec_cls_token: m.dec_cls_token,
+            mask_token: true,
+            rope_theta: m.rope_theta,
+        }
+    }
+
+    pub fn aux_shape(&self, out_dim: i64) -> DecoderShape {
+        let m = &self.model;
+        DecoderShape {
+            width: m.aux_width,
+            depth: m.aux_depth,
+            heads: m.aux_heads,
+            hidden: m.aux_mlp,
+            ..DecoderShape::aux(out_dim)
+        }
+    }
+
+    /// The released `config.json` of the model this trains.
+    pub fn ae_config(&self) -> AeConfig {
+        let m = &self.model;
+        let d = AeConfig::default();
+        AeConfig {
+            image_size: m.image_size,
+            base_image_size: m.image_size,
+            codebook_embed_dim: m.latent_dim,
+            num_latent_tokens: m.num_latent_tokens,
+            enc_patch_size: m.patch_size,
+            dec_patch_size: m.patch_size,
+            decoder_model: if m.decoder == "movq" {
+                d.decoder_model.clone()
+            } else {
+                "vit_base_patch14_dinov2.lvd142m".into()
+            },
+            dec_cls_token: m.dec_cls_token,
+            rope_theta: m.rope_theta,
+            // Official names imply 64-wide heads; write ours when they differ.
+            enc_num_heads: (m.width / m.enc_heads != 64).then_some(m.enc_heads),
+            dec_num_heads: (m.width / m.dec_heads != 64).then_some(m.dec_heads),
+            ..d
+        }
+    }
+
+    pub fn adamw(&self) -> AdamWConfig {
+        let o = &self.optim;
+        AdamWConfig {
+            beta1: o.beta1,
+            beta2: o.beta2,
+            eps: o.eps,
+            weight_decay: o.weight_decay,
+        }
+    }
+
+    /// The schedule for `world` ranks (lr scaled by the global batch).
+    pub fn schedule(&self, world: usize, warmup: u64) -> Cosine {
+        let o = &self.optim;
+        let base = o.lr * (self.data.batch_size * world) as f64 / o.lr_batch_ref as f64;
+        Cosine {
+            base,
+            min: base * o.min_lr_ratio,
+            warmup,
+            warmup_lr_init: o.warmup_lr_init,
+            total: self.train.steps,
+        }
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_paper_and_typos_are_refused() {
+        let base = "[data]\nshards = \"s\"\n[losses]\nlpips_vgg = \"v\"\nlpips_heads = \"h\"\n";
+        let c = TrainConfig::parse(base).unwrap();
+        assert_eq!(c.arch(), Arch::maetok_b_128(256));
+        let s = TrainConfig {
+            data: DataConfig {
+                batch_size: 256,
+                ..c.data.clone()
+            },
+            ..c.clone()
+        }
+        .schedule(2, 10_000);
+        assert_eq!((s.base, s.total), (2e-4, 500_000)); // spec §5.3: 1e-4 × 512/256
+        assert!((s.min - 2e-5).abs() < 1e-18);
+        let e = TrainConfig::parse(&format!("{base}[optim]\nlearning_rate = 1\n")).unwrap_err();
+        assert!(e.contains("learning_rate"), "{e}");
+        let e = TrainConfig::parse(&format!("{base}[model]\ndecoder = \"cnn\"\n")).unwrap_err();
+        assert!(e.contains("model.decoder"), "{e}");
+        let e = TrainConfig::parse("[data]\nshards = \"s\"\n").unwrap_err();
+        assert!(e.contains("losses.lpips_vgg"), "{e}");
+        assert_eq!(c.losses.perceptual_at(0), 1e-4);
+        assert_eq!(c.losses.perceptual_at(9_999), 1.0);
+        // The resolved config round-trips.
+        assert_eq!(TrainConfig::parse(&c.to_toml()).unwrap(), c);
+    }
+}

@@ -1,0 +1,11 @@
+//! Training: the optimiser, schedules, EMA, reproducible randomness, run folders and the
+//! tokenizer loops of both stages.
+
+pub mod adamw;
+pub mod config;
+pub mod ema;
+pub mod model;
+pub mod rng;
+pub mod run;
+pub mod schedule;
+pub mod tokenizer;
