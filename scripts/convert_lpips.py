@@ -10,16 +10,36 @@
   (or taming's `vgg.pth`, the file the reference training code downloads; same tensors).
   `lin{k}.model.1.weight` is kept; files that name them `lin{k}.weight` are renamed.
 
-Writes DIR/vgg16.safetensors and DIR/lpips_vgg_heads.safetensors (fp32). Uses only torch
-(`torch.load(weights_only=True)`: no code from the pickle runs) and safetensors.
+Writes DIR/vgg16.safetensors and DIR/lpips_vgg_heads.safetensors (fp32). Needs only the
+project's torch (`torch.load(weights_only=True)`: no code from the pickle runs); the
+safetensors files are written directly (8-byte header length, JSON header, raw data).
 """
 
 import argparse
+import json
 import os
 import re
+import struct
 
 import torch
-from safetensors.torch import save_file
+
+
+def save_file(tensors, path):
+    """A safetensors file of fp32 tensors, names sorted."""
+    header, blobs, offset = {}, [], 0
+    for name in sorted(tensors):
+        data = tensors[name].detach().to(torch.float32).contiguous().numpy().tobytes()
+        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for b in blobs:
+            f.write(b)
 
 
 def load(path):

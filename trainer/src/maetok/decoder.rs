@@ -202,6 +202,11 @@ impl Decoder {
         })
     }
 
+    /// The `to_pixel` weight: the "last layer" the adaptive GAN weight is measured on.
+    pub fn last_layer(&self) -> &Tensor {
+        &self.to_pixel.weight
+    }
+
     /// Pixel patch size (`to_pixel` emits 3·p² values per token).
     pub fn patch(&self) -> i64 {
         ((self.out_dim / 3) as f64).sqrt().round() as i64

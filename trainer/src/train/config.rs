@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::losses::gan::GanConfig;
 use crate::maetok::aux::AuxLoss;
 use crate::maetok::init::{Arch, DecoderShape};
 use crate::maetok::AeConfig;
@@ -22,6 +23,7 @@ pub struct TrainConfig {
     pub aux: Vec<AuxConfig>,
     pub optim: OptimConfig,
     pub losses: LossConfig,
+    pub gan: GanConfig,
     pub train: LoopConfig,
     /// Stage 2 (`train decoder`) only.
     pub decoder_ft: DecoderFtConfig,
@@ -194,6 +196,7 @@ impl Default for TrainConfig {
             ],
             optim: OptimConfig::default(),
             losses: LossConfig::default(),
+            gan: GanConfig::default(),
             train: LoopConfig::default(),
             decoder_ft: DecoderFtConfig::default(),
         }
@@ -335,6 +338,14 @@ impl TrainConfig {
                     .into(),
             );
         }
+        if self.gan.disc_weight > 0.0 && self.gan.backbone.is_none() {
+            return Err(
+                "gan.disc_weight > 0 needs gan.backbone (DINO ViT-S/16: timm \
+                        `vit_small_patch16_224.dino` model.safetensors; see docs/training.md), \
+                        or set gan.disc_weight = 0"
+                    .into(),
+            );
+        }
         if self.data.shards.as_os_str().is_empty() {
             return Err("data.shards: the shard folder to train on is not set".into());
         }
@@ -431,7 +442,8 @@ mod tests {
 
     #[test]
     fn defaults_are_the_paper_and_typos_are_refused() {
-        let base = "[data]\nshards = \"s\"\n[losses]\nlpips_vgg = \"v\"\nlpips_heads = \"h\"\n";
+        let base = "[data]\nshards = \"s\"\n[losses]\nlpips_vgg = \"v\"\nlpips_heads = \"h\"\n\
+                    [gan]\nbackbone = \"d\"\n";
         let c = TrainConfig::parse(base).unwrap();
         assert_eq!(c.arch(), Arch::maetok_b_128(256));
         let s = TrainConfig {

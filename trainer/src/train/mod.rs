@@ -5,6 +5,7 @@ pub mod adamw;
 pub mod config;
 pub mod ema;
 pub mod model;
+pub mod objective;
 pub mod rng;
 pub mod run;
 pub mod schedule;

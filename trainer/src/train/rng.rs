@@ -37,6 +37,8 @@ pub enum Stream {
     Augment = 3,
     /// Weight initialisation of a fresh run.
     Init = 4,
+    /// The discriminator's input crops.
+    Crop = 5,
 }
 
 /// The generator of `stream` at `step` of a run seeded with `seed`.

@@ -24,6 +24,9 @@ pub struct TrainState {
     pub world: usize,
     /// sha256 of the resolved `config.toml`.
     pub config_sha256: String,
+    /// LeCAM's logit EMAs (GAN runs).
+    #[serde(default)]
+    pub lecam: crate::losses::gan::LeCam,
 }
 
 pub struct RunDir {

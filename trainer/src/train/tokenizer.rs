@@ -11,8 +11,14 @@
 //! the CPU, as one that never stopped. A non-finite loss or gradient norm stops the run
 //! before the update: the last step folder stays the last good state.
 //!
-//! Not yet here: the GAN (discriminator, adaptive weight, LeCAM,
-//! consistency, DiffAugment), the caption decoder, bf16 autocast.
+//! With `gan.disc_weight > 0`, from `gan.disc_start` on: the DINO discriminator's hinge
+//! loss with the adaptive weight in the generator step, then a discriminator step on the
+//! same batch (hinge + LeCAM + consistency, DiffAugment). Before the start no discriminator
+//! forward runs at all (the reference runs it with weight 0; the only states that differ
+//! are the spectral-norm power-iteration vectors, which converge within a few steps, and
+//! the ~0.06 % AdamW weight decay of heads that get zero gradients).
+//!
+//! Not yet here: the caption decoder, bf16 autocast.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +31,8 @@ use tch::Tensor;
 
 use crate::data::index::Cursor;
 use crate::data::loader::{Batch, Loader, LoaderConfig};
+use crate::losses::disc::Discriminator;
+use crate::losses::gan::{discriminator_loss, LeCam};
 use crate::losses::lpips::Lpips;
 use crate::maetok::mask::{masked_count, sample_mask, sample_ratio};
 use crate::viz::{tensor_to_rgb8, write_grid, write_loss_curves};
@@ -33,6 +41,7 @@ use super::adamw::AdamW;
 use super::config::TrainConfig;
 use super::ema::Ema;
 use super::model::{read_tensors, Tokenizer};
+use super::objective::{pixel_objective, PixelObjective};
 use super::rng::{seed_torch, seed_torch_for, step_rng, Stream};
 use super::run::{read_state, RunDir, TrainState};
 
@@ -214,6 +223,43 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
     } else {
         None
     };
+    // The discriminator (its heads' init is a function of the seed, like the model's).
+    let mut gan = if cfg.gan.disc_weight > 0.0 {
+        let path = cfg
+            .gan
+            .backbone
+            .as_ref()
+            .context("gan.backbone is not set")?;
+        seed_torch_for(cfg.train.seed, 1, Stream::Init);
+        let disc = Discriminator::new(path, cfg.gan.backbone_heads, device)?;
+        let opt = AdamW::new(disc.params(), cfg.adamw());
+        let mut g = GanState {
+            disc,
+            opt,
+            lecam: LeCam::default(),
+        };
+        let src = match (&resume_dir, stage) {
+            (Some(d), _) => Some(d.clone()),
+            (None, Stage::Decoder) => cfg
+                .decoder_ft
+                .from
+                .as_ref()
+                .map(|f| resolve_from(f, false))
+                .transpose()?
+                .filter(|d| d.join("disc.safetensors").exists()),
+            _ => None,
+        };
+        if let Some(dir) = src {
+            g.load(&dir, device, resume_dir.is_some())?;
+            if let Some(st) = &state {
+                g.lecam = st.lecam;
+            }
+            tracing::info!("discriminator heads from {}", dir.display());
+        }
+        Some(g)
+    } else {
+        None
+    };
     let targets: Vec<String> = if aux_on {
         cfg.aux.iter().map(|a| a.target.clone()).collect()
     } else {
@@ -289,16 +335,26 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
             Stage::Decoder => tch::no_grad(|| model.ae.encode(&x, mask.as_ref())),
         };
         let xhat = model.ae.decode(&z);
-        let rec = (&xhat - &x).square().mean(tch::Kind::Float);
-        let mut terms: Vec<(String, Tensor)> = vec![("rec".into(), rec.shallow_clone())];
-        let mut loss = rec * cfg.losses.pixel_weight;
-        if let Some(lp) = &lpips {
-            let p = lp
-                .forward(&x, &xhat, cfg.losses.lpips_dropout)
-                .mean(tch::Kind::Float);
-            loss += &p * cfg.losses.perceptual_at(step);
-            terms.push(("lpips".into(), p));
-        }
+        let global_step = step + 1;
+        let (mut aug_rng, mut crop_rng) = (
+            step_rng(cfg.train.seed, step, Stream::Augment),
+            step_rng(cfg.train.seed, step, Stream::Crop),
+        );
+        let PixelObjective {
+            mut loss,
+            mut terms,
+            mut gan_log,
+        } = pixel_objective(
+            &x,
+            &xhat,
+            cfg,
+            step,
+            lpips.as_ref(),
+            gan.as_ref().map(|g| &g.disc),
+            model.ae.decoder.last_layer(),
+            &mut aug_rng,
+            &mut crop_rng,
+        );
         if aux_on {
             let mask = mask.as_ref().context("stage 1 always masks")?;
             for (a, ac) in model.aux.iter().zip(&cfg.aux) {
@@ -352,6 +408,38 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
         let lr = sched.lr(step);
         opt.step(lr);
         ema.update(&params);
+        if let Some(g) = gan.as_mut().filter(|_| cfg.gan.active(global_step)) {
+            let d = discriminator_loss(
+                &g.disc,
+                &x,
+                &xhat,
+                &cfg.gan,
+                global_step,
+                &mut g.lecam,
+                &mut aug_rng,
+                &mut crop_rng,
+            );
+            g.opt.zero_grad();
+            d.loss.backward();
+            let dn = g.opt.clip_grad_norm(if cfg.optim.grad_clip > 0.0 {
+                cfg.optim.grad_clip
+            } else {
+                f64::INFINITY
+            });
+            g.opt.step(lr);
+            gan_log.extend([
+                (
+                    "d_loss".to_string(),
+                    f64::try_from(&d.loss).unwrap_or(f64::NAN),
+                ),
+                ("d_hinge".to_string(), d.hinge),
+                ("d_lecam".to_string(), d.lecam),
+                ("d_cr".to_string(), d.cr),
+                ("d_grad_norm".to_string(), dn),
+                ("logits_real".to_string(), d.logits_real),
+                ("logits_fake".to_string(), d.logits_fake),
+            ]);
+        }
         fault::point("train_updated");
         step += 1;
         steps_window += 1;
@@ -365,7 +453,7 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
             "grad_norm": grad_norm,
             "mask_ratio": if mask.is_some() { ratio } else { 0.0 },
         });
-        for (k, v) in &values {
+        for (k, v) in values.iter().chain(&gan_log) {
             record[k] = serde_json::json!(v);
         }
         final_losses = values.clone();
@@ -413,6 +501,7 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
                 cursor,
                 world: 1,
                 config_sha256: config_sha.clone(),
+                lecam: gan.as_ref().map(|g| g.lecam).unwrap_or_default(),
             };
             let dir = run.checkpoint(step, cfg.train.keep_checkpoints, |tmp| {
                 model.save(tmp, None)?;
@@ -424,6 +513,9 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
                     &opt.state_tensors(),
                     &tmp.join("optimizer.safetensors"),
                 )?;
+                if let Some(g) = &gan {
+                    g.save(tmp)?;
+                }
                 maetok_pipeline::atomic::write(
                     &tmp.join("state.json"),
                     serde_json::to_string_pretty(&st)?.as_bytes(),
@@ -485,4 +577,47 @@ fn push_curves(curves: &mut Vec<(String, Vec<(u64, f64)>)>, v: &serde_json::Valu
 fn fmt_eta(secs: f64) -> String {
     let s = secs.max(0.0) as u64;
     format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+}
+
+/// The discriminator, its optimiser and LeCAM's EMAs.
+struct GanState {
+    disc: Discriminator,
+    opt: AdamW,
+    lecam: LeCam,
+}
+
+impl GanState {
+    fn save(&self, dir: &Path) -> anyhow::Result<()> {
+        crate::maetok::model::write_safetensors_atomic(
+            &self.disc.state_dict(),
+            &dir.join("disc.safetensors"),
+        )?;
+        crate::maetok::model::write_safetensors_atomic(
+            &self.opt.state_tensors(),
+            &dir.join("disc_optimizer.safetensors"),
+        )?;
+        Ok(())
+    }
+
+    /// Heads from `dir` (a step folder, or the folder above an `ema/`); with `optimizer`,
+    /// the discriminator's optimiser state too.
+    fn load(&mut self, dir: &Path, device: tch::Device, optimizer: bool) -> anyhow::Result<()> {
+        let read = |p: PathBuf| -> anyhow::Result<HashMap<String, Tensor>> {
+            Ok(Tensor::read_safetensors(&p)
+                .with_context(|| format!("reading {}", p.display()))?
+                .into_iter()
+                .map(|(k, t)| (k, t.to_device(device)))
+                .collect())
+        };
+        self.disc
+            .load_state(read(dir.join("disc.safetensors"))?)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        if optimizer {
+            let st = read_state(dir)?;
+            self.opt
+                .load_state(st.step, read(dir.join("disc_optimizer.safetensors"))?)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        }
+        Ok(())
+    }
 }

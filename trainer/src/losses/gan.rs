@@ -1,0 +1,168 @@
+//! The adversarial terms of spec §5.1–§5.2, as the reference's `losses/vq_loss.py` computes
+//! them: the generator's hinge loss `−mean D(aug(x̂))` with the adaptive weight
+//! `clamp(‖∇_W L_nll‖ / (‖∇_W L_gen‖ + 1e-4), 0, 1e4)` on the `to_pixel` weight W, and the
+//! discriminator's `w_d (hinge + λ_LeCAM · LeCAM) + w_cr · CR` with LeCAM's logit EMAs
+//! updated before the regulariser and the consistency term against strongly augmented
+//! copies. `global_step` is the reference's (the 0-based step + 1).
+
+use tch::Tensor;
+
+use super::diffaug::{diff_augment, Draws};
+use super::disc::Discriminator;
+use crate::train::rng::SplitMix;
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GanConfig {
+    /// λ2, the adversarial weight once the discriminator starts; 0 turns the GAN off.
+    pub disc_weight: f64,
+    /// First `global_step` with the adversarial terms on.
+    pub disc_start: u64,
+    pub adaptive_weight: bool,
+    pub lecam_weight: f64,
+    pub lecam_decay: f64,
+    /// Consistency-regularisation weight (after `disc_start`).
+    pub cr_weight: f64,
+    pub diff_aug: bool,
+    /// DINO ViT-S/16 backbone (timm `vit_small_patch16_224.dino` model.safetensors).
+    pub backbone: Option<std::path::PathBuf>,
+    pub backbone_heads: i64,
+}
+
+impl Default for GanConfig {
+    fn default() -> Self {
+        Self {
+            disc_weight: 0.4,
+            disc_start: 30_000,
+            adaptive_weight: true,
+            lecam_weight: 0.001,
+            lecam_decay: 0.999,
+            cr_weight: 4.0,
+            diff_aug: true,
+            backbone: None,
+            backbone_heads: 6,
+        }
+    }
+}
+
+pub const POLICY: &str = "color,translation,cutout_0.2";
+pub const STRONG_POLICY: &str = "color,translation,cutout_0.5";
+
+impl GanConfig {
+    /// The adversarial weight at `global_step` (`adopt_weight`).
+    pub fn disc_weight_at(&self, global_step: u64) -> f64 {
+        if global_step < self.disc_start {
+            0.0
+        } else {
+            self.disc_weight
+        }
+    }
+
+    pub fn active(&self, global_step: u64) -> bool {
+        self.disc_weight > 0.0 && global_step >= self.disc_start
+    }
+}
+
+/// LeCAM's EMAs of the batch-mean logits (start 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LeCam {
+    pub real: f64,
+    pub fake: f64,
+}
+
+/// ‖∇_W a‖ / (‖∇_W b‖ + 1e-4), clamped to [0, 1e4], graph kept.
+pub fn adaptive_weight(nll: &Tensor, g: &Tensor, last_layer: &Tensor) -> f64 {
+    let ga = Tensor::run_backward(&[nll], &[last_layer], true, false);
+    let gb = Tensor::run_backward(&[g], &[last_layer], true, false);
+    let w = ga[0].norm() / (gb[0].norm() + 1e-4);
+    f64::try_from(w.clamp(0.0, 1e4)).unwrap_or(f64::NAN)
+}
+
+/// The generator's adversarial loss `−mean D(aug(x̂))`.
+pub fn generator_loss(
+    disc: &Discriminator,
+    xhat: &Tensor,
+    cfg: &GanConfig,
+    aug: &mut impl Draws,
+    crop: &mut SplitMix,
+) -> Tensor {
+    let x = if cfg.diff_aug {
+        diff_augment(xhat, POLICY, 0.5, aug)
+    } else {
+        xhat.shallow_clone()
+    };
+    -disc.forward(&x, true, crop).mean(tch::Kind::Float)
+}
+
+/// The discriminator's loss on `x` and detached `xhat`, and the terms for logging.
+pub struct DiscLoss {
+    pub loss: Tensor,
+    pub hinge: f64,
+    pub lecam: f64,
+    pub cr: f64,
+    pub logits_real: f64,
+    pub logits_fake: f64,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn discriminator_loss(
+    disc: &Discriminator,
+    x: &Tensor,
+    xhat: &Tensor,
+    cfg: &GanConfig,
+    global_step: u64,
+    lecam: &mut LeCam,
+    aug: &mut impl Draws,
+    crop: &mut SplitMix,
+) -> DiscLoss {
+    let xhat = xhat.detach();
+    let mut augment = |t: &Tensor, policy: &str, prob: f64| -> Tensor {
+        if cfg.diff_aug || prob >= 1.0 {
+            diff_augment(t, policy, prob, aug)
+        } else {
+            t.shallow_clone()
+        }
+    };
+    let real = disc.forward(&augment(x, POLICY, 0.5), true, crop);
+    let fake = disc.forward(&augment(&xhat, POLICY, 0.5), true, crop);
+    let w = cfg.disc_weight_at(global_step);
+    let (mr, mf) = (
+        f64::try_from(real.mean(tch::Kind::Float)).unwrap_or(f64::NAN),
+        f64::try_from(fake.mean(tch::Kind::Float)).unwrap_or(f64::NAN),
+    );
+    let hinge = ((-&real + 1.0).relu().mean(tch::Kind::Float)
+        + (&fake + 1.0).relu().mean(tch::Kind::Float))
+        * 0.5;
+    let mut loss = &hinge * w;
+    let mut lecam_v = 0.0;
+    if cfg.lecam_weight > 0.0 {
+        lecam.real = lecam.real * cfg.lecam_decay + mr * (1.0 - cfg.lecam_decay);
+        lecam.fake = lecam.fake * cfg.lecam_decay + mf * (1.0 - cfg.lecam_decay);
+        let reg = (&real - lecam.fake).relu().square().mean(tch::Kind::Float)
+            + (-&fake + lecam.real).relu().square().mean(tch::Kind::Float);
+        lecam_v = f64::try_from(&reg).unwrap_or(f64::NAN);
+        loss = (&hinge + reg * cfg.lecam_weight) * w;
+    }
+    let mut cr_v = 0.0;
+    if cfg.cr_weight > 0.0 {
+        let real_s = disc.forward(&augment(x, STRONG_POLICY, 1.0), true, crop);
+        let fake_s = disc.forward(&augment(&xhat, STRONG_POLICY, 1.0), true, crop);
+        let cw = if global_step >= cfg.disc_start {
+            cfg.cr_weight
+        } else {
+            0.0
+        };
+        let cr = Tensor::cat(&[&real, &fake], 0)
+            .mse_loss(&Tensor::cat(&[real_s, fake_s], 0), tch::Reduction::Mean);
+        cr_v = f64::try_from(&cr).unwrap_or(f64::NAN);
+        loss += cr * cw;
+    }
+    DiscLoss {
+        loss,
+        hinge: f64::try_from(&hinge).unwrap_or(f64::NAN),
+        lecam: lecam_v,
+        cr: cr_v,
+        logits_real: mr,
+        logits_fake: mf,
+    }
+}
