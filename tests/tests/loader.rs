@@ -18,6 +18,7 @@ fn cfg(dir: &std::path::Path, batch: usize, rank: usize, world: usize) -> Loader
         world,
         targets: vec!["hog".into()],
         prefetch: 2,
+        text: false,
     }
 }
 

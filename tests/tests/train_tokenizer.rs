@@ -243,3 +243,50 @@ fn a_non_finite_loss_stops_the_run_and_keeps_the_last_step_folder() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// Shards with captions train the caption decoder (spec §4.5) next to the HOG decoder.
+#[test]
+fn captions_train_the_caption_decoder() {
+    let dir = tempfile::tempdir().unwrap();
+    let pattern = synth::write_webdataset(&dir.path().join("wds"), 1, 12).unwrap();
+    let shards = dir.path().join("shards");
+    let bpe = fixtures().join("bpe/bpe_simple_vocab_16e6.txt.gz");
+    preprocess(
+        &pattern,
+        &shards,
+        &["--resolution", "64", "--caption-bpe", bpe.to_str().unwrap()],
+    );
+    let cfg = config(
+        dir.path(),
+        "text.toml",
+        &shards,
+        "[[aux]]\nname = \"text\"\ntarget = \"text_ids\"\nloss = \"caption\"\n",
+    );
+    let run = dir.path().join("run");
+    let o = train(&cfg, &run)
+        .args(["--max-steps", "4"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text: Vec<f64> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["aux_text"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    // Cross-entropy against bags of a few words out of 49,408: about ln(49408) ≈ 10.8 at init.
+    assert!(
+        text.len() == 4 && text.iter().all(|v| (5.0..15.0).contains(v)),
+        "{text:?}"
+    );
+    let aux: BTreeMap<String, tch::Tensor> =
+        tch::Tensor::read_safetensors(run.join("checkpoints/step-0000004/aux.safetensors"))
+            .unwrap()
+            .into_iter()
+            .collect();
+    assert_eq!(aux["to_pixel_text.weight"].size()[0], 49_408);
+    assert!(aux.contains_key("decoder_text.model.cls_token"));
+}

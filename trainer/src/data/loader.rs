@@ -30,6 +30,8 @@ pub struct LoaderConfig {
     pub targets: Vec<String>,
     /// Batches prepared ahead.
     pub prefetch: usize,
+    /// Read the captions' BPE ids (`text_ids`).
+    pub text: bool,
 }
 
 /// One rank's batch.
@@ -43,6 +45,8 @@ pub struct Batch {
     pub images: Tensor,
     /// Per requested target, (B, tokens, dim) f32 (int8 storage dequantised).
     pub targets: Vec<(String, Tensor)>,
+    /// Caption BPE ids per image (empty without a caption, or when not requested).
+    pub text_ids: Vec<Vec<i32>>,
 }
 
 /// Where each image lives.
@@ -54,6 +58,7 @@ struct Index {
     views: u16,
     /// (name, tokens, dim, int8)
     targets: Vec<(String, usize, usize, bool)>,
+    text: bool,
 }
 
 impl Index {
@@ -101,12 +106,20 @@ impl Index {
                 t.encoding == INT8_ENCODING,
             ));
         }
+        if cfg.text && m.text.is_none() {
+            bail!(
+                "{}: the shards carry no captions (`text_ids`): preprocess with \
+                 `caption_bpe` set, or drop the caption target",
+                cfg.dir.display()
+            );
+        }
         Ok(Self {
             dir: cfg.dir.clone(),
             shards: m.shards.iter().map(|s| s.file.clone()).collect(),
             starts,
             views,
             targets,
+            text: cfg.text,
         })
     }
 
@@ -216,6 +229,9 @@ fn make_batch(
             columns.push(format!("{name}_scale"));
         }
     }
+    if ix.text {
+        columns.push("text_ids".into());
+    }
     // (shard, row) -> (batch, index in batch)
     let mut found: BTreeMap<(usize, usize), (Arc<RecordBatch>, usize)> = BTreeMap::new();
     for (s, mut rows) in by_shard {
@@ -242,6 +258,7 @@ fn make_batch(
     let mut pixels: Vec<u8> = Vec::new();
     let mut side = (0u32, 0u32);
     let mut target_vals: Vec<Vec<f32>> = vec![Vec::new(); ix.targets.len()];
+    let mut text_ids = Vec::new();
     for sr in &wanted {
         let (b, i) = found.get(sr).context("a selected row was not returned")?;
         let i = *i;
@@ -274,6 +291,17 @@ fn make_batch(
         for (k, (name, _, dim, int8)) in ix.targets.iter().enumerate() {
             target_vals[k].extend(list_f32(b, name, i, *dim, *int8)?);
         }
+        if ix.text {
+            let col = b
+                .column_by_name("text_ids")
+                .context("text_ids")?
+                .as_list::<i32>();
+            text_ids.push(if col.is_null(i) {
+                Vec::new()
+            } else {
+                col.value(i).as_primitive::<Int32Type>().values().to_vec()
+            });
+        }
     }
     let (w, h) = (side.0 as i64, side.1 as i64);
     let images = images_to_input(&Tensor::from_slice(&pixels).reshape([n as i64, h, w, 3]));
@@ -295,6 +323,7 @@ fn make_batch(
         labels,
         images: images.contiguous(),
         targets,
+        text_ids,
     })
 }
 

@@ -313,6 +313,25 @@ impl Decoder {
 
     /// `z` (B, L, C_z) → `to_pixel` of the image rows, (B, gh·gw, out_dim).
     pub fn forward_tokens(&self, z: &Tensor, grid: (i64, i64)) -> Tensor {
+        let prefix = i64::from(self.cls_token.is_some());
+        let x = self.hidden(z, grid);
+        self.to_pixel.forward(&x.narrow(1, prefix, grid.0 * grid.1))
+    }
+
+    /// `z` → `to_pixel` of one pooled row per image, (B, out_dim): the class row after the
+    /// final norm, or the mean of the image rows without one (the caption decoder, spec §4.5).
+    pub fn forward_pooled(&self, z: &Tensor, grid: (i64, i64)) -> Tensor {
+        let x = self.hidden(z, grid);
+        let pooled = if self.cls_token.is_some() {
+            x.select(1, 0)
+        } else {
+            x.narrow(1, 0, grid.0 * grid.1).mean_dim(1, false, x.kind())
+        };
+        self.to_pixel.forward(&pooled)
+    }
+
+    /// The whole sequence after the final norm.
+    fn hidden(&self, z: &Tensor, grid: (i64, i64)) -> Tensor {
         let b = z.size()[0];
         let c = self.width;
         let (gh, gw) = grid;
@@ -344,7 +363,7 @@ impl Decoder {
                 }
             };
         }
-        let x = match &self.final_norm {
+        match &self.final_norm {
             FinalNorm::Plain(norm) => norm.forward(&x),
             FinalNorm::Movq(ada) => {
                 let m = ada.forward(&cond).chunk(2, -1); // shift, scale
@@ -352,7 +371,6 @@ impl Decoder {
                 let a_lat = a.narrow(1, a.size()[1] - l, l) * &m[1] + &m[0];
                 with_latent_rows(&a, l, a_lat)
             }
-        };
-        self.to_pixel.forward(&x.narrow(1, prefix, n))
+        }
     }
 }

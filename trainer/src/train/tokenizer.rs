@@ -18,7 +18,10 @@
 //! are the spectral-norm power-iteration vectors, which converge within a few steps, and
 //! the ~0.06 % AdamW weight decay of heads that get zero gradients).
 //!
-//! Not yet here: the caption decoder, bf16 autocast.
+//! An auxiliary entry with `loss = "caption"` (target `text_ids`) is the caption decoder
+//! of spec §4.5 (UNCONFIRMED design: see `maetok/aux.rs`).
+//!
+//! Not yet here: bf16 autocast.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -34,6 +37,7 @@ use crate::data::loader::{Batch, Loader, LoaderConfig};
 use crate::losses::disc::Discriminator;
 use crate::losses::gan::{discriminator_loss, LeCam};
 use crate::losses::lpips::Lpips;
+use crate::maetok::aux::{caption_target, AuxLoss};
 use crate::maetok::mask::{masked_count, sample_mask, sample_ratio};
 use crate::viz::{tensor_to_rgb8, write_grid, write_loss_curves};
 
@@ -106,10 +110,15 @@ pub fn resolve_from(from: &Path, ema: bool) -> anyhow::Result<PathBuf> {
 fn target_dims(cfg: &TrainConfig) -> anyhow::Result<HashMap<String, i64>> {
     let m = Manifest::read(&cfg.data.shards.join("manifest.json"))
         .with_context(|| format!("reading the shard folder {}", cfg.data.shards.display()))?;
-    Ok(m.teachers
+    let mut dims: HashMap<String, i64> = m
+        .teachers
         .iter()
         .map(|t| (t.name.clone(), t.dim as i64))
-        .collect())
+        .collect();
+    if let Some(t) = &m.text {
+        dims.insert("text_ids".into(), t.vocab_size as i64);
+    }
+    Ok(dims)
 }
 
 pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
@@ -261,7 +270,11 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
         None
     };
     let targets: Vec<String> = if aux_on {
-        cfg.aux.iter().map(|a| a.target.clone()).collect()
+        cfg.aux
+            .iter()
+            .filter(|a| a.loss != AuxLoss::Caption)
+            .map(|a| a.target.clone())
+            .collect()
     } else {
         Vec::new()
     };
@@ -274,6 +287,7 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
             world: 1,
             targets,
             prefetch: cfg.data.prefetch,
+            text: aux_on && cfg.aux.iter().any(|a| a.loss == AuxLoss::Caption),
         },
         cursor,
     )?;
@@ -358,7 +372,11 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
         if aux_on {
             let mask = mask.as_ref().context("stage 1 always masks")?;
             for (a, ac) in model.aux.iter().zip(&cfg.aux) {
-                let target = target_of(&batch, &ac.target, n_tokens, grid)?.to_device(device);
+                let target = if a.loss == AuxLoss::Caption {
+                    caption_target(&batch.text_ids, a.decoder.out_dim).to_device(device)
+                } else {
+                    target_of(&batch, &ac.target, n_tokens, grid)?.to_device(device)
+                };
                 let l = a.loss(&a.forward(&z, grid), &target, mask);
                 loss += &l * ac.weight;
                 terms.push((format!("aux_{}", a.name), l));
