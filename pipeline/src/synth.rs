@@ -131,10 +131,20 @@ pub fn encode(s: &Sample, index: usize) -> (Vec<u8>, &'static str) {
 /// Writes `per_class` images of each class as an ImageFolder with `.txt` captions.
 /// Returns the root.
 pub fn write_imagefolder(root: &Path, per_class: usize) -> std::io::Result<PathBuf> {
+    write_imagefolder_from(root, 0, per_class)
+}
+
+/// As `write_imagefolder`, with sample indices `first..first + per_class` (a held-out set
+/// disjoint from `write_imagefolder(root, first)`).
+pub fn write_imagefolder_from(
+    root: &Path,
+    first: usize,
+    per_class: usize,
+) -> std::io::Result<PathBuf> {
     for (c, (synset, _)) in CLASSES.iter().enumerate() {
         let dir = root.join(synset);
         std::fs::create_dir_all(&dir)?;
-        for i in 0..per_class {
+        for i in first..first + per_class {
             let s = sample(c, i);
             let (bytes, ext) = encode(&s, i);
             let stem = format!("{synset}_{i:05}");

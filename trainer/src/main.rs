@@ -43,6 +43,11 @@ enum Command {
     },
     /// Generate a small captioned dataset, preprocess it, and summarise the result.
     Demo(cli::demo::Args),
+    /// Measurements (not tests): the shard loader's throughput.
+    Bench {
+        #[command(subcommand)]
+        command: cli::bench::Command,
+    },
     /// Show the libtorch build this binary uses (version, CUDA, threads).
     Env,
 }
@@ -83,6 +88,7 @@ fn main() -> std::process::ExitCode {
         Command::Reconstruct(args) => cli::tokenizer::reconstruct(args),
         Command::Train { command } => cli::train::run(command),
         Command::Demo(args) => cli::demo::run(args),
+        Command::Bench { command } => cli::bench::run(command),
         Command::Env => cli::env::run(),
     };
     match result {

@@ -36,19 +36,28 @@ pub fn write_grid(
     path: &Path,
 ) -> anyhow::Result<()> {
     let n = n.min(recons.len()).min(originals.len()).max(1);
+    let rows = vec![
+        originals.iter().take(n).copied().collect(),
+        recons.iter().take(n).copied().collect(),
+    ];
+    write_rows(&rows, side, path)
+}
+
+/// Rows of same-size images (e.g. originals, stage 1, stage 2), one column per image.
+pub fn write_rows(rows: &[Vec<&[u8]>], side: usize, path: &Path) -> anyhow::Result<()> {
+    let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0).max(1) as u32;
     let (s, pad) = (side as u32, 4u32);
     let mut canvas = image::RgbImage::from_pixel(
-        n as u32 * (s + pad) + pad,
-        2 * (s + pad) + pad,
+        cols * (s + pad) + pad,
+        rows.len() as u32 * (s + pad) + pad,
         image::Rgb([255, 255, 255]),
     );
-    for i in 0..n.min(recons.len()) {
-        let x = (pad + i as u32 * (s + pad)) as i64;
-        let top = image::RgbImage::from_raw(s, s, originals[i].to_vec()).context("original")?;
-        let bottom =
-            image::RgbImage::from_raw(s, s, recons[i].to_vec()).context("reconstruction")?;
-        image::imageops::overlay(&mut canvas, &top, x, pad as i64);
-        image::imageops::overlay(&mut canvas, &bottom, x, (2 * pad + s) as i64);
+    for (r, row) in rows.iter().enumerate() {
+        for (c, px) in row.iter().enumerate() {
+            let tile = image::RgbImage::from_raw(s, s, px.to_vec()).context("image buffer")?;
+            let (x, y) = (pad + c as u32 * (s + pad), pad + r as u32 * (s + pad));
+            image::imageops::overlay(&mut canvas, &tile, x as i64, y as i64);
+        }
     }
     canvas
         .save(path)

@@ -42,11 +42,17 @@ pub struct Args {
     /// Decode threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Stage-1 steps of the tiny tokenizer (0 skips the tokenizer part).
+    #[arg(long, default_value_t = 400)]
+    train_steps: u64,
+    /// Stage-2 (decoder fine-tuning) steps.
+    #[arg(long, default_value_t = 400)]
+    decoder_steps: u64,
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let out = &a.output;
-    for sub in ["data", "shards"] {
+    for sub in ["data", "shards", "runs"] {
         let p = out.join(sub);
         if p.exists() {
             std::fs::remove_dir_all(&p).with_context(|| format!("clearing {}", p.display()))?;
@@ -189,6 +195,16 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let grid = out.join("views.png");
     views_grid(&out.join("shards/imagefolder"), a.views as usize, &grid)?;
     report += "Stored views (rows: images; columns: view 0 center crop, view 1 flip, views 2+ random-resized crops): `views.png`\n";
+    // 4. The tiny tokenizer: stage 1, stage 2, held-out reconstructions.
+    if a.train_steps > 0 {
+        report += &super::demo_tokenizer::run(
+            out,
+            a.per_class,
+            a.train_steps,
+            a.decoder_steps,
+            a.threads,
+        )?;
+    }
     std::fs::write(out.join("summary.md"), &report)?;
     println!(
         "wrote {} and {}",

@@ -1,7 +1,9 @@
 //! One module per subcommand: argument parsing and reporting. The work itself lives in the
 //! library crates.
 
+pub mod bench;
 pub mod demo;
+pub mod demo_tokenizer;
 pub mod env;
 pub mod images;
 pub mod preprocess;

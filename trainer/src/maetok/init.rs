@@ -29,6 +29,8 @@ pub struct Arch {
     /// Keep `encoder.mask_token` (models trained with masking have it).
     pub mask_token: bool,
     pub rope_theta: f64,
+    /// LayerScale γ at initialisation (timm's `init_values`: 1e-5 in the reference).
+    pub layer_scale_init: f64,
 }
 
 impl Arch {
@@ -49,6 +51,7 @@ impl Arch {
             dec_cls_token: false,
             mask_token: true,
             rope_theta: 10.0,
+            layer_scale_init: 1e-5,
         }
     }
 }
@@ -120,13 +123,19 @@ fn grid_buffers(m: &mut HashMap<String, Tensor>, prefix: &str, g: i64) {
     );
 }
 
-fn timm_block(m: &mut HashMap<String, Tensor>, p: &str, c: i64, hidden: i64, layer_scale: bool) {
+fn timm_block(
+    m: &mut HashMap<String, Tensor>,
+    p: &str,
+    c: i64,
+    hidden: i64,
+    layer_scale: Option<f64>,
+) {
     layer_norm(m, &format!("{p}.norm1"), c);
     layer_norm(m, &format!("{p}.norm2"), c);
     attn_mlp(m, p, c, hidden);
-    if layer_scale {
-        m.insert(format!("{p}.ls1.gamma"), Tensor::full([c], 1e-5, OPTS));
-        m.insert(format!("{p}.ls2.gamma"), Tensor::full([c], 1e-5, OPTS));
+    if let Some(g) = layer_scale {
+        m.insert(format!("{p}.ls1.gamma"), Tensor::full([c], g, OPTS));
+        m.insert(format!("{p}.ls2.gamma"), Tensor::full([c], g, OPTS));
     }
 }
 
@@ -178,7 +187,7 @@ pub fn init_state_dict(a: &Arch) -> HashMap<String, Tensor> {
             &format!("encoder.model.blocks.{i}"),
             c,
             hidden,
-            true,
+            Some(a.layer_scale_init),
         );
     }
     layer_norm(&mut m, "encoder.model.norm", c);
@@ -279,7 +288,7 @@ pub fn init_decoder(
                 Tensor::zeros([4 * c], OPTS),
             );
         } else {
-            timm_block(m, &bp, c, d.hidden, true);
+            timm_block(m, &bp, c, d.hidden, Some(a.layer_scale_init));
         }
     }
     if d.movq {

@@ -57,6 +57,8 @@ pub struct ModelConfig {
     pub decoder: String,
     pub dec_cls_token: bool,
     pub rope_theta: f64,
+    /// LayerScale γ at initialisation (the reference: 1e-5).
+    pub layer_scale_init: f64,
     /// The auxiliary decoders' tower (spec §4.1).
     pub aux_width: i64,
     pub aux_depth: i64,
@@ -229,6 +231,7 @@ impl Default for ModelConfig {
             decoder: "movq".into(),
             dec_cls_token: false,
             rope_theta: 10.0,
+            layer_scale_init: 1e-5,
             aux_width: 192,
             aux_depth: 3,
             aux_heads: 3,
@@ -369,6 +372,7 @@ impl TrainConfig {
             dec_cls_token: m.dec_cls_token,
             mask_token: true,
             rope_theta: m.rope_theta,
+            layer_scale_init: m.layer_scale_init,
         }
     }
 

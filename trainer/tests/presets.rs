@@ -1,0 +1,75 @@
+//! The training presets in `configs/` parse and hold the paper's numbers (spec §2.1, §5.3,
+//! §5.4).
+
+use std::path::PathBuf;
+
+use maetok_trainer::maetok::aux::AuxLoss;
+use maetok_trainer::maetok::init::Arch;
+use maetok_trainer::train::config::TrainConfig;
+
+fn load(name: &str) -> TrainConfig {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../configs")
+        .join(name);
+    TrainConfig::load(&p).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn paper_presets() {
+    for (name, res, text) in [
+        ("maetok-b-128.toml", 256, false),
+        ("maetok-b-128-512.toml", 512, false),
+        ("maetok-b-128-laion-text.toml", 512, true),
+    ] {
+        let c = load(name);
+        assert_eq!(c.arch(), Arch::maetok_b_128(res), "{name}");
+        let s = c.schedule(1, c.optim.warmup_steps);
+        assert_eq!(
+            (s.base, s.total, s.warmup),
+            (2e-4, 500_000, 10_000),
+            "{name}"
+        );
+        assert!((s.min - 2e-5).abs() < 1e-15);
+        let aux: Vec<(&str, &str, AuxLoss)> = c
+            .aux
+            .iter()
+            .map(|a| (a.name.as_str(), a.target.as_str(), a.loss))
+            .collect();
+        let mut want = vec![
+            ("hog", "hog", AuxLoss::Mse),
+            ("dino", "dinov2", AuxLoss::Cosine),
+            ("clip", "siglip", AuxLoss::Cosine),
+        ];
+        if text {
+            want.push(("text", "text_ids", AuxLoss::Caption));
+        }
+        assert_eq!(aux, want, "{name}");
+        assert_eq!(
+            (
+                c.gan.disc_weight,
+                c.gan.disc_start,
+                c.gan.lecam_weight,
+                c.gan.cr_weight
+            ),
+            (0.4, 30_000, 0.001, 4.0)
+        );
+        assert_eq!(
+            (c.losses.perceptual_weight, c.losses.perceptual_warmup),
+            (1.0, 10_000)
+        );
+        assert_eq!(
+            (c.optim.beta1, c.optim.beta2, c.optim.weight_decay),
+            (0.9, 0.95, 1e-4)
+        );
+        assert_eq!((c.optim.grad_clip, c.optim.ema_decay), (1.0, 0.9999));
+    }
+    let ft = load("maetok-b-128-decoder-ft.toml");
+    assert_eq!(
+        (ft.train.steps, ft.decoder_ft.mask_ratio_start),
+        (50_000, 0.6)
+    );
+    assert_eq!(ft.optim.warmup_steps, 0);
+    assert_eq!(load("tokenizer-tiny.toml").model.image_size, 64);
+    let d = load("decoder-tiny.toml");
+    assert_eq!((d.decoder_ft.mask_ratio_start, d.optim.warmup_steps), (0.6, 0));
+}
