@@ -128,4 +128,94 @@ fn encode_and_reconstruct_a_shard_folder() {
     assert_eq!(m["images"], 8);
     assert!(m["psnr"].as_f64().unwrap().is_finite() && m["ssim"].as_f64().unwrap() <= 1.0);
     assert!(m["psnr_mean_colour_baseline"].as_f64().unwrap() > 5.0);
+
+    // A folder output: latent shards with the flipped image's latent, mean/std, labels.
+    let folder = dir.path().join("latent-shards");
+    run_ok(&[
+        "encode",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--input",
+        shards.to_str().unwrap(),
+        "--output",
+        folder.to_str().unwrap(),
+        "--batch-size",
+        "3",
+        "--shard-rows",
+        "5",
+    ]);
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        (m["complete"].as_bool(), m["images"].as_u64()),
+        (Some(true), Some(8))
+    );
+    assert_eq!(m["shards"].as_array().unwrap().len(), 2);
+    assert_eq!(m["latent_shape"], serde_json::json!([8, 4]));
+    let zf = tch::no_grad(|| model.encode(&x.flip([3]), None));
+    let (mut got_keys, mut lat, mut flip) = (Vec::new(), Vec::new(), Vec::new());
+    for b in batches(&folder) {
+        let key = b.column_by_name("key").unwrap().as_string::<i32>();
+        let list = |n: &str| -> Vec<f32> {
+            b.column_by_name(n)
+                .unwrap()
+                .as_fixed_size_list()
+                .values()
+                .as_primitive::<arrow::datatypes::Float32Type>()
+                .values()
+                .to_vec()
+        };
+        got_keys.extend((0..b.num_rows()).map(|i| key.value(i).to_string()));
+        lat.extend(list("latent"));
+        flip.extend(list("latent_flip"));
+    }
+    assert_eq!(got_keys, keys);
+    let lat = Tensor::from_slice(&lat).reshape([8, 8, 4]);
+    let flip = Tensor::from_slice(&flip).reshape([8, 8, 4]);
+    assert!(f64::try_from((&lat - &z).abs().max()).unwrap() < 1e-5);
+    assert!(f64::try_from((&flip - &zf).abs().max()).unwrap() < 1e-5);
+    let mean = f64::try_from(z.mean(Kind::Double)).unwrap();
+    let std = f64::try_from(z.to_kind(Kind::Double).std(false)).unwrap();
+    assert!((m["mean"].as_f64().unwrap() - mean).abs() < 1e-5, "{m}");
+    assert!((m["std"].as_f64().unwrap() - std).abs() < 1e-5, "{m}");
+    // pyarrow, pandas and DuckDB read the latent shards (ARCHITECTURE §4).
+    let python = std::env::var("MAETOK_PYTHON_BIN")
+        .expect("MAETOK_PYTHON_BIN is not set: run the tests through `./run test`");
+    let script = r#"
+import json, sys, os
+import pyarrow.parquet as pq, pandas as pd, duckdb
+d = sys.argv[1]
+m = json.load(open(os.path.join(d, "manifest.json")))
+files = [os.path.join(d, s["file"]) for s in m["shards"]]
+t = pq.read_table(files[0])
+assert t.schema.field("latent").type.list_size == 32, t.schema
+rows = sum(len(pd.read_parquet(f)) for f in files)
+n = duckdb.sql(f"select count(*), avg(len(latent_flip)) from read_parquet({files!r})").fetchall()[0]
+assert rows == m["images"] == n[0] and n[1] == 32, (rows, n)
+print("ok", rows)
+"#;
+    let o = std::process::Command::new(&python)
+        .args(["-c", script])
+        .arg(&folder)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // An existing latent folder is not overwritten.
+    let o = maetok_e2e::run(&[
+        "encode",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--input",
+        shards.to_str().unwrap(),
+        "--output",
+        folder.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already holds"));
 }

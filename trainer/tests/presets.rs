@@ -71,5 +71,8 @@ fn paper_presets() {
     assert_eq!(ft.optim.warmup_steps, 0);
     assert_eq!(load("tokenizer-tiny.toml").model.image_size, 64);
     let d = load("decoder-tiny.toml");
-    assert_eq!((d.decoder_ft.mask_ratio_start, d.optim.warmup_steps), (0.6, 0));
+    assert_eq!(
+        (d.decoder_ft.mask_ratio_start, d.optim.warmup_steps),
+        (0.6, 0)
+    );
 }

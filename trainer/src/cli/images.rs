@@ -20,17 +20,104 @@ pub struct Images {
     pub skipped: usize,
 }
 
-/// `input` is a shard folder (has `manifest.json`) or a raw source.
+/// `input` is a shard folder (has `manifest.json`) or a raw source; every image in memory
+/// (for inspection-sized inputs; `for_each_chunk` streams).
 pub fn load(input: &str, resolution: usize) -> anyhow::Result<Images> {
-    if Path::new(input).join("manifest.json").is_file() {
-        shard_views(Path::new(input), resolution)
-    } else {
-        adm_crops(input, resolution)
-    }
+    let (mut keys, mut images) = (Vec::new(), Vec::new());
+    let skipped = for_each_chunk(input, resolution, 256, |c| {
+        keys.extend(c.keys);
+        images.extend(c.images);
+        Ok(())
+    })?;
+    Ok(Images {
+        keys,
+        images,
+        skipped,
+    })
 }
 
-/// Decode and ADM-crop every image of a folder / tar source, sorted by key.
-pub fn adm_crops(input: &str, resolution: usize) -> anyhow::Result<Images> {
+/// A chunk of keyed images (with labels where the source has them).
+pub struct Chunk {
+    pub keys: Vec<String>,
+    pub labels: Vec<Option<i32>>,
+    pub images: Vec<Rgb8>,
+}
+
+/// Streams `input` in chunks of `chunk` images, holding one decoded chunk at a time: a shard
+/// folder's view-0 images in shard order, or a raw source's ADM crops in sorted key order
+/// (its compressed bytes are read first, to sort them). Returns how many inputs were skipped.
+pub fn for_each_chunk(
+    input: &str,
+    resolution: usize,
+    chunk: usize,
+    mut f: impl FnMut(Chunk) -> anyhow::Result<()>,
+) -> anyhow::Result<usize> {
+    let chunk = chunk.max(1);
+    let mut buf = Chunk {
+        keys: Vec::new(),
+        labels: Vec::new(),
+        images: Vec::new(),
+    };
+    let emit = |buf: &mut Chunk, f: &mut dyn FnMut(Chunk) -> anyhow::Result<()>| {
+        let full = std::mem::replace(
+            buf,
+            Chunk {
+                keys: Vec::new(),
+                labels: Vec::new(),
+                images: Vec::new(),
+            },
+        );
+        if full.keys.is_empty() {
+            Ok(())
+        } else {
+            f(full)
+        }
+    };
+    let mut seen = 0usize;
+    if Path::new(input).join("manifest.json").is_file() {
+        let dir = Path::new(input);
+        let m = maetok_pipeline::shard::manifest::Manifest::read(&dir.join("manifest.json"))?;
+        let stored = m.preprocess["resolution"].as_u64().unwrap_or(0) as usize;
+        anyhow::ensure!(
+            stored == resolution,
+            "{} holds {stored} px views but the checkpoint works at {resolution} px",
+            dir.display()
+        );
+        for s in &m.shards {
+            let file = std::fs::File::open(dir.join(&s.file))
+                .with_context(|| format!("opening {}", s.file))?;
+            for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.build()? {
+                let batch = batch?;
+                let col = |n: &str| {
+                    batch
+                        .column_by_name(n)
+                        .with_context(|| format!("{n} column"))
+                };
+                let key = col("key")?.as_string::<i32>();
+                let view = col("view")?.as_primitive::<arrow::datatypes::Int16Type>();
+                let label = col("label")?.as_primitive::<arrow::datatypes::Int32Type>();
+                let png = col("image")?.as_binary::<i32>();
+                for i in 0..batch.num_rows() {
+                    if view.value(i) != 0 || png.is_null(i) {
+                        continue;
+                    }
+                    let img = image::load_from_memory(png.value(i))?.into_rgb8();
+                    let (w, h) = img.dimensions();
+                    buf.keys.push(key.value(i).to_string());
+                    buf.labels.push((!label.is_null(i)).then(|| label.value(i)));
+                    buf.images
+                        .push(Rgb8::new(w as usize, h as usize, img.into_raw()));
+                    seen += 1;
+                    if buf.keys.len() == chunk {
+                        emit(&mut buf, &mut f)?;
+                    }
+                }
+            }
+        }
+        emit(&mut buf, &mut f)?;
+        anyhow::ensure!(seen > 0, "no view-0 rows in {}", dir.display());
+        return Ok(0);
+    }
     let options = SourceOptions {
         layout: FolderLayout::Auto,
         labels_csv: None,
@@ -42,7 +129,7 @@ pub fn adm_crops(input: &str, resolution: usize) -> anyhow::Result<Images> {
     let mut skipped = 0usize;
     ds.for_each_event(Default::default(), |p| {
         match p.event {
-            Some(Event::Sample(s)) => samples.push((s.key, s.bytes)),
+            Some(Event::Sample(s)) => samples.push((s.key, s.label, s.bytes)),
             Some(Event::Reject(r)) => {
                 tracing::warn!(key = %r.key, reason = %r.reason, "skipped");
                 skipped += 1;
@@ -52,81 +139,34 @@ pub fn adm_crops(input: &str, resolution: usize) -> anyhow::Result<Images> {
         true
     });
     samples.sort_by(|x, y| x.0.cmp(&y.0));
-    let decoded: Vec<(String, Result<Rgb8, String>)> = samples
-        .into_par_iter()
-        .map(|(key, bytes)| {
-            let img = decode_rgb8(&bytes, &DecodeOptions::default())
-                .map(|d| adm_center_crop(&d.image, resolution).0)
-                .map_err(|e| e.to_string());
-            (key, img)
-        })
-        .collect();
-    let (mut keys, mut images) = (Vec::new(), Vec::new());
-    for (key, img) in decoded {
-        match img {
-            Ok(v) => {
-                keys.push(key);
-                images.push(v);
-            }
-            Err(e) => {
-                tracing::warn!(%key, error = %e, "skipped");
-                skipped += 1;
-            }
-        }
-    }
-    anyhow::ensure!(!images.is_empty(), "no decodable images in {input}");
-    Ok(Images {
-        keys,
-        images,
-        skipped,
-    })
-}
-
-/// The view-0 images (the ADM crops) of a shard folder, in shard order.
-fn shard_views(dir: &Path, resolution: usize) -> anyhow::Result<Images> {
-    let m = maetok_pipeline::shard::manifest::Manifest::read(&dir.join("manifest.json"))?;
-    let stored = m.preprocess["resolution"].as_u64().unwrap_or(0) as usize;
-    anyhow::ensure!(
-        stored == resolution,
-        "{} holds {stored} px views but the checkpoint works at {resolution} px",
-        dir.display()
-    );
-    let (mut keys, mut images) = (Vec::new(), Vec::new());
-    for s in &m.shards {
-        let file = std::fs::File::open(dir.join(&s.file))
-            .with_context(|| format!("opening {}", s.file))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
-        for batch in reader {
-            let batch = batch?;
-            let key = batch
-                .column_by_name("key")
-                .context("key column")?
-                .as_string::<i32>();
-            let view = batch
-                .column_by_name("view")
-                .context("view column")?
-                .as_primitive::<arrow::datatypes::Int16Type>();
-            let png = batch
-                .column_by_name("image")
-                .context("image column")?
-                .as_binary::<i32>();
-            for i in 0..batch.num_rows() {
-                if view.value(i) != 0 || png.is_null(i) {
-                    continue;
+    for part in samples.chunks(chunk) {
+        let decoded: Vec<(String, Option<i32>, Result<Rgb8, String>)> = part
+            .par_iter()
+            .map(|(key, label, bytes)| {
+                let img = decode_rgb8(bytes, &DecodeOptions::default())
+                    .map(|d| adm_center_crop(&d.image, resolution).0)
+                    .map_err(|e| e.to_string());
+                (key.clone(), *label, img)
+            })
+            .collect();
+        for (key, label, img) in decoded {
+            match img {
+                Ok(v) => {
+                    buf.keys.push(key);
+                    buf.labels.push(label);
+                    buf.images.push(v);
+                    seen += 1;
                 }
-                let img = image::load_from_memory(png.value(i))?.into_rgb8();
-                let (w, h) = img.dimensions();
-                keys.push(key.value(i).to_string());
-                images.push(Rgb8::new(w as usize, h as usize, img.into_raw()));
+                Err(e) => {
+                    tracing::warn!(%key, error = %e, "skipped");
+                    skipped += 1;
+                }
             }
         }
+        emit(&mut buf, &mut f)?;
     }
-    anyhow::ensure!(!images.is_empty(), "no view-0 rows in {}", dir.display());
-    Ok(Images {
-        keys,
-        images,
-        skipped: 0,
-    })
+    anyhow::ensure!(seen > 0, "no decodable images in {input}");
+    Ok(skipped)
 }
 
 /// One f32 tensor `name` plus metadata `keys` (JSON array) and one more JSON entry, written to

@@ -90,7 +90,7 @@ fn features(a: FeaturesArgs) -> anyhow::Result<ExitCode> {
     };
     let teacher = build(&spec).with_context(|| format!("loading teacher `{}`", a.teacher))?;
 
-    let loaded = super::images::adm_crops(&a.input, a.resolution as usize)?;
+    let loaded = super::images::load(&a.input, a.resolution as usize)?;
     let (keys, views, rejected) = (loaded.keys, loaded.images, loaded.skipped);
     let started = std::time::Instant::now();
     let mut outs = Vec::new();

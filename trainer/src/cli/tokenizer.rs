@@ -6,8 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use maetok_pipeline::image::Rgb8;
+use maetok_pipeline::latents::LatentWriter;
 use maetok_pipeline::preprocess::teach::batch_tensor;
 use maetok_teachers::device::{parse_device, parse_kind};
 use maetok_trainer::maetok::{images_to_input, AeModel};
@@ -23,9 +24,14 @@ pub struct EncodeArgs {
     /// A folder, WebDataset tar(s), or a shard folder (its view-0 images).
     #[arg(long, value_name = "SRC")]
     input: String,
-    /// Output `.safetensors` (tensor `latents` (N, L, C) f32, keys in the metadata).
+    /// Output: a path ending in `.safetensors` (tensor `latents` (N, L, C) f32, keys in the
+    /// metadata), or a folder of latent shards (latent and flipped-image latent per image,
+    /// mean/std in its manifest; ARCHITECTURE §4).
     #[arg(long, value_name = "PATH")]
     output: PathBuf,
+    /// Images per latent shard (folder output).
+    #[arg(long, default_value_t = 4096)]
+    shard_rows: usize,
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
     /// cpu, cuda, cuda:N.
@@ -83,36 +89,77 @@ fn to_input(views: &[&Rgb8]) -> Tensor {
 }
 
 pub fn encode(a: EncodeArgs) -> anyhow::Result<ExitCode> {
-    if a.output.extension().and_then(|e| e.to_str()) != Some("safetensors") {
-        bail!(
-            "--output {}: only .safetensors output is built so far (latent-shard folders, \
-             ARCHITECTURE §4, are not)",
-            a.output.display()
-        );
-    }
     let (model, device) = load_model(&a.checkpoint, &a.device, a.dtype.as_deref())?;
     let res = model.config.image_size as usize;
-    let data = super::images::load(&a.input, res)?;
-    let refs: Vec<&Rgb8> = data.images.iter().collect();
-    let latents = tch::no_grad(|| {
-        let outs: Vec<Tensor> = refs
-            .chunks(a.batch_size.max(1))
-            .map(|c| {
-                model
-                    .encode(&to_input(c).to_device(device), None)
-                    .to_device(Device::Cpu)
-            })
-            .collect();
-        Tensor::cat(&outs, 0)
+    let to_file = a.output.extension().and_then(|e| e.to_str()) == Some("safetensors");
+    let started = std::time::Instant::now();
+    let run = |x: &Tensor| {
+        tch::no_grad(|| {
+            model
+                .encode(&x.to_device(device), None)
+                .to_device(Device::Cpu)
+        })
+    };
+    let source = serde_json::json!({
+        "checkpoint": a.checkpoint.display().to_string(),
+        "resolution": res,
+        "input": a.input,
     });
-    let meta =
-        serde_json::json!({ "checkpoint": a.checkpoint.display().to_string(), "resolution": res });
-    super::images::write_keyed(&a.output, "latents", &latents, &data.keys, ("maetok", meta))?;
+    let (n, skipped, what) = if to_file {
+        let (mut keys, mut outs) = (Vec::new(), Vec::new());
+        let skipped = super::images::for_each_chunk(&a.input, res, a.batch_size, |c| {
+            let refs: Vec<&Rgb8> = c.images.iter().collect();
+            outs.push(run(&to_input(&refs)));
+            keys.extend(c.keys);
+            Ok(())
+        })?;
+        let latents = Tensor::cat(&outs, 0);
+        let meta = serde_json::json!({ "checkpoint": source["checkpoint"], "resolution": res });
+        super::images::write_keyed(&a.output, "latents", &latents, &keys, ("maetok", meta))?;
+        (keys.len(), skipped, format!("{:?} f32", latents.size()))
+    } else {
+        let shape = [
+            model.config.num_latent_tokens as usize,
+            model.config.codebook_embed_dim as usize,
+        ];
+        let mut w = LatentWriter::create(&a.output, shape, a.shard_rows, source)?;
+        let mut n = 0usize;
+        let skipped = super::images::for_each_chunk(&a.input, res, a.batch_size, |c| {
+            let refs: Vec<&Rgb8> = c.images.iter().collect();
+            let x = to_input(&refs);
+            // Spec §6: the latent of the crop and of its horizontal flip.
+            let (z, zf) = (run(&x), run(&x.flip([3])));
+            let per = (shape[0] * shape[1]) as i64;
+            for (i, (key, label)) in c.keys.into_iter().zip(c.labels).enumerate() {
+                let row = |t: &Tensor| -> Vec<f32> {
+                    Vec::try_from(t.get(i as i64).reshape([per]).contiguous()).unwrap_or_default()
+                };
+                w.push(key, label, row(&z), row(&zf))?;
+                n += 1;
+            }
+            if n % (a.batch_size * 16).max(1) < a.batch_size {
+                tracing::info!(
+                    "{n} images, {:.1} images/s",
+                    n as f64 / started.elapsed().as_secs_f64()
+                );
+            }
+            Ok(())
+        })?;
+        let m = w.finish()?;
+        (
+            n,
+            skipped,
+            format!(
+                "{} shards, latent mean {:.4}, std {:.4}",
+                m.shards.len(),
+                m.mean.unwrap_or(f64::NAN),
+                m.std.unwrap_or(f64::NAN)
+            ),
+        )
+    };
     println!(
-        "encoded {} images -> {:?} ({} skipped): {}",
-        data.keys.len(),
-        latents.size(),
-        data.skipped,
+        "encoded {n} images ({skipped} skipped) in {:.1} s -> {what}: {}",
+        started.elapsed().as_secs_f64(),
         a.output.display()
     );
     Ok(ExitCode::SUCCESS)
@@ -121,18 +168,16 @@ pub fn encode(a: EncodeArgs) -> anyhow::Result<ExitCode> {
 pub fn reconstruct(a: ReconstructArgs) -> anyhow::Result<ExitCode> {
     let (model, device) = load_model(&a.checkpoint, &a.device, a.dtype.as_deref())?;
     let res = model.config.image_size as usize;
-    let data = super::images::load(&a.input, res)?;
     let out_images = a.output.join("images");
     std::fs::create_dir_all(&out_images)
         .with_context(|| format!("creating {}", out_images.display()))?;
     let mut rows = Vec::new();
-    let mut recons: Vec<Vec<u8>> = Vec::new();
-    for (chunk_i, chunk) in data.images.chunks(a.batch_size.max(1)).enumerate() {
-        let refs: Vec<&Rgb8> = chunk.iter().collect();
-        let x = to_input(&refs);
-        let y = tch::no_grad(|| model.reconstruct(&x.to_device(device)));
-        for (j, (img, rec)) in chunk.iter().zip(tensor_to_rgb8(&y)).enumerate() {
-            let key = &data.keys[chunk_i * a.batch_size.max(1) + j];
+    // Only the grid's images are kept in memory.
+    let (mut originals, mut recons): (Vec<Vec<u8>>, Vec<Vec<u8>>) = (Vec::new(), Vec::new());
+    let skipped = super::images::for_each_chunk(&a.input, res, a.batch_size, |c| {
+        let refs: Vec<&Rgb8> = c.images.iter().collect();
+        let y = tch::no_grad(|| model.reconstruct(&to_input(&refs).to_device(device)));
+        for ((img, rec), key) in c.images.iter().zip(tensor_to_rgb8(&y)).zip(&c.keys) {
             let path = out_images.join(format!("{}.png", key.replace('/', "__")));
             image::RgbImage::from_raw(res as u32, res as u32, rec.clone())
                 .context("image buffer")?
@@ -144,12 +189,13 @@ pub fn reconstruct(a: ReconstructArgs) -> anyhow::Result<ExitCode> {
                 "ssim": ssim(&rec, &img.data, res, res),
                 "psnr_mean_colour": psnr(&img.data, &mean_colour(&img.data)),
             }));
-            // Only the grid's reconstructions are kept in memory.
             if recons.len() < a.grid.max(1) {
+                originals.push(img.data.clone());
                 recons.push(rec);
             }
         }
-    }
+        Ok(())
+    })?;
     let mean = |k: &str| {
         rows.iter()
             .map(|r| r[k].as_f64().unwrap_or(0.0))
@@ -159,6 +205,7 @@ pub fn reconstruct(a: ReconstructArgs) -> anyhow::Result<ExitCode> {
     let summary = serde_json::json!({
         "checkpoint": a.checkpoint.display().to_string(),
         "images": rows.len(),
+        "skipped": skipped,
         "resolution": res,
         "psnr": mean("psnr"),
         "ssim": mean("ssim"),
@@ -171,7 +218,7 @@ pub fn reconstruct(a: ReconstructArgs) -> anyhow::Result<ExitCode> {
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
     let grid = a.output.join("grid.png");
-    let originals: Vec<&[u8]> = data.images.iter().map(|i| i.data.as_slice()).collect();
+    let originals: Vec<&[u8]> = originals.iter().map(|o| o.as_slice()).collect();
     let recons: Vec<&[u8]> = recons.iter().map(|r| r.as_slice()).collect();
     write_grid(&originals, &recons, res, a.grid, &grid)?;
     println!(

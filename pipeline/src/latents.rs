@@ -1,0 +1,247 @@
+//! Latent shards (ARCHITECTURE §4), written by `maetok encode` when its output is a folder:
+//! `shard-NNNNN.parquet` with `key` (utf8), `label` (int32, nullable), `latent` and
+//! `latent_flip` (fixed_size_list<float32>[L·C], token-major: the latent of the ADM crop and
+//! of its horizontal flip, spec §6), and `manifest.json` with the latent shape, the image
+//! count, and the mean and standard deviation over every element of `latent` (spec §6:
+//! `vq_mean` / `vq_std` candidates). Shards are written under a temporary name and renamed
+//! when complete; the manifest is rewritten atomically after each shard and says
+//! `complete: true` only at the end.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, FixedSizeListArray, Float32Array, Int32Array, RecordBatch, StringArray,
+};
+use arrow::datatypes::{DataType, Field, Schema};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+pub const FORMAT: &str = "maetok-latents";
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatentShardInfo {
+    pub file: String,
+    pub rows: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatentManifest {
+    pub format: String,
+    pub schema_version: u32,
+    pub complete: bool,
+    /// (L, C) of each latent.
+    pub latent_shape: [usize; 2],
+    pub images: u64,
+    /// Over every element of `latent` (not `latent_flip`), once complete.
+    pub mean: Option<f64>,
+    pub std: Option<f64>,
+    /// Who wrote it: checkpoint, resolution, input.
+    pub source: serde_json::Value,
+    pub shards: Vec<LatentShardInfo>,
+}
+
+impl LatentManifest {
+    pub fn read(path: &Path) -> std::io::Result<Self> {
+        let text = std::fs::read_to_string(path)?;
+        serde_json::from_str(&text).map_err(std::io::Error::other)
+    }
+}
+
+struct Row {
+    key: String,
+    label: Option<i32>,
+    latent: Vec<f32>,
+    flip: Vec<f32>,
+}
+
+pub struct LatentWriter {
+    dir: PathBuf,
+    rows_per_shard: usize,
+    pending: Vec<Row>,
+    manifest: LatentManifest,
+    sum: f64,
+    sum_sq: f64,
+    count: u64,
+}
+
+fn schema(n: usize) -> Arc<Schema> {
+    let list = DataType::FixedSizeList(
+        Arc::new(Field::new("item", DataType::Float32, false)),
+        n as i32,
+    );
+    Arc::new(Schema::new(vec![
+        Field::new("key", DataType::Utf8, false),
+        Field::new("label", DataType::Int32, true),
+        Field::new("latent", list.clone(), false),
+        Field::new("latent_flip", list, false),
+    ]))
+}
+
+impl LatentWriter {
+    /// Start a latent folder at `dir` (created; must not hold a manifest already).
+    pub fn create(
+        dir: &Path,
+        latent_shape: [usize; 2],
+        rows_per_shard: usize,
+        source: serde_json::Value,
+    ) -> std::io::Result<Self> {
+        if dir.join("manifest.json").exists() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} already holds a latent manifest; choose an empty folder",
+                    dir.display()
+                ),
+            ));
+        }
+        std::fs::create_dir_all(dir)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            rows_per_shard: rows_per_shard.max(1),
+            pending: Vec::new(),
+            manifest: LatentManifest {
+                format: FORMAT.into(),
+                schema_version: SCHEMA_VERSION,
+                complete: false,
+                latent_shape,
+                images: 0,
+                mean: None,
+                std: None,
+                source,
+                shards: Vec::new(),
+            },
+            sum: 0.0,
+            sum_sq: 0.0,
+            count: 0,
+        })
+    }
+
+    /// One image's latents (L·C values each, token-major).
+    pub fn push(
+        &mut self,
+        key: String,
+        label: Option<i32>,
+        latent: Vec<f32>,
+        flip: Vec<f32>,
+    ) -> std::io::Result<()> {
+        let n = self.manifest.latent_shape[0] * self.manifest.latent_shape[1];
+        if latent.len() != n || flip.len() != n {
+            return Err(std::io::Error::other(format!(
+                "{key}: latent of {} / {} values, expected {n}",
+                latent.len(),
+                flip.len()
+            )));
+        }
+        for &v in &latent {
+            self.sum += v as f64;
+            self.sum_sq += (v as f64) * (v as f64);
+        }
+        self.count += n as u64;
+        self.pending.push(Row {
+            key,
+            label,
+            latent,
+            flip,
+        });
+        if self.pending.len() >= self.rows_per_shard {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::take(&mut self.pending);
+        let n = self.manifest.latent_shape[0] * self.manifest.latent_shape[1];
+        let list = |vals: Vec<f32>| -> std::io::Result<ArrayRef> {
+            let field = Arc::new(Field::new("item", DataType::Float32, false));
+            Ok(Arc::new(
+                FixedSizeListArray::try_new(
+                    field,
+                    n as i32,
+                    Arc::new(Float32Array::from(vals)),
+                    None,
+                )
+                .map_err(std::io::Error::other)?,
+            ))
+        };
+        let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+        let labels: Vec<Option<i32>> = rows.iter().map(|r| r.label).collect();
+        let batch = RecordBatch::try_new(
+            schema(n),
+            vec![
+                Arc::new(StringArray::from(keys)),
+                Arc::new(Int32Array::from(labels)),
+                list(rows.iter().flat_map(|r| r.latent.iter().copied()).collect())?,
+                list(rows.iter().flat_map(|r| r.flip.iter().copied()).collect())?,
+            ],
+        )
+        .map_err(std::io::Error::other)?;
+        let name = format!("shard-{:05}.parquet", self.manifest.shards.len());
+        let path = self.dir.join(&name);
+        let tmp = crate::atomic::temp_path(&path);
+        {
+            let props = WriterProperties::builder()
+                .set_compression(Compression::ZSTD(
+                    ZstdLevel::try_new(3).map_err(std::io::Error::other)?,
+                ))
+                .set_max_row_group_row_count(Some(256))
+                .set_dictionary_enabled(false)
+                .build();
+            let mut w = ArrowWriter::try_new(File::create(&tmp)?, schema(n), Some(props))
+                .map_err(std::io::Error::other)?;
+            w.write(&batch).map_err(std::io::Error::other)?;
+            w.into_inner().map_err(std::io::Error::other)?.sync_all()?;
+        }
+        let sha256 = {
+            let mut h = sha2::Sha256::new();
+            let mut f = File::open(&tmp)?;
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let k = f.read(&mut buf)?;
+                if k == 0 {
+                    break;
+                }
+                h.update(&buf[..k]);
+            }
+            hex::encode(h.finalize())
+        };
+        crate::atomic::commit(&tmp, &path)?;
+        self.manifest.images += rows.len() as u64;
+        self.manifest.shards.push(LatentShardInfo {
+            file: name,
+            rows: rows.len() as u64,
+            sha256,
+        });
+        self.write_manifest()
+    }
+
+    fn write_manifest(&self) -> std::io::Result<()> {
+        let text = serde_json::to_vec_pretty(&self.manifest).map_err(std::io::Error::other)?;
+        crate::atomic::write(&self.dir.join("manifest.json"), &text)
+    }
+
+    /// Write the last shard and the complete manifest with the statistics.
+    pub fn finish(mut self) -> std::io::Result<LatentManifest> {
+        self.flush()?;
+        if self.count > 0 {
+            let mean = self.sum / self.count as f64;
+            let var = (self.sum_sq / self.count as f64 - mean * mean).max(0.0);
+            self.manifest.mean = Some(mean);
+            self.manifest.std = Some(var.sqrt());
+        }
+        self.manifest.complete = true;
+        self.write_manifest()?;
+        Ok(self.manifest)
+    }
+}
