@@ -42,11 +42,11 @@ pub struct Args {
     /// Decode threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// Stage-1 steps of the tiny tokenizer (0 skips the tokenizer part).
-    #[arg(long, default_value_t = 400)]
+    /// Stage-1 steps of the demo tokenizer (0 skips the tokenizer part).
+    #[arg(long, default_value_t = 600)]
     train_steps: u64,
     /// Stage-2 (decoder fine-tuning) steps.
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = 1500)]
     decoder_steps: u64,
 }
 
