@@ -329,8 +329,8 @@ fn make_batch(
 
 /// Batches from `start` on, prepared by a background thread.
 pub struct Loader {
-    rx: Receiver<anyhow::Result<Batch>>,
-    _thread: std::thread::JoinHandle<()>,
+    rx: Option<Receiver<anyhow::Result<Batch>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     pub images: usize,
 }
 
@@ -372,14 +372,30 @@ impl Loader {
                 }
             })?;
         Ok(Self {
-            rx,
-            _thread: thread,
+            rx: Some(rx),
+            thread: Some(thread),
             images,
         })
     }
 
     /// The next batch (never `None` while the thread runs; errors end the stream).
     pub fn next_batch(&self) -> anyhow::Result<Batch> {
-        self.rx.recv().context("the loader thread stopped")?
+        self.rx
+            .as_ref()
+            .context("the loader is shut down")?
+            .recv()
+            .context("the loader thread stopped")?
+    }
+}
+
+impl Drop for Loader {
+    /// Stops the thread and waits for it: closing the channel makes its next send fail, so
+    /// it ends after the batch it is building. Without the join, a process could exit while
+    /// the thread is inside libtorch, during libtorch's static teardown.
+    fn drop(&mut self) {
+        drop(self.rx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
