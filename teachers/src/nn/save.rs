@@ -7,6 +7,11 @@ use super::{Attention, Block, LayerNorm, Linear, Mlp};
 
 pub type Named = Vec<(String, Tensor)>;
 
+/// Appends (handles to) already-named tensors.
+pub fn extend(out: &mut Named, named: &[(String, Tensor)]) {
+    out.extend(named.iter().map(|(k, v)| (k.clone(), v.shallow_clone())));
+}
+
 pub fn linear(out: &mut Named, prefix: &str, l: &Linear) {
     out.push((format!("{prefix}.weight"), l.weight.shallow_clone()));
     if let Some(b) = &l.bias {

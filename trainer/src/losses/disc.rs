@@ -379,19 +379,8 @@ impl Discriminator {
 
     /// Restore head tensors written by `state_dict` (in place, so optimiser handles stay valid).
     pub fn load_state(&self, mut saved: HashMap<String, Tensor>) -> Result<(), String> {
-        for (k, t) in self.state_dict() {
-            let s = saved
-                .remove(&k)
-                .ok_or_else(|| format!("discriminator state has no `{k}`"))?;
-            if s.size() != t.size() {
-                return Err(format!(
-                    "discriminator `{k}` is {:?}, expected {:?}",
-                    s.size(),
-                    t.size()
-                ));
-            }
-            let mut t = t;
-            tch::no_grad(|| t.copy_(&s.to_kind(t.kind())));
+        for (k, mut t) in self.state_dict() {
+            crate::train::restore::restore_into(&mut t, &mut saved, &k, "discriminator state")?;
         }
         Ok(())
     }

@@ -98,11 +98,7 @@ impl Encoder {
     /// never reads (see `extras`).
     pub fn state_dict(&self, out: &mut save::Named) {
         self.params(out);
-        out.extend(
-            self.extras
-                .iter()
-                .map(|(k, v)| (k.clone(), v.shallow_clone())),
-        );
+        save::extend(out, &self.extras);
     }
 
     /// The tensors the forward reads (what training updates), under their released names.

@@ -160,17 +160,7 @@ impl AdamW {
                 ("exp_avg_sq", &mut s.exp_avg_sq),
             ] {
                 let key = format!("{}.{suffix}", s.name);
-                let t = saved
-                    .remove(&key)
-                    .ok_or_else(|| format!("optimizer state has no `{key}`"))?;
-                if t.size() != dst.size() {
-                    return Err(format!(
-                        "optimizer state `{key}` is {:?}, the parameter is {:?}",
-                        t.size(),
-                        dst.size()
-                    ));
-                }
-                tch::no_grad(|| dst.copy_(&t));
+                super::restore::restore_into(dst, &mut saved, &key, "optimizer state")?;
             }
         }
         if let Some(k) = saved.keys().next() {

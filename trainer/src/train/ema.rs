@@ -39,17 +39,7 @@ impl Ema {
     /// Restore from a saved copy; every name must be present with its shape.
     pub fn load(&mut self, mut saved: HashMap<String, Tensor>) -> Result<(), String> {
         for (k, e) in &mut self.shadow {
-            let t = saved
-                .remove(k.as_str())
-                .ok_or_else(|| format!("EMA weights have no `{k}`"))?;
-            if t.size() != e.size() {
-                return Err(format!(
-                    "EMA `{k}` is {:?}, the parameter is {:?}",
-                    t.size(),
-                    e.size()
-                ));
-            }
-            tch::no_grad(|| e.copy_(&t));
+            super::restore::restore_into(e, &mut saved, k, "EMA weights")?;
         }
         Ok(())
     }
