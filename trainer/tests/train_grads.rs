@@ -25,16 +25,8 @@ fn every_parameter_gets_a_gradient_after_the_first_update() {
     let cfg = TrainConfig::parse(&text).unwrap();
     let dims = HashMap::from([("hog".to_string(), 108i64)]);
     let m = Tokenizer::fresh(&cfg, &dims).unwrap();
-    let mut params = m.ae.encoder_params();
-    params.extend(m.ae.decoder_params());
-    params.extend(m.aux_params());
-    let mut opt = AdamW::new(
-        params
-            .iter()
-            .map(|(k, t)| (k.clone(), t.shallow_clone()))
-            .collect(),
-        cfg.adamw(),
-    );
+    let params = m.stage1_params();
+    let mut opt = AdamW::new(&params, cfg.adamw());
     let x = Tensor::rand([2, 3, 64, 64], (Kind::Float, tch::Device::Cpu)) * 2.0 - 1.0;
     let target = Tensor::rand([2, 16, 108], (Kind::Float, tch::Device::Cpu));
     let mut rng = SplitMix::new(1);

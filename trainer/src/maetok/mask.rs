@@ -50,16 +50,10 @@ pub fn sample_mask(b: i64, n: i64, r: f64, uniform: &mut impl FnMut() -> f64) ->
 mod tests {
     use super::*;
 
-    /// SplitMix64 → [0, 1), for tests.
+    /// The training runs' uniform source, seeded.
     fn rng(seed: u64) -> impl FnMut() -> f64 {
-        let mut s = seed;
-        move || {
-            s = s.wrapping_add(0x9E3779B97F4A7C15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
-            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-        }
+        let mut r = crate::train::rng::SplitMix::new(seed);
+        move || r.uniform()
     }
 
     /// Spec §10b: quantiles (1, 25, 50, 75, 99 %) 0.4025, 0.4572, 0.5077, 0.5546, 0.5982;

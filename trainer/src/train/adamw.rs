@@ -48,17 +48,17 @@ pub fn decays(name: &str, t: &Tensor) -> bool {
 }
 
 impl AdamW {
-    /// Optimise `params` (leaf tensors; this sets `requires_grad`).
-    pub fn new(params: Vec<(String, Tensor)>, config: AdamWConfig) -> Self {
+    /// Optimise `params` (leaf tensors, shared with the caller; this sets `requires_grad`).
+    pub fn new(params: &[(String, Tensor)], config: AdamWConfig) -> Self {
         let slots = params
-            .into_iter()
+            .iter()
             .map(|(name, p)| {
                 let param = p.set_requires_grad(true);
                 Slot {
-                    decay: decays(&name, &param),
+                    decay: decays(name, &param),
                     exp_avg: param.zeros_like(),
                     exp_avg_sq: param.zeros_like(),
-                    name,
+                    name: name.clone(),
                     param,
                 }
             })
@@ -181,10 +181,7 @@ mod tests {
     #[test]
     fn matches_the_pytorch_update() {
         let p = Tensor::from_slice(&[1.0f64, -2.0, 0.5, 3.0]).reshape([2, 2]);
-        let mut opt = AdamW::new(
-            vec![("w".into(), p.shallow_clone())],
-            AdamWConfig::default(),
-        );
+        let mut opt = AdamW::new(&[("w".into(), p.shallow_clone())], AdamWConfig::default());
         let mut want: Vec<f64> = vec![1.0, -2.0, 0.5, 3.0];
         let (mut m, mut v) = (vec![0.0; 4], vec![0.0; 4]);
         let (b1, b2, eps, wd, lr) = (0.9f64, 0.95f64, 1e-8, 1e-4, 0.1);
@@ -216,10 +213,7 @@ mod tests {
     #[test]
     fn clipping_caps_the_global_norm() {
         let p = Tensor::from_slice(&[3.0f32, 4.0]);
-        let mut opt = AdamW::new(
-            vec![("p".into(), p.shallow_clone())],
-            AdamWConfig::default(),
-        );
+        let mut opt = AdamW::new(&[("p".into(), p.shallow_clone())], AdamWConfig::default());
         (&p * 1.0).sum(tch::Kind::Float).backward(); // grad (1, 1), norm √2
         let n = opt.clip_grad_norm(1.0);
         assert!((n - 2f64.sqrt()).abs() < 1e-6);

@@ -100,9 +100,10 @@ impl Tokenizer {
         out
     }
 
-    /// Trainable aux parameters.
-    pub fn aux_params(&self) -> Vec<(String, Tensor)> {
-        let mut out = Vec::new();
+    /// What stage 1 trains: the encoder side, the pixel decoder and the auxiliary decoders.
+    pub fn stage1_params(&self) -> Vec<(String, Tensor)> {
+        let mut out = self.ae.encoder_params();
+        out.extend(self.ae.decoder_params());
         for a in &self.aux {
             a.params(&mut out);
         }

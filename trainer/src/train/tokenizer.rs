@@ -187,21 +187,10 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
 
     // What trains.
     let params: Vec<(String, Tensor)> = match stage {
-        Stage::Tokenizer => {
-            let mut p = model.ae.encoder_params();
-            p.extend(model.ae.decoder_params());
-            p.extend(model.aux_params());
-            p
-        }
+        Stage::Tokenizer => model.stage1_params(),
         Stage::Decoder => model.ae.decoder_params(),
     };
-    let mut opt = AdamW::new(
-        params
-            .iter()
-            .map(|(k, t)| (k.clone(), t.shallow_clone()))
-            .collect(),
-        cfg.adamw(),
-    );
+    let mut opt = AdamW::new(&params, cfg.adamw());
     let mut ema = Ema::new(&params, cfg.optim.ema_decay);
     let (mut step, mut cursor) = (0u64, Cursor::default());
     if let (Some(st), Some(dir)) = (&state, &resume_dir) {
@@ -241,7 +230,7 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
             .context("gan.backbone is not set")?;
         seed_torch_for(cfg.train.seed, 1, Stream::Init);
         let disc = Discriminator::new(path, cfg.gan.backbone_heads, device)?;
-        let opt = AdamW::new(disc.params(), cfg.adamw());
+        let opt = AdamW::new(&disc.params(), cfg.adamw());
         let mut g = GanState {
             disc,
             opt,
