@@ -42,4 +42,7 @@ done
 cat "$out/steps.jsonl"
 echo "loader:" >&2
 ./target/release/maetok --log warn bench loader --shards "$out/shards" --batch-size 16 --batches 200 --targets hog
-./target/release/maetok --log warn bench loader --shards "$out/demo/shards/imagefolder" --batch-size 64 --batches 30 --targets hog
+for dt in 1 2; do
+    ./target/release/maetok --log warn bench loader --shards "$out/demo/shards/imagefolder" \
+        --batch-size 64 --batches 30 --targets hog --decode-threads "$dt"
+done

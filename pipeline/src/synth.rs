@@ -141,17 +141,24 @@ pub fn write_imagefolder_from(
     first: usize,
     per_class: usize,
 ) -> std::io::Result<PathBuf> {
-    for (c, (synset, _)) in CLASSES.iter().enumerate() {
-        let dir = root.join(synset);
-        std::fs::create_dir_all(&dir)?;
-        for i in first..first + per_class {
+    use rayon::prelude::*;
+    for (synset, _) in CLASSES {
+        std::fs::create_dir_all(root.join(synset))?;
+    }
+    // Drawing and encoding (PNG at up to 1024 × 768) is the slow part: one image per task.
+    (0..CLASSES.len())
+        .flat_map(|c| (first..first + per_class).map(move |i| (c, i)))
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .try_for_each(|(c, i)| {
+            let synset = CLASSES[c].0;
             let s = sample(c, i);
             let (bytes, ext) = encode(&s, i);
             let stem = format!("{synset}_{i:05}");
+            let dir = root.join(synset);
             std::fs::write(dir.join(format!("{stem}.{ext}")), bytes)?;
-            std::fs::write(dir.join(format!("{stem}.txt")), &s.caption)?;
-        }
-    }
+            std::fs::write(dir.join(format!("{stem}.txt")), &s.caption)
+        })?;
     Ok(root.to_path_buf())
 }
 

@@ -61,6 +61,16 @@ pub fn preprocess(input: &str, out: &Path, extra: &[&str]) -> Output {
     run_ok(&args)
 }
 
+/// The synthetic ImageFolder (`per_class` images per class) under `dir/f`, preprocessed into
+/// `dir/shards` with `extra` options; returns the shard folder.
+pub fn synth_shards(dir: &Path, per_class: usize, extra: &[&str]) -> PathBuf {
+    let folder = maetok_pipeline::synth::write_imagefolder(&dir.join("f"), per_class)
+        .expect("writing the synthetic ImageFolder");
+    let out = dir.join("shards");
+    preprocess(folder.to_str().expect("UTF-8 path"), &out, extra);
+    out
+}
+
 /// sha256 of every regular file in `dir` whose name passes `keep`, by name.
 pub fn fingerprint(dir: &Path, keep: impl Fn(&str) -> bool) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();

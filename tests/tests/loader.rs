@@ -5,8 +5,7 @@ use std::collections::HashMap;
 
 use arrow::array::AsArray;
 use arrow::datatypes::{Float16Type, Int16Type};
-use maetok_e2e::{batches, preprocess};
-use maetok_pipeline::synth;
+use maetok_e2e::{batches, synth_shards};
 use maetok_trainer::data::{Cursor, Loader, LoaderConfig};
 
 fn cfg(dir: &std::path::Path, batch: usize, rank: usize, world: usize) -> LoaderConfig {
@@ -19,17 +18,16 @@ fn cfg(dir: &std::path::Path, batch: usize, rank: usize, world: usize) -> Loader
         targets: vec!["hog".into()],
         prefetch: 2,
         text: false,
+        decode_threads: 1,
     }
 }
 
 #[test]
 fn global_order_rank_slicing_resume_and_values() {
     let tmp = tempfile::tempdir().unwrap();
-    let folder = synth::write_imagefolder(&tmp.path().join("f"), 10).unwrap();
-    let shards = tmp.path().join("shards");
-    preprocess(
-        folder.to_str().unwrap(),
-        &shards,
+    let shards = synth_shards(
+        tmp.path(),
+        10,
         &["--views", "3", "--shard-rows", "16", "--resolution", "64"],
     );
 
@@ -158,4 +156,31 @@ fn global_order_rank_slicing_resume_and_values() {
         .unwrap()
         .to_string();
     assert!(e.contains("no `dinov2` column") && e.contains("hog"), "{e}");
+}
+
+/// Decoding a batch's PNGs on several threads gives the same batches as on one.
+#[test]
+fn decode_threads_change_nothing_but_speed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let shards = synth_shards(
+        tmp.path(),
+        5,
+        &["--views", "2", "--shard-rows", "8", "--resolution", "64"],
+    );
+    let take = |threads: usize| {
+        let mut c = cfg(&shards, 6, 0, 1);
+        c.decode_threads = threads;
+        let l = Loader::start(c, Cursor::default()).unwrap();
+        (0..4)
+            .map(|_| {
+                let b = l.next_batch().unwrap();
+                (b.keys, b.views, b.images, b.targets[0].1.shallow_clone())
+            })
+            .collect::<Vec<_>>()
+    };
+    let (one, three) = (take(1), take(3));
+    for (a, b) in one.iter().zip(&three) {
+        assert_eq!((&a.0, &a.1), (&b.0, &b.1));
+        assert!(a.2.equal(&b.2) && a.3.equal(&b.3));
+    }
 }

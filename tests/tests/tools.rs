@@ -85,10 +85,9 @@ fn demo_runs_end_to_end() {
 }
 
 /// The demo's tokenizer part with its default schedule: preprocess → stage 1 → stage 2 →
-/// reconstructions. On the images it trained on, stage 2 beats the per-image mean-colour
-/// baseline by 3 dB and is at least as good as stage 1 (training is deterministic for a given
-/// thread count). The held-out numbers are reported, not required: this schedule does not
-/// make the tiny model generalise (docs/training.md).
+/// reconstructions. On held-out images, stage 2 beats the per-image mean-colour baseline by
+/// 3 dB and is at least as good as stage 1 (training is deterministic for a given thread
+/// count; docs/training.md has the measured figures).
 #[test]
 fn demo_trains_a_tokenizer_that_beats_the_mean_colour_baseline() {
     let tmp = tempfile::tempdir().unwrap();
@@ -108,10 +107,11 @@ fn demo_trains_a_tokenizer_that_beats_the_mean_colour_baseline() {
         .find(|l| l.starts_with("demo tokenizer: PSNR on the training images"))
         .unwrap_or_else(|| panic!("{text}"));
     println!("{line}");
+    let held = &line[line.find("held out:").unwrap_or_else(|| panic!("{line}"))..];
     let num = |after: &str| -> f64 {
-        let rest = &line[line
+        let rest = &held[held
             .find(after)
-            .unwrap_or_else(|| panic!("{after}: {line}"))
+            .unwrap_or_else(|| panic!("{after}: {held}"))
             + after.len()..];
         rest.trim_start()
             .split(' ')
@@ -123,9 +123,9 @@ fn demo_trains_a_tokenizer_that_beats_the_mean_colour_baseline() {
     let (base, s1, s2) = (num("mean-colour"), num("stage 1"), num("stage 2"));
     assert!(
         s2 >= base + 3.0,
-        "stage 2 {s2} dB vs baseline {base} dB: {line}"
+        "held out: stage 2 {s2} dB vs baseline {base} dB: {line}"
     );
-    assert!(s2 >= s1, "stage 2 {s2} dB below stage 1 {s1} dB");
+    assert!(s2 >= s1, "held out: stage 2 {s2} dB below stage 1 {s1} dB");
     assert!(out.join("tokenizer.png").exists());
     assert!(out.join("runs/tokenizer/loss.png").exists());
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();

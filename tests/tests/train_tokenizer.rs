@@ -6,19 +6,16 @@ use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 
-use maetok_e2e::{fixtures, maetok, preprocess, run_ok};
+use maetok_e2e::{fixtures, maetok, preprocess, run_ok, synth_shards};
 use maetok_pipeline::synth;
 
 /// A 64-px shard folder (2 views, HOG) of the synthetic ImageFolder.
 fn shards(dir: &Path) -> PathBuf {
-    let folder = synth::write_imagefolder(&dir.join("f"), 6).unwrap();
-    let out = dir.join("shards");
-    preprocess(
-        folder.to_str().unwrap(),
-        &out,
+    synth_shards(
+        dir,
+        6,
         &["--views", "2", "--shard-rows", "10", "--resolution", "64"],
-    );
-    out
+    )
 }
 
 /// The tiny preset with a short schedule, written next to the run.
@@ -289,4 +286,44 @@ fn captions_train_the_caption_decoder() {
             .collect();
     assert_eq!(aux["to_pixel_text.weight"].size()[0], 49_408);
     assert!(aux.contains_key("decoder_text.model.cls_token"));
+}
+
+/// `train.precision = "bf16"` runs the forward pass and the losses under libtorch's autocast
+/// (here CPU autocast; on CUDA it is what `auto` picks): the losses follow the fp32 run to
+/// bf16's precision without being equal to it, and the saved weights stay fp32.
+#[test]
+fn bf16_autocast_trains_close_to_fp32() {
+    let dir = tempfile::tempdir().unwrap();
+    let shards = shards(dir.path());
+    let mut runs = Vec::new();
+    for precision in ["fp32", "bf16"] {
+        let cfg = config(dir.path(), &format!("{precision}.toml"), &shards, "");
+        let text = std::fs::read_to_string(&cfg).unwrap().replace(
+            "[train]\n",
+            &format!("[train]\nprecision = \"{precision}\"\n"),
+        );
+        std::fs::write(&cfg, text).unwrap();
+        let run = dir.path().join(precision);
+        let o = train(&cfg, &run)
+            .args(["--max-steps", "4"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        runs.push(run);
+    }
+    let (a, b) = (losses(&runs[0]), losses(&runs[1]));
+    assert_eq!(a.len(), 4);
+    for ((s, la, ha), (_, lb, hb)) in a.iter().zip(&b) {
+        assert!(lb.is_finite() && hb.is_finite());
+        let rel = (la - lb).abs() / la.abs();
+        assert!(rel < 0.01, "step {s}: loss fp32 {la} vs bf16 {lb}");
+        let rel = (ha - hb).abs() / ha.abs();
+        assert!(rel < 0.01, "step {s}: HOG loss fp32 {ha} vs bf16 {hb}");
+        eprintln!("step {s}: loss fp32 {la:.6} bf16 {lb:.6}, HOG fp32 {ha:.6} bf16 {hb:.6}");
+    }
+    assert_ne!(a[0].1, b[0].1, "bf16 autocast changed nothing: is it on?");
+    let w =
+        tch::Tensor::read_safetensors(runs[1].join("checkpoints/step-0000004/model.safetensors"))
+            .unwrap();
+    assert!(w.iter().all(|(_, t)| t.kind() == tch::Kind::Float));
 }

@@ -25,6 +25,9 @@ pub struct LoaderArgs {
     targets: Vec<String>,
     #[arg(long, default_value_t = 4)]
     prefetch: usize,
+    /// PNG decode threads.
+    #[arg(long, default_value_t = 1)]
+    decode_threads: usize,
 }
 
 pub fn run(c: Command) -> anyhow::Result<ExitCode> {
@@ -44,6 +47,7 @@ fn loader(a: LoaderArgs) -> anyhow::Result<ExitCode> {
             targets: a.targets.clone(),
             prefetch: a.prefetch,
             text: false,
+            decode_threads: a.decode_threads,
         },
         Cursor::default(),
     )?;
@@ -61,6 +65,7 @@ fn loader(a: LoaderArgs) -> anyhow::Result<ExitCode> {
             "resolution": side,
             "batch_size": a.batch_size,
             "targets": a.targets,
+            "decode_threads": a.decode_threads,
             "batches_per_sec": a.batches as f64 / secs,
             "images_per_sec": (a.batches * a.batch_size) as f64 / secs,
         })

@@ -43,10 +43,13 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Stage-1 steps of the demo tokenizer (0 skips the tokenizer part).
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 1000)]
     train_steps: u64,
+    /// Images per class in the tokenizer's own training ImageFolder.
+    #[arg(long, default_value_t = 400)]
+    tokenizer_per_class: usize,
     /// Stage-2 (decoder fine-tuning) steps.
-    #[arg(long, default_value_t = 1500)]
+    #[arg(long, default_value_t = 1000)]
     decoder_steps: u64,
 }
 
@@ -199,7 +202,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     if a.train_steps > 0 {
         report += &super::demo_tokenizer::run(
             out,
-            a.per_class,
+            a.tokenizer_per_class,
             a.train_steps,
             a.decoder_steps,
             a.threads,

@@ -12,6 +12,7 @@ use crossbeam_channel::{bounded, Receiver};
 use maetok_pipeline::shard::manifest::{Manifest, INT8_ENCODING};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection, RowSelector};
 use parquet::arrow::ProjectionMask;
+use rayon::prelude::*;
 use tch::Tensor;
 
 use crate::maetok::images_to_input;
@@ -32,6 +33,9 @@ pub struct LoaderConfig {
     pub prefetch: usize,
     /// Read the captions' BPE ids (`text_ids`).
     pub text: bool,
+    /// Threads decoding a batch's PNGs (1: the loader thread alone). More only pays when
+    /// the cores are not libtorch's, as on a GPU machine.
+    pub decode_threads: usize,
 }
 
 /// One rank's batch.
@@ -47,6 +51,46 @@ pub struct Batch {
     pub targets: Vec<(String, Tensor)>,
     /// Caption BPE ids per image (empty without a caption, or when not requested).
     pub text_ids: Vec<Vec<i32>>,
+}
+
+/// A batch as the background thread builds it: plain buffers, no libtorch. Tensors are made
+/// on the training thread in `next_batch`. Why: any libtorch op on the loader thread (even
+/// the fill behind `Tensor::from_slice`) starts a second OpenMP team there, whose threads
+/// spin-wait on the cores libtorch's main team computes on; at 2 threads on 2 cores that
+/// halved the step rate.
+struct RawBatch {
+    cursor_after: Cursor,
+    keys: Vec<String>,
+    views: Vec<i16>,
+    labels: Vec<Option<i32>>,
+    /// (B, H, W, 3) RGB bytes.
+    pixels: Vec<u8>,
+    side: (i64, i64),
+    /// Per requested target: (name, tokens, dim, values).
+    targets: Vec<(String, i64, i64, Vec<f32>)>,
+    text_ids: Vec<Vec<i32>>,
+}
+
+impl RawBatch {
+    fn into_batch(self) -> Batch {
+        let n = self.keys.len() as i64;
+        let (w, h) = self.side;
+        let images = images_to_input(&Tensor::from_slice(&self.pixels).reshape([n, h, w, 3]));
+        let targets = self
+            .targets
+            .into_iter()
+            .map(|(name, tokens, dim, v)| (name, Tensor::from_slice(&v).reshape([n, tokens, dim])))
+            .collect();
+        Batch {
+            cursor_after: self.cursor_after,
+            keys: self.keys,
+            views: self.views,
+            labels: self.labels,
+            images: images.contiguous(),
+            targets,
+            text_ids: self.text_ids,
+        }
+    }
 }
 
 /// Where each image lives.
@@ -209,7 +253,8 @@ fn make_batch(
     cfg: &LoaderConfig,
     order: &Order,
     cursor: Cursor,
-) -> anyhow::Result<Batch> {
+    pool: Option<&rayon::ThreadPool>,
+) -> anyhow::Result<RawBatch> {
     let positions = rank_positions(cursor.position, cfg.batch_size, cfg.rank, cfg.world);
     let wanted: Vec<(usize, usize)> = positions
         .iter()
@@ -255,8 +300,7 @@ fn make_batch(
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    let mut pixels: Vec<u8> = Vec::new();
-    let mut side = (0u32, 0u32);
+    let mut pngs: Vec<&[u8]> = Vec::with_capacity(n);
     let mut target_vals: Vec<Vec<f32>> = vec![Vec::new(); ix.targets.len()];
     let mut text_ids = Vec::new();
     for sr in &wanted {
@@ -280,14 +324,12 @@ fn make_batch(
             .context("label")?
             .as_primitive::<Int32Type>();
         labels.push((!label.is_null(i)).then(|| label.value(i)));
-        let png = b
-            .column_by_name("image")
-            .context("image")?
-            .as_binary::<i32>()
-            .value(i);
-        let img = image::load_from_memory(png)?.into_rgb8();
-        side = img.dimensions();
-        pixels.extend_from_slice(img.as_raw());
+        pngs.push(
+            b.column_by_name("image")
+                .context("image")?
+                .as_binary::<i32>()
+                .value(i),
+        );
         for (k, (name, _, dim, int8)) in ix.targets.iter().enumerate() {
             target_vals[k].extend(list_f32(b, name, i, *dim, *int8)?);
         }
@@ -303,25 +345,37 @@ fn make_batch(
             });
         }
     }
-    let (w, h) = (side.0 as i64, side.1 as i64);
-    let images = images_to_input(&Tensor::from_slice(&pixels).reshape([n as i64, h, w, 3]));
+    let decode = |png: &&[u8]| image::load_from_memory(png).map(|i| i.into_rgb8());
+    let images = match pool {
+        Some(pool) => pool.install(|| pngs.par_iter().map(decode).collect::<Result<Vec<_>, _>>()),
+        None => pngs.iter().map(decode).collect(),
+    }?;
+    let side = images.first().map_or((0, 0), |i| i.dimensions());
+    let mut pixels: Vec<u8> = Vec::with_capacity(n * (side.0 * side.1 * 3) as usize);
+    for (img, key) in images.iter().zip(&keys) {
+        anyhow::ensure!(
+            img.dimensions() == side,
+            "{key}: a {}×{} view in a batch of {}×{} views (shards of one resolution only)",
+            img.width(),
+            img.height(),
+            side.0,
+            side.1
+        );
+        pixels.extend_from_slice(img.as_raw());
+    }
     let targets = ix
         .targets
         .iter()
         .zip(target_vals)
-        .map(|((name, tokens, dim, _), v)| {
-            (
-                name.clone(),
-                Tensor::from_slice(&v).reshape([n as i64, *tokens as i64, *dim as i64]),
-            )
-        })
+        .map(|((name, tokens, dim, _), v)| (name.clone(), *tokens as i64, *dim as i64, v))
         .collect();
-    Ok(Batch {
+    Ok(RawBatch {
         cursor_after: advance(cursor, cfg.batch_size, cfg.world, ix.images()),
         keys,
         views,
         labels,
-        images: images.contiguous(),
+        pixels,
+        side: (side.0 as i64, side.1 as i64),
         targets,
         text_ids,
     })
@@ -329,7 +383,7 @@ fn make_batch(
 
 /// Batches from `start` on, prepared by a background thread.
 pub struct Loader {
-    rx: Option<Receiver<anyhow::Result<Batch>>>,
+    rx: Option<Receiver<anyhow::Result<RawBatch>>>,
     thread: Option<std::thread::JoinHandle<()>>,
     pub images: usize,
 }
@@ -352,16 +406,33 @@ impl Loader {
             cfg.world
         );
         let (tx, rx) = bounded(cfg.prefetch.max(1));
+        let rank = cfg.rank;
         let thread = std::thread::Builder::new()
             .name(format!("loader-r{}", cfg.rank))
             .spawn(move || {
+                // Decode workers, when asked for; they never touch libtorch either.
+                let pool = match cfg.decode_threads {
+                    0 | 1 => None,
+                    n => match rayon::ThreadPoolBuilder::new()
+                        .num_threads(n)
+                        .thread_name(move |i| format!("decode-r{rank}-{i}"))
+                        .build()
+                    {
+                        Ok(p) => Some(p),
+                        Err(e) => {
+                            let _ =
+                                tx.send(Err(anyhow::anyhow!("starting {n} decode threads: {e}")));
+                            return;
+                        }
+                    },
+                };
                 let mut cursor = start;
                 let mut order = Order::new(cfg.seed, cursor.epoch, images);
                 loop {
                     if order.epoch != cursor.epoch {
                         order = Order::new(cfg.seed, cursor.epoch, images);
                     }
-                    let batch = make_batch(&ix, &cfg, &order, cursor);
+                    let batch = make_batch(&ix, &cfg, &order, cursor, pool.as_ref());
                     let failed = batch.is_err();
                     if let Ok(b) = &batch {
                         cursor = b.cursor_after;
@@ -385,6 +456,7 @@ impl Loader {
             .context("the loader is shut down")?
             .recv()
             .context("the loader thread stopped")?
+            .map(RawBatch::into_batch)
     }
 }
 

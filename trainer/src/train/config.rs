@@ -38,6 +38,9 @@ pub struct DataConfig {
     pub batch_size: usize,
     /// Batches decoded ahead of the step.
     pub prefetch: usize,
+    /// PNG decode threads (0: 1 when training on the CPU, whose cores are libtorch's; 4 on
+    /// a GPU).
+    pub decode_threads: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -150,6 +153,8 @@ pub struct LoopConfig {
     pub seed: u64,
     /// `cpu`, `cuda`, `cuda:N`.
     pub device: String,
+    /// `auto` (bf16 autocast on CUDA, fp32 on CPU), `fp32` or `bf16`.
+    pub precision: crate::train::precision::Precision,
     pub log_every: u64,
     pub checkpoint_every: u64,
     /// Reconstruction grid every N steps (0: only at the end).
@@ -211,6 +216,7 @@ impl Default for DataConfig {
             shards: PathBuf::new(),
             batch_size: 64,
             prefetch: 4,
+            decode_threads: 0,
         }
     }
 }
@@ -264,6 +270,7 @@ impl Default for LoopConfig {
             steps: 500_000,
             seed: 0,
             device: "cpu".into(),
+            precision: Default::default(),
             log_every: 50,
             checkpoint_every: 10_000,
             sample_every: 5_000,

@@ -6,6 +6,7 @@ pub mod config;
 pub mod ema;
 pub mod model;
 pub mod objective;
+pub mod precision;
 pub mod restore;
 pub mod rng;
 pub mod run;

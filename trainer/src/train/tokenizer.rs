@@ -46,6 +46,7 @@ use super::config::TrainConfig;
 use super::ema::Ema;
 use super::model::{read_tensors, Tokenizer};
 use super::objective::{pixel_objective, PixelObjective};
+use super::precision::autocast;
 use super::rng::{seed_torch, seed_torch_for, step_rng, Stream};
 use super::run::{read_state, RunDir, TrainState};
 
@@ -276,6 +277,11 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
             world: 1,
             targets,
             prefetch: cfg.data.prefetch,
+            decode_threads: match (cfg.data.decode_threads, device) {
+                (0, tch::Device::Cpu) => 1,
+                (0, _) => 4,
+                (n, _) => n,
+            },
             text: aux_on && cfg.aux.iter().any(|a| a.loss == AuxLoss::Caption),
         },
         cursor,
@@ -332,45 +338,53 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
             .then(|| sample_mask(b, n_tokens, ratio, &mut uniform).to_device(device));
         seed_torch(cfg.train.seed, step);
 
-        // Forward and losses.
-        let z = match stage {
-            Stage::Tokenizer => model.ae.encode(&x, mask.as_ref()),
-            Stage::Decoder => tch::no_grad(|| model.ae.encode(&x, mask.as_ref())),
-        };
-        let xhat = model.ae.decode(&z);
         let global_step = step + 1;
         let (mut aug_rng, mut crop_rng) = (
             step_rng(cfg.train.seed, step, Stream::Augment),
             step_rng(cfg.train.seed, step, Stream::Crop),
         );
-        let PixelObjective {
-            mut loss,
-            mut terms,
-            mut gan_log,
-        } = pixel_objective(
-            &x,
-            &xhat,
-            cfg,
-            step,
-            lpips.as_ref(),
-            gan.as_ref().map(|g| &g.disc),
-            model.ae.decoder.last_layer(),
-            &mut aug_rng,
-            &mut crop_rng,
-        );
-        if aux_on {
-            let mask = mask.as_ref().context("stage 1 always masks")?;
-            for (a, ac) in model.aux.iter().zip(&cfg.aux) {
-                let target = if a.loss == AuxLoss::Caption {
-                    caption_target(&batch.text_ids, a.decoder.out_dim).to_device(device)
-                } else {
-                    target_of(&batch, &ac.target, n_tokens, grid)?.to_device(device)
-                };
-                let l = a.loss(&a.forward(&z, grid), &target, mask);
-                loss += &l * ac.weight;
-                terms.push((format!("aux_{}", a.name), l));
+        // Forward and losses, under autocast when the precision asks for it (backward runs
+        // outside, as in PyTorch).
+        let autocast_kind = cfg.train.precision.autocast_kind(device);
+        let (
+            xhat,
+            PixelObjective {
+                loss,
+                terms,
+                mut gan_log,
+            },
+        ) = autocast(device, autocast_kind, || -> anyhow::Result<_> {
+            let z = match stage {
+                Stage::Tokenizer => model.ae.encode(&x, mask.as_ref()),
+                Stage::Decoder => tch::no_grad(|| model.ae.encode(&x, mask.as_ref())),
+            };
+            let xhat = model.ae.decode(&z);
+            let mut objective = pixel_objective(
+                &x,
+                &xhat,
+                cfg,
+                step,
+                lpips.as_ref(),
+                gan.as_ref().map(|g| &g.disc),
+                model.ae.decoder.last_layer(),
+                &mut aug_rng,
+                &mut crop_rng,
+            );
+            if aux_on {
+                let mask = mask.as_ref().context("stage 1 always masks")?;
+                for (a, ac) in model.aux.iter().zip(&cfg.aux) {
+                    let target = if a.loss == AuxLoss::Caption {
+                        caption_target(&batch.text_ids, a.decoder.out_dim).to_device(device)
+                    } else {
+                        target_of(&batch, &ac.target, n_tokens, grid)?.to_device(device)
+                    };
+                    let l = a.loss(&a.forward(&z, grid), &target, mask);
+                    objective.loss += &l * ac.weight;
+                    objective.terms.push((format!("aux_{}", a.name), l));
+                }
             }
-        }
+            Ok((xhat, objective))
+        })?;
         let values: Vec<(String, f64)> = terms
             .iter()
             .map(|(k, t)| (k.clone(), f64::try_from(t.detach()).unwrap_or(f64::NAN)))
@@ -416,16 +430,18 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
         opt.step(lr);
         ema.update(&params);
         if let Some(g) = gan.as_mut().filter(|_| cfg.gan.active(global_step)) {
-            let d = discriminator_loss(
-                &g.disc,
-                &x,
-                &xhat,
-                &cfg.gan,
-                global_step,
-                &mut g.lecam,
-                &mut aug_rng,
-                &mut crop_rng,
-            );
+            let d = autocast(device, autocast_kind, || {
+                discriminator_loss(
+                    &g.disc,
+                    &x,
+                    &xhat,
+                    &cfg.gan,
+                    global_step,
+                    &mut g.lecam,
+                    &mut aug_rng,
+                    &mut crop_rng,
+                )
+            });
             g.opt.zero_grad();
             d.loss.backward();
             let dn = g.opt.clip_grad_norm(if cfg.optim.grad_clip > 0.0 {
