@@ -168,6 +168,23 @@ mod tests {
         );
     }
 
+    /// The CUDA region sets CUDA's autocast state (thread-local flags, settable without a
+    /// GPU) and leaves the CPU's alone; what CUDA kernels then do is libtorch's.
+    #[test]
+    fn a_cuda_region_turns_on_cuda_autocast_in_bf16() {
+        let cuda = Device::Cuda(0);
+        let (on, dtype, cpu_on) = autocast(cuda, Some(Kind::BFloat16), || {
+            // SAFETY: see the module comment.
+            let dtype = unsafe { at_get_autocast_dtype(DEVICE_CUDA) };
+            (is_enabled(cuda), dtype, is_enabled(Device::Cpu))
+        });
+        assert!(on && !cpu_on);
+        assert_eq!(dtype, 15);
+        assert!(!is_enabled(cuda));
+        // SAFETY: see the module comment.
+        assert_eq!(unsafe { at_get_autocast_dtype(DEVICE_CUDA) }, 5);
+    }
+
     #[test]
     fn auto_is_bf16_on_cuda_and_fp32_on_cpu() {
         assert_eq!(Precision::Auto.autocast_kind(Device::Cpu), None);
