@@ -8,7 +8,6 @@
 //! `complete: true` only at the end.
 
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,7 +19,6 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
-use sha2::Digest;
 
 pub const FORMAT: &str = "maetok-latents";
 pub const SCHEMA_VERSION: u32 = 1;
@@ -203,19 +201,7 @@ impl LatentWriter {
             w.write(&batch).map_err(std::io::Error::other)?;
             w.into_inner().map_err(std::io::Error::other)?.sync_all()?;
         }
-        let sha256 = {
-            let mut h = sha2::Sha256::new();
-            let mut f = File::open(&tmp)?;
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let k = f.read(&mut buf)?;
-                if k == 0 {
-                    break;
-                }
-                h.update(&buf[..k]);
-            }
-            hex::encode(h.finalize())
-        };
+        let sha256 = maetok_teachers::weights::file_sha256(&tmp)?;
         crate::atomic::commit(&tmp, &path)?;
         self.manifest.images += rows.len() as u64;
         self.manifest.shards.push(LatentShardInfo {

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray};
-use maetok_e2e::{batches, fixtures, photo_folder, preprocess, run_ok};
+use maetok_e2e::{batches, fixtures, manifest, photo_folder, preprocess, run_ok};
 use maetok_trainer::maetok::AeModel;
 use maetok_trainer::metrics::to_u8;
 use tch::{Kind, Tensor};
@@ -21,14 +21,34 @@ fn checkpoint(dir: &Path) -> PathBuf {
         ckpt.join("model.safetensors"),
     )
     .unwrap();
-    let arch: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(src.join("arch.json")).unwrap()).unwrap();
-    let mut cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    let arch = manifest(&src, "arch.json");
+    let mut cfg = manifest(&src, "config.json");
     cfg["enc_num_heads"] = arch["encoder"]["num_heads"].clone();
     cfg["dec_num_heads"] = arch["decoder"]["num_heads"].clone();
     std::fs::write(ckpt.join("config.json"), cfg.to_string()).unwrap();
     ckpt
+}
+
+/// `maetok CMD --checkpoint CKPT --input INPUT --output OUTPUT EXTRA...`
+fn args<'a>(
+    cmd: &'a str,
+    ckpt: &'a Path,
+    input: &'a Path,
+    output: &'a Path,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let path = |p: &'a Path| p.to_str().expect("UTF-8 path");
+    let mut a = vec![
+        cmd,
+        "--checkpoint",
+        path(ckpt),
+        "--input",
+        path(input),
+        "--output",
+        path(output),
+    ];
+    a.extend_from_slice(extra);
+    a
 }
 
 #[test]
@@ -43,29 +63,21 @@ fn encode_and_reconstruct_a_shard_folder() {
     );
     let ckpt = checkpoint(dir.path());
     let latents = dir.path().join("latents.safetensors");
-    run_ok(&[
+    run_ok(&args(
         "encode",
-        "--checkpoint",
-        ckpt.to_str().unwrap(),
-        "--input",
-        shards.to_str().unwrap(),
-        "--output",
-        latents.to_str().unwrap(),
-        "--batch-size",
-        "3",
-    ]);
+        &ckpt,
+        &shards,
+        &latents,
+        &["--batch-size", "3"],
+    ));
     let out = dir.path().join("recon");
-    run_ok(&[
+    run_ok(&args(
         "reconstruct",
-        "--checkpoint",
-        ckpt.to_str().unwrap(),
-        "--input",
-        shards.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--batch-size",
-        "5",
-    ]);
+        &ckpt,
+        &shards,
+        &out,
+        &["--batch-size", "5"],
+    ));
 
     // The library on the stored view-0 pixels.
     let model = AeModel::load(&ckpt).unwrap();
@@ -123,30 +135,21 @@ fn encode_and_reconstruct_a_shard_folder() {
     }
     let grid = image::open(out.join("grid.png")).unwrap();
     assert_eq!((grid.width(), grid.height()), (8 * 68 + 4, 2 * 68 + 4));
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    let m = manifest(&out, "metrics.json");
     assert_eq!(m["images"], 8);
     assert!(m["psnr"].as_f64().unwrap().is_finite() && m["ssim"].as_f64().unwrap() <= 1.0);
     assert!(m["psnr_mean_colour_baseline"].as_f64().unwrap() > 5.0);
 
     // A folder output: latent shards with the flipped image's latent, mean/std, labels.
     let folder = dir.path().join("latent-shards");
-    run_ok(&[
+    run_ok(&args(
         "encode",
-        "--checkpoint",
-        ckpt.to_str().unwrap(),
-        "--input",
-        shards.to_str().unwrap(),
-        "--output",
-        folder.to_str().unwrap(),
-        "--batch-size",
-        "3",
-        "--shard-rows",
-        "5",
-    ]);
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(folder.join("manifest.json")).unwrap())
-            .unwrap();
+        &ckpt,
+        &shards,
+        &folder,
+        &["--batch-size", "3", "--shard-rows", "5"],
+    ));
+    let m = manifest(&folder, "manifest.json");
     assert_eq!(
         (m["complete"].as_bool(), m["images"].as_u64()),
         (Some(true), Some(8))
@@ -207,15 +210,7 @@ print("ok", rows)
         String::from_utf8_lossy(&o.stderr)
     );
     // An existing latent folder is not overwritten.
-    let o = maetok_e2e::run(&[
-        "encode",
-        "--checkpoint",
-        ckpt.to_str().unwrap(),
-        "--input",
-        shards.to_str().unwrap(),
-        "--output",
-        folder.to_str().unwrap(),
-    ]);
+    let o = maetok_e2e::run(&args("encode", &ckpt, &shards, &folder, &[]));
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("already holds"));
 }
