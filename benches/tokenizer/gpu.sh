@@ -13,9 +13,9 @@
 #   [DEVICE=cuda] [MAETOK_BIN=target/release/maetok] [TORCH_PYTHON=/opt/torch/.venv/bin/python] \
 #   [PRECISIONS="bf16 fp32"] benches/tokenizer/gpu.sh [STEPS=60] [BATCH=64]
 #
-# The release binary carries debug info (~200 MB); carry a stripped copy (~19 MB) to the
-# device machine: `strip -o bench-out/maetok target/release/maetok`, carry `bench-out/maetok`,
-# run with MAETOK_BIN=bench-out/maetok.
+# The release binary (~46 MB with our crates' line tables) fits the device's 64 MiB carry
+# limit, but a stripped copy (~19 MB) travels faster: `strip -o bench-out/maetok
+# target/release/maetok`, carry `bench-out/maetok`, run with MAETOK_BIN=bench-out/maetok.
 #
 # (Checked on the CPU with DEVICE=cpu PRECISIONS=fp32 and a few steps at batch 2: CPU bf16
 # autocast of the full model is far too slow on CPUs without bf16 units.)
