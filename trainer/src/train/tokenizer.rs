@@ -21,7 +21,9 @@
 //! An auxiliary entry with `loss = "caption"` (target `text_ids`) is the caption decoder
 //! of spec §4.5 (UNCONFIRMED design: see `maetok/aux.rs`).
 //!
-//! Not yet here: bf16 autocast.
+//! `train.precision` (`precision.rs`): the forward pass, the losses and the discriminator
+//! step run under libtorch's autocast (bf16 on CUDA by default); backward, the optimiser
+//! and EMA stay fp32.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -287,6 +289,7 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
         cursor,
     )?;
     let sched = cfg.schedule(1, cfg.optim.warmup_steps);
+    let autocast_kind = cfg.train.precision.autocast_kind(device);
     let total = cfg.train.steps;
     let stop_at = opts.max_steps.map_or(total, |m| (step + m).min(total));
     let start_step = step;
@@ -345,7 +348,6 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
         );
         // Forward and losses, under autocast when the precision asks for it (backward runs
         // outside, as in PyTorch).
-        let autocast_kind = cfg.train.precision.autocast_kind(device);
         let (
             xhat,
             PixelObjective {
