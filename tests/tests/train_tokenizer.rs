@@ -327,3 +327,204 @@ fn bf16_autocast_trains_close_to_fp32() {
             .unwrap();
     assert!(w.iter().all(|(_, t)| t.kind() == tch::Kind::Float));
 }
+
+/// Settings under which libtorch's CPU kernels, and so every float sum, are the same on any
+/// x86-64 CPU: one thread, ATen's baseline kernels, MKL's conditional-numerical-
+/// reproducibility mode and oneDNN held to SSE4.1.
+const PORTABLE: [(&str, &str); 5] = [
+    ("OMP_NUM_THREADS", "1"),
+    ("MKL_NUM_THREADS", "1"),
+    ("ATEN_CPU_CAPABILITY", "default"),
+    ("MKL_CBWR", "COMPATIBLE"),
+    ("ONEDNN_MAX_CPU_ISA", "SSE41"),
+];
+
+/// Timings differ between runs; everything else in a metrics line is a function of the
+/// config, the data and the kernels.
+const TIMING_KEYS: [&str; 3] = ["it_per_sec", "images_per_sec", "data_wait"];
+
+/// `(step, [(key, value)])` of every line of a run's metrics.jsonl, timings left out.
+fn loss_terms(run: &Path) -> Vec<(u64, Vec<(String, f64)>)> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let terms = v
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| *k != "step" && !TIMING_KEYS.contains(&k.as_str()))
+                .map(|(k, x)| (k.clone(), x.as_f64().unwrap()))
+                .collect();
+            (v["step"].as_u64().unwrap(), terms)
+        })
+        .collect()
+}
+
+/// The golden file's text: a header, then `step key=value …` per step, values in full
+/// precision.
+fn golden_text(what: &str, terms: &[(u64, Vec<(String, f64)>)]) -> String {
+    let mut s = format!(
+        "# {what}\n# written by tests/tests/train_tokenizer.rs::losses_match_the_golden_files \
+         (MAETOK_GOLDEN_WRITE=1) under {}\n",
+        PORTABLE
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    for (step, t) in terms {
+        s += &step.to_string();
+        for (k, v) in t {
+            s += &format!(" {k}={v:e}");
+        }
+        s += "\n";
+    }
+    s
+}
+
+fn parse_golden(text: &str) -> Vec<(u64, Vec<(String, f64)>)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let mut it = l.split(' ');
+            let step = it.next().unwrap().parse().unwrap();
+            let terms = it
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=').unwrap();
+                    (k.to_string(), v.parse().unwrap())
+                })
+                .collect();
+            (step, terms)
+        })
+        .collect()
+}
+
+/// Compares a run's terms with a golden file: the same steps and keys, each key within
+/// `tol` of the golden values relative to that key's largest golden magnitude (the
+/// project's max|Δ|/max|ref|).
+fn check_golden(name: &str, got: &[(u64, Vec<(String, f64)>)], tol: f64) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("golden")
+        .join(name);
+    if std::env::var_os("MAETOK_GOLDEN_WRITE").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, golden_text(name, got)).unwrap();
+        eprintln!("wrote {}", path.display());
+        return;
+    }
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let want = parse_golden(&text);
+    assert_eq!(
+        got.iter().map(|g| g.0).collect::<Vec<_>>(),
+        want.iter().map(|w| w.0).collect::<Vec<_>>(),
+        "{name}: steps"
+    );
+    let keys = |t: &[(String, f64)]| t.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    let mut worst = (0.0f64, String::new());
+    for ((step, g), (_, w)) in got.iter().zip(&want) {
+        assert_eq!(keys(g), keys(w), "{name}: keys at step {step}");
+    }
+    for (k, _) in &want[0].1 {
+        let col = |rows: &[(u64, Vec<(String, f64)>)]| -> Vec<f64> {
+            rows.iter()
+                .map(|(_, t)| t.iter().find(|(n, _)| n == k).unwrap().1)
+                .collect()
+        };
+        let (g, w) = (col(got), col(&want));
+        let scale = w.iter().fold(0f64, |m, v| m.max(v.abs()));
+        let diff = g
+            .iter()
+            .zip(&w)
+            .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+        let rel = if scale > 0.0 { diff / scale } else { diff };
+        if rel > worst.0 {
+            worst = (rel, k.clone());
+        }
+        assert!(
+            rel <= tol,
+            "{name}: `{k}` differs from the golden file by {rel:.2e} (max|Δ|/max|ref|) > {tol:e}\n\
+             got    {g:?}\nwanted {w:?}"
+        );
+    }
+    match worst.0 {
+        0.0 => eprintln!("{name}: every term equal to the golden file"),
+        e => eprintln!("{name}: worst term `{}` at {e:.1e}", worst.1),
+    }
+}
+
+/// Golden losses (tests/golden/): every loss term of the first 30 steps of the tiny stage-1
+/// config with every loss on (pixel, LPIPS, the GAN from step 0, HOG), and of 30 steps of
+/// stage 2 from it, under `PORTABLE` settings so the files hold on any x86-64 CPU. A
+/// reshaping of the loop must leave them unchanged (1e-5 relative); a change that is meant
+/// to change the draws re-records them (`MAETOK_GOLDEN_WRITE=1`) and says why.
+#[test]
+fn losses_match_the_golden_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let shards = shards(dir.path());
+    let fx = fixtures();
+    let all_losses = |name: &str, extra: &str| {
+        let cfg = config(dir.path(), name, &shards, extra);
+        let text = std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("\nsteps = 12\n", "\nsteps = 30\n")
+            .replace("checkpoint_every = 4", "checkpoint_every = 30")
+            .replace("sample_every = 6", "sample_every = 30")
+            .replace(
+                "perceptual_weight = 0.0   # LPIPS needs VGG16 weights; the tiny preset trains without it",
+                &format!(
+                    "perceptual_weight = 1.0\nperceptual_warmup = 10\nlpips_vgg = {:?}\nlpips_heads = {:?}",
+                    fx.join("lpips/vgg.safetensors"),
+                    fx.join("lpips/heads.safetensors")
+                ),
+            )
+            .replace(
+                "disc_weight = 0.0         # the DINO discriminator needs ViT-S/16 weights; off here",
+                &format!(
+                    "disc_weight = 0.5\ndisc_start = 0\nbackbone = {:?}\nbackbone_heads = 2",
+                    fx.join("step/dino.safetensors")
+                ),
+            );
+        assert!(
+            text.contains("disc_start = 0") && text.contains("lpips_heads"),
+            "{text}"
+        );
+        std::fs::write(&cfg, text).unwrap();
+        cfg
+    };
+    let portable = |mut c: std::process::Command| {
+        c.envs(PORTABLE);
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let s1 = dir.path().join("stage1");
+    portable(train(&all_losses("golden1.toml", ""), &s1));
+    let t1 = loss_terms(&s1);
+    for k in ["rec", "lpips", "gan_g", "aux_hog", "d_loss"] {
+        assert!(
+            t1[0].1.iter().any(|(n, _)| n == k),
+            "stage 1 logs no `{k}`: {:?}",
+            t1[0].1
+        );
+    }
+    check_golden("tokenizer-tiny-all-losses_stage1_cpu.txt", &t1, 1e-5);
+
+    let s2 = dir.path().join("stage2");
+    let mut c = maetok();
+    c.args(["train", "decoder", "--config"])
+        .arg(all_losses(
+            "golden2.toml",
+            "[decoder_ft]\nmask_ratio_start = 0.6\n",
+        ))
+        .arg("--run")
+        .arg(&s2)
+        .arg("--from")
+        .arg(&s1);
+    portable(c);
+    check_golden(
+        "tokenizer-tiny-all-losses_stage2_cpu.txt",
+        &loss_terms(&s2),
+        1e-5,
+    );
+}
