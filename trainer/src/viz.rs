@@ -1,8 +1,15 @@
-//! Pictures for people watching a run: originals above reconstructions, and loss curves.
+//! Pictures for people watching a run: labelled rows of images (originals above
+//! reconstructions) and loss curves with axes, values and a legend. Drawn with `plotters`
+//! on its bitmap backend; the text uses a font compiled into the binary
+//! (`epaint_default_fonts`' Ubuntu Light), so no system fonts are needed.
 
 use std::path::Path;
+use std::sync::Once;
 
 use anyhow::Context;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::style::{register_font, FontStyle};
 use tch::Tensor;
 
 use crate::metrics::to_u8;
@@ -26,6 +33,35 @@ pub fn tensor_to_rgb8(x: &Tensor) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The family name the bundled font is registered under.
+const FONT: &str = "sans-serif";
+
+/// Registers the bundled font with plotters once per process.
+fn font() -> anyhow::Result<()> {
+    static ONCE: Once = Once::new();
+    let mut ok = true;
+    ONCE.call_once(|| {
+        ok = register_font(FONT, FontStyle::Normal, epaint_default_fonts::UBUNTU_LIGHT).is_ok();
+    });
+    anyhow::ensure!(ok, "the bundled font did not parse");
+    Ok(())
+}
+
+/// Encodes an RGB8 canvas as PNG and writes it atomically (a reader never sees half a
+/// picture: `loss.png` is rewritten at every log step).
+fn save_png(buf: Vec<u8>, (w, h): (u32, u32), path: &Path) -> anyhow::Result<()> {
+    let img = image::RgbImage::from_raw(w, h, buf).context("canvas size")?;
+    let mut png = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut png, image::ImageFormat::Png)
+        .context("encoding PNG")?;
+    maetok_pipeline::atomic::write(path, png.get_ref())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn draw_err<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> anyhow::Error {
+    anyhow::anyhow!("drawing: {e}")
+}
+
 /// Originals (top row) above their reconstructions (bottom row), up to `n` columns, each
 /// `side` × `side`.
 pub fn write_grid(
@@ -37,35 +73,135 @@ pub fn write_grid(
 ) -> anyhow::Result<()> {
     let n = n.min(recons.len()).min(originals.len()).max(1);
     let rows = vec![
-        originals.iter().take(n).copied().collect(),
-        recons.iter().take(n).copied().collect(),
+        ("original", originals.iter().take(n).copied().collect()),
+        ("reconstruction", recons.iter().take(n).copied().collect()),
     ];
     write_rows(&rows, side, path)
 }
 
-/// Rows of same-size images (e.g. originals, stage 1, stage 2), one column per image.
-pub fn write_rows(rows: &[Vec<&[u8]>], side: usize, path: &Path) -> anyhow::Result<()> {
-    let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0).max(1) as u32;
+/// Width of the label column left of the images.
+const LABEL_W: u32 = 120;
+
+/// Labelled rows of same-size RGB8 images (e.g. originals, stage 1, stage 2), one column
+/// per image, the row's name left of it.
+pub fn write_rows(rows: &[(&str, Vec<&[u8]>)], side: usize, path: &Path) -> anyhow::Result<()> {
+    font()?;
+    let cols = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(1) as u32;
     let (s, pad) = (side as u32, 4u32);
-    let mut canvas = image::RgbImage::from_pixel(
-        cols * (s + pad) + pad,
+    let (w, h) = (
+        LABEL_W + cols * (s + pad) + pad,
         rows.len() as u32 * (s + pad) + pad,
-        image::Rgb([255, 255, 255]),
     );
-    for (r, row) in rows.iter().enumerate() {
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    for (r, (_, row)) in rows.iter().enumerate() {
         for (c, px) in row.iter().enumerate() {
-            let tile = image::RgbImage::from_raw(s, s, px.to_vec()).context("image buffer")?;
-            let (x, y) = (pad + c as u32 * (s + pad), pad + r as u32 * (s + pad));
-            image::imageops::overlay(&mut canvas, &tile, x as i64, y as i64);
+            anyhow::ensure!(
+                px.len() == (s * s * 3) as usize,
+                "image {c} of row {r} has {} bytes, not {side}×{side}×3",
+                px.len()
+            );
+            let (x0, y0) = (
+                LABEL_W + pad + c as u32 * (s + pad),
+                pad + r as u32 * (s + pad),
+            );
+            for y in 0..s {
+                let src = &px[(y * s * 3) as usize..((y + 1) * s * 3) as usize];
+                let at = (((y0 + y) * w + x0) * 3) as usize;
+                buf[at..at + src.len()].copy_from_slice(src);
+            }
         }
     }
-    canvas
-        .save(path)
-        .with_context(|| format!("writing {}", path.display()))
+    {
+        let area = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        let style = TextStyle::from((FONT, 16).into_font())
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Right, VPos::Center));
+        for (r, (label, _)) in rows.iter().enumerate() {
+            let y = (pad + r as u32 * (s + pad) + s / 2) as i32;
+            area.draw_text(label, &style, (LABEL_W as i32 - 6, y))
+                .map_err(draw_err)?;
+        }
+        area.present().map_err(draw_err)?;
+    }
+    save_png(buf, (w, h), path)
 }
 
-/// Colours of the curves, in series order (the legend is the series order in the run's
-/// `metrics.jsonl` keys, also logged).
+/// Loss curves on a shared log-scale y axis (each series' own range would hide the trends
+/// of the small terms), steps on x, a legend naming each term, `title` above.
+pub fn write_loss_curves(
+    title: &str,
+    series: &[(String, Vec<(u64, f64)>)],
+    path: &Path,
+) -> anyhow::Result<()> {
+    font()?;
+    let (w, h) = (900u32, 480u32);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    let finite = |v: f64| v.is_finite() && v > 0.0;
+    let pts: Vec<(u64, f64)> = series
+        .iter()
+        .flat_map(|(_, s)| s.iter().copied())
+        .filter(|&(_, v)| finite(v))
+        .collect();
+    {
+        let area = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        area.fill(&WHITE).map_err(draw_err)?;
+        let x_max = pts.iter().map(|p| p.0).max().unwrap_or(1).max(1);
+        let lo = pts.iter().map(|p| p.1).fold(f64::MAX, f64::min);
+        let hi = pts.iter().map(|p| p.1).fold(f64::MIN, f64::max);
+        // Whole decades around the data, so the axis always shows labelled ticks.
+        let (lo, hi) = if pts.is_empty() {
+            (0.1, 10.0)
+        } else {
+            (
+                10f64.powf(lo.log10().floor()),
+                10f64.powf(hi.log10().ceil().max(lo.log10().floor() + 1.0)),
+            )
+        };
+        let mut chart = ChartBuilder::on(&area)
+            .caption(title, (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0u64..x_max, (lo..hi).log_scale())
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .y_desc("loss (log scale)")
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 15))
+            .y_label_formatter(&|v| format!("{v:.0e}"))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(draw_err)?;
+        for (i, (name, s)) in series.iter().enumerate() {
+            let [r, g, b] = PALETTE[i % PALETTE.len()];
+            let colour = RGBColor(r, g, b);
+            let line: Vec<(u64, f64)> = s.iter().copied().filter(|&(_, v)| finite(v)).collect();
+            chart
+                .draw_series(LineSeries::new(line, colour.stroke_width(2)))
+                .map_err(draw_err)?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
+                });
+        }
+        if !series.is_empty() {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .label_font((FONT, 14))
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.4))
+                .draw()
+                .map_err(draw_err)?;
+        }
+        area.present().map_err(draw_err)?;
+    }
+    save_png(buf, (w, h), path)
+}
+
+/// Colours of the curves, in series order (matplotlib's tab10).
 pub const PALETTE: [[u8; 3]; 8] = [
     [31, 119, 180],
     [255, 127, 14],
@@ -77,69 +213,51 @@ pub const PALETTE: [[u8; 3]; 8] = [
     [127, 127, 127],
 ];
 
-/// Loss curves on a shared log-scale y axis (each series' own range would hide the
-/// trends of the small terms), steps on x, light grid lines at powers of ten.
-pub fn write_loss_curves(series: &[(String, Vec<(u64, f64)>)], path: &Path) -> anyhow::Result<()> {
-    let (w, h, m) = (800u32, 400u32, 20u32);
-    let mut img = image::RgbImage::from_pixel(w, h, image::Rgb([255, 255, 255]));
-    let pts: Vec<(u64, f64)> = series
-        .iter()
-        .flat_map(|(_, s)| s.iter().copied())
-        .filter(|(_, v)| v.is_finite() && v.abs() > 0.0)
-        .collect();
-    if pts.is_empty() {
-        return img
-            .save(path)
-            .with_context(|| format!("writing {}", path.display()));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pictures carry text: label and legend pixels differ from a text-free canvas.
+    #[test]
+    fn curves_and_rows_are_drawn_with_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let series = vec![
+            (
+                "loss".to_string(),
+                (1..=50).map(|s| (s, 1.0 / s as f64)).collect(),
+            ),
+            (
+                "rec".to_string(),
+                (1..=50).map(|s| (s, 0.1 / s as f64)).collect(),
+            ),
+        ];
+        let p = dir.path().join("loss.png");
+        write_loss_curves("run `x`", &series, &p).unwrap();
+        let img = image::open(&p).unwrap().into_rgb8();
+        assert_eq!(img.dimensions(), (900, 480));
+        // Curves in their palette colours, and dark text (axes, labels, title).
+        let has = |c: [u8; 3]| img.pixels().any(|p| p.0 == c);
+        assert!(has(PALETTE[0]) && has(PALETTE[1]));
+        let dark = img.pixels().filter(|p| p.0.iter().all(|&v| v < 90)).count();
+        assert!(dark > 500, "{dark} dark pixels: no axes or text?");
+
+        let tile = vec![200u8; 8 * 8 * 3];
+        let rows = vec![
+            ("original", vec![tile.as_slice(); 3]),
+            ("stage 1", vec![tile.as_slice(); 3]),
+        ];
+        let p = dir.path().join("rows.png");
+        write_rows(&rows, 8, &p).unwrap();
+        let img = image::open(&p).unwrap().into_rgb8();
+        assert_eq!(img.dimensions(), (LABEL_W + 3 * 12 + 4, 2 * 12 + 4));
+        let label_ink = (0..LABEL_W)
+            .flat_map(|x| (0..img.height()).map(move |y| (x, y)))
+            .filter(|&(x, y)| img.get_pixel(x, y).0[0] < 128)
+            .count();
+        assert!(
+            label_ink > 20,
+            "row labels not drawn ({label_ink} dark pixels)"
+        );
+        assert_eq!(img.get_pixel(LABEL_W + 4, 4).0, [200, 200, 200]);
     }
-    let x_max = pts.iter().map(|p| p.0).max().unwrap_or(1).max(1) as f64;
-    let lo = pts
-        .iter()
-        .map(|p| p.1.abs().log10())
-        .fold(f64::MAX, f64::min)
-        .floor();
-    let hi = pts
-        .iter()
-        .map(|p| p.1.abs().log10())
-        .fold(f64::MIN, f64::max)
-        .ceil();
-    let hi = if hi <= lo { lo + 1.0 } else { hi };
-    let to_px = |step: u64, v: f64| -> (f64, f64) {
-        let x = m as f64 + (w - 2 * m) as f64 * step as f64 / x_max;
-        let y = (h - m) as f64 - (h - 2 * m) as f64 * (v.abs().log10() - lo) / (hi - lo);
-        (x, y)
-    };
-    for d in (lo as i32)..=(hi as i32) {
-        let (_, y) = to_px(0, 10f64.powi(d));
-        for x in m..w - m {
-            img.put_pixel(
-                x,
-                y.round().clamp(0.0, (h - 1) as f64) as u32,
-                image::Rgb([225, 225, 225]),
-            );
-        }
-    }
-    for (i, (_, s)) in series.iter().enumerate() {
-        let c = image::Rgb(PALETTE[i % PALETTE.len()]);
-        let mut prev: Option<(f64, f64)> = None;
-        for &(step, v) in s {
-            if !v.is_finite() || v == 0.0 {
-                prev = None;
-                continue;
-            }
-            let p = to_px(step, v);
-            let from = prev.unwrap_or(p);
-            let n = ((p.0 - from.0).abs().max((p.1 - from.1).abs()).ceil() as usize).max(1);
-            for k in 0..=n {
-                let t = k as f64 / n as f64;
-                let (x, y) = (from.0 + t * (p.0 - from.0), from.1 + t * (p.1 - from.1));
-                if x >= 0.0 && y >= 0.0 && x < w as f64 && y < h as f64 {
-                    img.put_pixel(x as u32, y as u32, c);
-                }
-            }
-            prev = Some(p);
-        }
-    }
-    img.save(path)
-        .with_context(|| format!("writing {}", path.display()))
 }

@@ -133,10 +133,13 @@ pub fn run(
     let b = score(&dir2, &held.images)?;
     let base = baseline(&held.images);
     let tbase = baseline(&seen.images);
-    let rows: Vec<Vec<&[u8]>> = vec![
-        held.images.iter().map(|i| i.data.as_slice()).collect(),
-        a.recons.iter().map(|r| r.as_slice()).collect(),
-        b.recons.iter().map(|r| r.as_slice()).collect(),
+    let rows: Vec<(&str, Vec<&[u8]>)> = vec![
+        (
+            "held out",
+            held.images.iter().map(|i| i.data.as_slice()).collect(),
+        ),
+        ("stage 1", a.recons.iter().map(|r| r.as_slice()).collect()),
+        ("stage 2", b.recons.iter().map(|r| r.as_slice()).collect()),
     ];
     let grid = out.join("tokenizer.png");
     maetok_trainer::viz::write_rows(&rows, RES, &grid)?;

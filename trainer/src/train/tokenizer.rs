@@ -313,6 +313,14 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
         device
     );
 
+    let curve_title = format!(
+        "{} ({})",
+        run.root.file_name().map_or_else(
+            || run.root.display().to_string(),
+            |n| n.to_string_lossy().into_owned()
+        ),
+        stage.name()
+    );
     let mut curves: Vec<(String, Vec<(u64, f64)>)> = Vec::new();
     for v in &history {
         push_curves(&mut curves, v);
@@ -503,7 +511,7 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
             );
             run.append_metrics(&record)?;
             push_curves(&mut curves, &record);
-            write_loss_curves(&curves, &run.root.join("loss.png"))?;
+            write_loss_curves(&curve_title, &curves, &run.root.join("loss.png"))?;
             t_window = Instant::now();
             wait_window = 0.0;
             steps_window = 0;
