@@ -1,7 +1,8 @@
 //! Deterministic per-view randomness: a generator seeded from (seed, key, view) alone, so
 //! views do not depend on thread scheduling, node count or where a resumed job restarted.
 //! The construction is fixed (FNV-1a over the key, SplitMix64 mixing and stream) and must
-//! not change, or stored shards stop being reproducible.
+//! not change, or stored shards stop being reproducible. The same generator serves the
+//! trainer's draws (`maetok_trainer::train::rng`).
 
 /// SplitMix64 finaliser.
 fn mix(mut z: u64) -> u64 {
@@ -17,21 +18,37 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// A SplitMix64 stream for one view of one sample.
+/// SplitMix64 (Steele, Lea and Flood 2014), the project's one small generator: the views of
+/// preprocessing, the loader's order and every training draw. It is counter-based: the n-th
+/// output of `SplitMix::new(s)` is `mix(s + n·γ)`, so a draw keyed by (seed, step, stream,
+/// sample) is reached directly, without drawing the ones before it.
 #[derive(Debug, Clone)]
-pub struct ViewRng {
+pub struct SplitMix {
     state: u64,
 }
 
-impl ViewRng {
-    pub fn new(seed: u64, key: &str, view: u16) -> Self {
-        let state = mix(mix(seed) ^ fnv1a(key.as_bytes())) ^ mix(view as u64 + 1);
-        ViewRng { state }
+/// SplitMix64's increment γ (the odd integer nearest 2⁶⁴/φ).
+const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+impl SplitMix {
+    /// The generator whose state is `state`.
+    pub fn new(state: u64) -> Self {
+        SplitMix { state }
+    }
+
+    /// The generator for one view of one sample, keyed by (seed, key, view).
+    pub fn for_view(seed: u64, key: &str, view: u16) -> Self {
+        Self::new(mix(mix(seed) ^ fnv1a(key.as_bytes())) ^ mix(view as u64 + 1))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        self.state = self.state.wrapping_add(GAMMA);
         mix(self.state)
+    }
+
+    /// Uniform in [0, 1) with 53 random bits.
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// Uniform integer in `[0, n)` (unbiased, by rejection).
@@ -57,24 +74,26 @@ mod tests {
     #[test]
     fn stream_is_pinned() {
         // Pinned values: changing the construction would silently change stored views.
-        let mut r = ViewRng::new(0, "n01440764/n01440764_10026", 2);
+        let mut r = SplitMix::for_view(0, "n01440764/n01440764_10026", 2);
         let first = r.next_u64();
-        let mut again = ViewRng::new(0, "n01440764/n01440764_10026", 2);
+        let mut again = SplitMix::for_view(0, "n01440764/n01440764_10026", 2);
         assert_eq!(first, again.next_u64());
         assert_ne!(
             first,
-            ViewRng::new(0, "n01440764/n01440764_10026", 3).next_u64()
+            SplitMix::for_view(0, "n01440764/n01440764_10026", 3).next_u64()
         );
         assert_ne!(
             first,
-            ViewRng::new(1, "n01440764/n01440764_10026", 2).next_u64()
+            SplitMix::for_view(1, "n01440764/n01440764_10026", 2).next_u64()
         );
         assert_eq!(fnv1a(b"a"), 0xAF63_DC4C_8601_EC8C);
+        // SplitMix64's published first output for state 0.
+        assert_eq!(SplitMix::new(0).next_u64(), 0xE220_A839_7B1D_CDAF);
     }
 
     #[test]
     fn below_covers_range_uniformly() {
-        let mut r = ViewRng::new(3, "k", 2);
+        let mut r = SplitMix::for_view(3, "k", 2);
         let mut counts = [0u32; 5];
         for _ in 0..50_000 {
             counts[r.below(5) as usize] += 1;

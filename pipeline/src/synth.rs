@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, ImageFormat, RgbImage};
 
-use crate::rng::ViewRng;
+use crate::rng::SplitMix;
 
 /// Real ImageNet synsets used as the demo's classes, with the shape each one draws.
 pub const CLASSES: [(&str, &str); 4] = [
@@ -46,7 +46,7 @@ pub struct Sample {
 
 /// The `index`-th sample of class `class` (deterministic).
 pub fn sample(class: usize, index: usize) -> Sample {
-    let mut rng = ViewRng::new(index as u64, CLASSES[class].0, 7);
+    let mut rng = SplitMix::for_view(index as u64, CLASSES[class].0, 7);
     let (w, h) = SIZES[rng.below(SIZES.len() as u64) as usize];
     let (fg_name, fg) = COLOURS[rng.below(COLOURS.len() as u64) as usize];
     let bg_a = [

@@ -29,8 +29,8 @@ fn every_parameter_gets_a_gradient_after_the_first_update() {
     let mut opt = AdamW::new(&params, cfg.adamw());
     let x = Tensor::rand([2, 3, 64, 64], (Kind::Float, tch::Device::Cpu)) * 2.0 - 1.0;
     let target = Tensor::rand([2, 16, 108], (Kind::Float, tch::Device::Cpu));
-    let mut rng = SplitMix::new(1);
-    let mask = sample_mask(2, 16, 0.5, &mut || rng.uniform());
+    let mut rows = [SplitMix::new(1), SplitMix::new(2)];
+    let mask = sample_mask(16, 0.5, &mut rows);
     let mut grads = Vec::new();
     for _ in 0..2 {
         opt.zero_grad();

@@ -9,7 +9,7 @@
 
 use super::resample::{resize_window, Filter};
 use super::Rgb8;
-use crate::rng::ViewRng;
+use crate::rng::SplitMix;
 
 /// Where a view came from, in source-image pixels (after EXIF handling, before resizing).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -86,7 +86,7 @@ pub fn adm_center_crop(img: &Rgb8, r: usize) -> (Rgb8, CropBox) {
 }
 
 /// ADM `random_crop_arr` (min/max crop fraction 0.8/1.0) plus a coin-flip mirror.
-pub fn random_resized_crop(img: &Rgb8, r: usize, rng: &mut ViewRng) -> (Rgb8, CropBox) {
+pub fn random_resized_crop(img: &Rgb8, r: usize, rng: &mut SplitMix) -> (Rgb8, CropBox) {
     let min_short = r; // ceil(r / 1.0)
     let max_short = (r as f64 / 0.8).ceil() as usize;
     let short = min_short + rng.below((max_short - min_short + 1) as u64) as usize;
@@ -125,7 +125,7 @@ pub fn make_views(img: &Rgb8, r: usize, count: u16, seed: u64, key: &str) -> Vec
         },
     );
     for index in 2..count {
-        let mut rng = ViewRng::new(seed, key, index);
+        let mut rng = SplitMix::for_view(seed, key, index);
         let (pixels, crop) = random_resized_crop(img, r, &mut rng);
         views.push(View {
             index,

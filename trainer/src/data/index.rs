@@ -1,7 +1,7 @@
 //! The sample order: which image (and which of its stored views) each global position of an
 //! epoch names, and which positions a rank reads.
 
-use maetok_pipeline::rng::ViewRng;
+use maetok_pipeline::rng::SplitMix;
 
 /// Where training is in the data: positions of the epoch's global order consumed by all
 /// ranks together. Saved in checkpoints; a resumed job may change its world size.
@@ -20,7 +20,7 @@ pub struct Order {
 
 impl Order {
     pub fn new(seed: u64, epoch: u64, images: usize) -> Self {
-        let mut rng = ViewRng::new(
+        let mut rng = SplitMix::for_view(
             seed,
             "maetok-loader-order",
             (epoch % u16::MAX as u64) as u16,
@@ -55,7 +55,7 @@ pub fn view_of(seed: u64, epoch: u64, image: usize, views: u16) -> u16 {
     if views <= 1 {
         return 0;
     }
-    let mut rng = ViewRng::new(
+    let mut rng = SplitMix::for_view(
         seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15),
         "maetok-loader-view",
         0,
@@ -63,7 +63,7 @@ pub fn view_of(seed: u64, epoch: u64, image: usize, views: u16) -> u16 {
     for _ in 0..(image % 7) {
         rng.next_u64();
     }
-    let mut r = ViewRng::new(rng.next_u64() ^ image as u64, "view", views);
+    let mut r = SplitMix::for_view(rng.next_u64() ^ image as u64, "view", views);
     r.below(views as u64) as u16
 }
 

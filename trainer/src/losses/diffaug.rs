@@ -5,7 +5,8 @@
 //! `cutout_R` = a per-sample square of R·side set to 0.
 //!
 //! The random numbers come from a `Draws` source in the reference's order, so a training run
-//! draws them from its per-step generator and the parity test replays the reference's own.
+//! draws them from its keyed generators (`SampleDraws`: coins per step, values per sample)
+//! and the parity test replays the reference's own.
 
 use tch::{Kind, Tensor};
 
@@ -21,6 +22,11 @@ pub trait Draws {
     fn int(&mut self, lo: i64, hi: i64, n: usize) -> Vec<i64>;
 }
 
+/// `torch.randint`'s integer in [lo, hi) from a uniform in [0, 1).
+fn int_in(u: f64, lo: i64, hi: i64) -> i64 {
+    lo + ((u * (hi - lo).max(1) as f64) as i64).min(hi - lo - 1)
+}
+
 impl Draws for SplitMix {
     fn coin(&mut self) -> f64 {
         self.uniform()
@@ -31,9 +37,45 @@ impl Draws for SplitMix {
     }
 
     fn int(&mut self, lo: i64, hi: i64, n: usize) -> Vec<i64> {
-        let span = (hi - lo).max(1) as f64;
         (0..n)
-            .map(|_| lo + ((SplitMix::uniform(self) * span) as i64).min(hi - lo - 1))
+            .map(|_| int_in(SplitMix::uniform(self), lo, hi))
+            .collect()
+    }
+}
+
+/// A training step's draws: the policies' coins from the step's generator, each sample's
+/// values from that sample's own (`train::rng::sample_rngs`), so a sample is augmented the
+/// same way whichever rank holds it.
+pub struct SampleDraws {
+    pub batch: SplitMix,
+    pub rows: Vec<SplitMix>,
+}
+
+impl SampleDraws {
+    fn rows(&mut self, n: usize) -> &mut [SplitMix] {
+        assert_eq!(
+            n,
+            self.rows.len(),
+            "draws asked for {n} samples of a batch of {}",
+            self.rows.len()
+        );
+        &mut self.rows
+    }
+}
+
+impl Draws for SampleDraws {
+    fn coin(&mut self) -> f64 {
+        self.batch.uniform()
+    }
+
+    fn uniform(&mut self, n: usize) -> Vec<f64> {
+        self.rows(n).iter_mut().map(|r| r.uniform()).collect()
+    }
+
+    fn int(&mut self, lo: i64, hi: i64, n: usize) -> Vec<i64> {
+        self.rows(n)
+            .iter_mut()
+            .map(|r| int_in(r.uniform(), lo, hi))
             .collect()
     }
 }

@@ -1,8 +1,11 @@
 //! Mask modeling's random draws (spec §3): one ratio per step from N(0.6, 0.25²) truncated
 //! to [0.4, 0.6], `ceil(N · r)` masked patches per image at positions from an independent
-//! uniform permutation per image. Randomness comes from the caller's uniform source, so a
-//! training run owns (and checkpoints) its generator state.
+//! uniform permutation per image. Randomness comes from the caller: the ratio from the
+//! step's uniform source, each image's positions from that image's own generator (keyed by
+//! its global sample index in training, `train/rng.rs`), so an image's mask does not
+//! depend on the images beside it.
 
+use maetok_pipeline::rng::SplitMix;
 use tch::Tensor;
 
 /// The truncated normal of the mask ratio, by rejection from Box–Muller normals (exact;
@@ -26,17 +29,18 @@ pub fn masked_count(n: i64, r: f64) -> i64 {
     ((n as f64) * r).ceil() as i64
 }
 
-/// A (B, N) bool mask with `masked_count(n, r)` true entries per row at uniformly random
-/// positions (Fisher–Yates per row).
-pub fn sample_mask(b: i64, n: i64, r: f64, uniform: &mut impl FnMut() -> f64) -> Tensor {
+/// A (B, N) bool mask, B = `rows.len()`, with `masked_count(n, r)` true entries per row at
+/// uniformly random positions (Fisher–Yates, row b drawing from `rows[b]`).
+pub fn sample_mask(n: i64, r: f64, rows: &mut [SplitMix]) -> Tensor {
     let k = masked_count(n, r) as usize;
+    let b = rows.len() as i64;
     let mut flags = vec![false; (b * n) as usize];
     let mut perm: Vec<usize> = Vec::with_capacity(n as usize);
-    for row in flags.chunks_exact_mut(n as usize) {
+    for (row, rng) in flags.chunks_exact_mut(n as usize).zip(rows.iter_mut()) {
         perm.clear();
         perm.extend(0..n as usize);
         for i in (1..perm.len()).rev() {
-            let j = ((uniform() * (i + 1) as f64) as usize).min(i);
+            let j = ((rng.uniform() * (i + 1) as f64) as usize).min(i);
             perm.swap(i, j);
         }
         for &p in &perm[..k] {
@@ -52,7 +56,7 @@ mod tests {
 
     /// The training runs' uniform source, seeded.
     fn rng(seed: u64) -> impl FnMut() -> f64 {
-        let mut r = crate::train::rng::SplitMix::new(seed);
+        let mut r = SplitMix::new(seed);
         move || r.uniform()
     }
 
@@ -80,8 +84,8 @@ mod tests {
 
     #[test]
     fn masks_have_k_per_row_at_varying_positions() {
-        let mut u = rng(2);
-        let m = sample_mask(4, 256, 0.5, &mut u);
+        let mut rows: Vec<SplitMix> = (0..4).map(SplitMix::new).collect();
+        let m = sample_mask(256, 0.5, &mut rows);
         let per_row: Vec<i64> =
             Vec::try_from(m.sum_dim_intlist(1, false, tch::Kind::Int64)).unwrap();
         assert_eq!(per_row, [128; 4]);

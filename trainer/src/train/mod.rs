@@ -7,6 +7,7 @@ pub mod ema;
 pub mod model;
 pub mod objective;
 pub mod precision;
+pub mod ranks;
 pub mod restore;
 pub mod rng;
 pub mod run;

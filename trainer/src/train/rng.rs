@@ -1,29 +1,19 @@
-//! Training randomness that a resume reproduces without saving generator state: every
-//! draw of step `s` comes from a generator seeded by `(seed, s, stream)`, so a run resumed
-//! at step `s` makes exactly the draws an uninterrupted run makes there.
+//! Training randomness, keyed so that neither a resume nor the number of processes changes
+//! it (ARCHITECTURE §6):
+//!
+//! * per-step draws (mask ratio, DiffAugment coins, the discriminator's crop) come from the
+//!   generator of (seed, step, stream): `step_rng`;
+//! * per-sample draws (mask positions, DiffAugment offsets and factors) come from the
+//!   generator of (seed, step, stream, global sample index): `sample_rng`, where the index
+//!   is the sample's place in the step's global batch (`Ranks::global_rows`). Rank r of W
+//!   holds global rows r, r + W, …, so each sample gets the same draws on 1 or N processes.
+//!
+//! Both are reached directly (SplitMix is counter-based), so a run resumed at step s makes
+//! exactly the draws an uninterrupted run makes there, without saving generator state.
+//! libtorch's own generator (LPIPS dropout) is seeded per step (`seed_torch`); it is not yet
+//! keyed per sample.
 
-/// SplitMix64: tiny, fast, and good enough for mask positions and augmentation coins.
-#[derive(Debug, Clone)]
-pub struct SplitMix(u64);
-
-impl SplitMix {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1) with 53 random bits.
-    pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+pub use maetok_pipeline::rng::SplitMix;
 
 /// What a step's draws are for; each gets its own generator.
 #[derive(Debug, Clone, Copy)]
@@ -33,7 +23,7 @@ pub enum Stream {
     Mask = 1,
     /// libtorch's global generator (dropout, `randn` inside losses).
     Torch = 2,
-    /// DiffAugment coins and offsets.
+    /// DiffAugment coins, offsets and factors.
     Augment = 3,
     /// Weight initialisation of a fresh run.
     Init = 4,
@@ -46,6 +36,23 @@ pub fn step_rng(seed: u64, step: u64, stream: Stream) -> SplitMix {
     let mut mix = SplitMix::new(seed ^ (stream as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93));
     let a = mix.next_u64();
     SplitMix::new(a ^ step.wrapping_mul(0xA076_1D64_78BD_642F))
+}
+
+/// The generator of one sample's draws of `stream` at `step`: `index` is the sample's place
+/// in the step's global batch.
+pub fn sample_rng(seed: u64, step: u64, stream: Stream, index: u64) -> SplitMix {
+    // A second stream id keeps per-sample generators apart from the per-step one.
+    let base = step_rng(seed, step, stream).next_u64() ^ 0x5851_F42D_4C95_7F2D;
+    let mut key = SplitMix::new(base ^ index.wrapping_mul(0xE703_7ED1_A0B4_28DB));
+    SplitMix::new(key.next_u64())
+}
+
+/// One generator per row of a batch whose rows are the global samples `indices`.
+pub fn sample_rngs(seed: u64, step: u64, stream: Stream, indices: &[u64]) -> Vec<SplitMix> {
+    indices
+        .iter()
+        .map(|&i| sample_rng(seed, step, stream, i))
+        .collect()
 }
 
 /// Seed libtorch's global generator for `step` (its state is then a function of the step).
@@ -73,5 +80,20 @@ mod tests {
         let mut r = SplitMix::new(3);
         let m = (0..100_000).map(|_| r.uniform()).sum::<f64>() / 100_000.0;
         assert!((m - 0.5).abs() < 0.01, "{m}");
+    }
+
+    /// A sample's generator depends on its global index only: the rows rank 1 of 2 holds
+    /// draw what the same rows draw in a 1-process batch.
+    #[test]
+    fn sample_draws_follow_the_global_index() {
+        let one = sample_rngs(7, 3, Stream::Mask, &[0, 1, 2, 3]);
+        let rank1 = sample_rngs(7, 3, Stream::Mask, &[1, 3]);
+        let first = |v: &[SplitMix]| v.iter().map(|r| r.clone().next_u64()).collect::<Vec<_>>();
+        let (one, rank1) = (first(&one), first(&rank1));
+        assert_eq!(rank1, [one[1], one[3]]);
+        assert_ne!(one[0], one[1]);
+        assert_ne!(one[0], sample_rng(7, 4, Stream::Mask, 0).next_u64());
+        assert_ne!(one[0], sample_rng(7, 3, Stream::Augment, 0).next_u64());
+        assert_ne!(one[0], step_rng(7, 3, Stream::Mask).next_u64());
     }
 }

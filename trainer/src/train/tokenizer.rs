@@ -6,8 +6,9 @@
 //! * stage 2 (`train decoder`): encoder and `quant_conv` frozen, auxiliary decoders
 //!   dropped, mask ratio annealed linearly from `mask_ratio_start` to 0.
 //!
-//! Every random draw of step s is a function of (seed, s) (`rng.rs`) and the data cursor
-//! is saved, so a run resumed from a step folder makes the same updates, bit for bit on
+//! Every random draw of step s is a function of (seed, s) and, for per-sample draws, of the
+//! sample's place in the global batch (`rng.rs`), never of the rank; the data cursor is
+//! saved, so a run resumed from a step folder makes the same updates, bit for bit on
 //! the CPU, as one that never stopped. A non-finite loss or gradient norm stops the run
 //! before the update: the last step folder stays the last good state.
 //!
@@ -36,6 +37,7 @@ use tch::Tensor;
 
 use crate::data::index::Cursor;
 use crate::data::loader::{Batch, Loader, LoaderConfig};
+use crate::losses::diffaug::SampleDraws;
 use crate::losses::disc::Discriminator;
 use crate::losses::gan::{discriminator_loss, LeCam};
 use crate::losses::lpips::Lpips;
@@ -49,7 +51,8 @@ use super::ema::Ema;
 use super::model::{read_tensors, Tokenizer};
 use super::objective::{pixel_objective, PixelObjective};
 use super::precision::autocast;
-use super::rng::{seed_torch, seed_torch_for, step_rng, Stream};
+use super::ranks::Ranks;
+use super::rng::{sample_rngs, seed_torch, seed_torch_for, step_rng, Stream};
 use super::run::{read_state, RunDir, TrainState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +129,8 @@ fn target_dims(cfg: &TrainConfig) -> anyhow::Result<HashMap<String, i64>> {
 
 pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
     let cfg = &opts.config;
+    // One process for now: the distributed launch will set this, and only this.
+    let ranks = Ranks::SINGLE;
     let device = maetok_teachers::device::parse_device(&cfg.train.device)
         .map_err(|e| anyhow::anyhow!("train.device: {e}"))?;
     let stage = opts.stage;
@@ -275,8 +280,8 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
             dir: cfg.data.shards.clone(),
             batch_size: cfg.data.batch_size,
             seed: cfg.train.seed,
-            rank: 0,
-            world: 1,
+            rank: ranks.rank,
+            world: ranks.world,
             targets,
             prefetch: cfg.data.prefetch,
             decode_threads: match (cfg.data.decode_threads, device) {
@@ -288,7 +293,7 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
         },
         cursor,
     )?;
-    let sched = cfg.schedule(1, cfg.optim.warmup_steps);
+    let sched = cfg.schedule(ranks.world, cfg.optim.warmup_steps);
     let autocast_kind = cfg.train.precision.autocast_kind(device);
     let total = cfg.train.steps;
     let stop_at = opts.max_steps.map_or(total, |m| (step + m).min(total));
@@ -338,22 +343,32 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
         let x = batch.images.to_device(device);
         let b = x.size()[0];
 
-        // Masking (spec §3, §5.4).
-        let mut mrng = step_rng(cfg.train.seed, step, Stream::Mask);
-        let mut uniform = || mrng.uniform();
+        // Masking (spec §3, §5.4): the ratio per step, the positions per sample.
+        let seed = cfg.train.seed;
+        let rows = ranks.global_rows(b as usize);
         let ratio = match stage {
-            Stage::Tokenizer => sample_ratio(&mut uniform),
+            Stage::Tokenizer => {
+                let mut r = step_rng(seed, step, Stream::Mask);
+                sample_ratio(&mut || r.uniform())
+            }
             Stage::Decoder => cfg.decoder_ft.mask_ratio_start * (1.0 - step as f64 / total as f64),
         };
-        let mask = (masked_count(n_tokens, ratio) > 0)
-            .then(|| sample_mask(b, n_tokens, ratio, &mut uniform).to_device(device));
-        seed_torch(cfg.train.seed, step);
+        let mask = (masked_count(n_tokens, ratio) > 0).then(|| {
+            sample_mask(
+                n_tokens,
+                ratio,
+                &mut sample_rngs(seed, step, Stream::Mask, &rows),
+            )
+            .to_device(device)
+        });
+        seed_torch(seed, step);
 
         let global_step = step + 1;
-        let (mut aug_rng, mut crop_rng) = (
-            step_rng(cfg.train.seed, step, Stream::Augment),
-            step_rng(cfg.train.seed, step, Stream::Crop),
-        );
+        let mut aug_rng = SampleDraws {
+            batch: step_rng(seed, step, Stream::Augment),
+            rows: sample_rngs(seed, step, Stream::Augment, &rows),
+        };
+        let mut crop_rng = step_rng(seed, step, Stream::Crop);
         // Forward and losses, under autocast when the precision asks for it (backward runs
         // outside, as in PyTorch).
         let (
@@ -532,7 +547,7 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
                 stage: stage.name().into(),
                 step,
                 cursor,
-                world: 1,
+                world: ranks.world,
                 config_sha256: config_sha.clone(),
                 lecam: gan.as_ref().map(|g| g.lecam).unwrap_or_default(),
             };
