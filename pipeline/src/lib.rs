@@ -6,7 +6,6 @@ pub mod atomic;
 pub mod caption;
 pub mod image;
 pub mod labels;
-pub mod latents;
 pub mod preprocess;
 pub mod rng;
 pub mod shard;

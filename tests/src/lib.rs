@@ -124,19 +124,14 @@ pub fn manifest(dir: &Path, name: &str) -> serde_json::Value {
         .expect("manifest JSON")
 }
 
-/// Every record batch of every shard a folder's `manifest.json` lists, in order.
+/// Every record batch of every shard a folder's `manifest.json` lists, in order (read
+/// through the pipeline's shard reader).
 pub fn batches(dir: &Path) -> Vec<arrow::array::RecordBatch> {
-    let m = manifest(dir, "manifest.json");
-    let mut out = Vec::new();
-    for s in m["shards"].as_array().expect("shards") {
-        let file = std::fs::File::open(dir.join(s["file"].as_str().expect("file"))).expect("shard");
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-            .expect("parquet")
-            .build()
-            .expect("reader");
-        out.extend(reader.map(|b| b.expect("batch")));
-    }
-    out
+    let folder = maetok_pipeline::shard::reader::ShardFolder::open(dir).expect("shard folder");
+    folder
+        .read_all(None)
+        .map(|rows| rows.expect("shard rows").record_batch().clone())
+        .collect()
 }
 
 /// The committed fixtures folder (`tests/fixtures`).

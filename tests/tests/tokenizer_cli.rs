@@ -134,7 +134,12 @@ fn encode_and_reconstruct_a_shard_folder() {
         assert_eq!(mismatches, 0, "{key}");
     }
     let grid = image::open(out.join("grid.png")).unwrap();
-    assert_eq!((grid.width(), grid.height()), (8 * 68 + 4, 2 * 68 + 4));
+    // Eight 64-px columns and two rows (4-px gaps), right of the row labels.
+    let label_w = maetok_trainer::viz::LABEL_W;
+    assert_eq!(
+        (grid.width(), grid.height()),
+        (label_w + 8 * 68 + 4, 2 * 68 + 4)
+    );
     let m = manifest(&out, "metrics.json");
     assert_eq!(m["images"], 8);
     assert!(m["psnr"].as_f64().unwrap().is_finite() && m["ssim"].as_f64().unwrap() <= 1.0);
@@ -158,20 +163,14 @@ fn encode_and_reconstruct_a_shard_folder() {
     assert_eq!(m["latent_shape"], serde_json::json!([8, 4]));
     let zf = tch::no_grad(|| model.encode(&x.flip([3]), None));
     let (mut got_keys, mut lat, mut flip) = (Vec::new(), Vec::new(), Vec::new());
-    for b in batches(&folder) {
-        let key = b.column_by_name("key").unwrap().as_string::<i32>();
-        let list = |n: &str| -> Vec<f32> {
-            b.column_by_name(n)
-                .unwrap()
-                .as_fixed_size_list()
-                .values()
-                .as_primitive::<arrow::datatypes::Float32Type>()
-                .values()
-                .to_vec()
-        };
-        got_keys.extend((0..b.num_rows()).map(|i| key.value(i).to_string()));
-        lat.extend(list("latent"));
-        flip.extend(list("latent_flip"));
+    let latents = maetok_pipeline::shard::latent::LatentFolder::open(&folder).unwrap();
+    for b in latents.read_all() {
+        let b = b.unwrap();
+        for i in 0..b.len() {
+            got_keys.push(b.key(i).unwrap().to_string());
+            lat.extend_from_slice(b.latent(i).unwrap());
+            flip.extend_from_slice(b.latent_flip(i).unwrap());
+        }
     }
     assert_eq!(got_keys, keys);
     let lat = Tensor::from_slice(&lat).reshape([8, 8, 4]);

@@ -80,7 +80,7 @@ pub fn write_grid(
 }
 
 /// Width of the label column left of the images.
-const LABEL_W: u32 = 120;
+pub const LABEL_W: u32 = 120;
 
 /// Labelled rows of same-size RGB8 images (e.g. originals, stage 1, stage 2), one column
 /// per image, the row's name left of it.

@@ -2,8 +2,10 @@
 //! the tools that check (`verify`), describe (`inspect`) and combine (`merge`) datasets.
 
 pub mod inspect;
+pub mod latent;
 pub mod manifest;
 pub mod merge;
+pub mod reader;
 pub mod schema;
 pub mod verify;
 pub mod writer;
@@ -21,6 +23,17 @@ pub enum ShardError {
     },
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
+    #[error("{path}: not a readable Parquet file: {source}")]
+    ParquetFile {
+        path: PathBuf,
+        source: parquet::errors::ParquetError,
+    },
+    #[error("{dir}: no `{column}` column (there are: {have})")]
+    MissingColumn {
+        dir: PathBuf,
+        column: String,
+        have: String,
+    },
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
     #[error("manifest {path}: {message}")]

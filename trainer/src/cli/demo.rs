@@ -12,15 +12,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use arrow::array::AsArray;
 use maetok_pipeline::preprocess::config::TeacherConfig;
 use maetok_pipeline::preprocess::teach::Storage;
 use maetok_pipeline::preprocess::{self, PreprocessConfig, RunOptions};
+use maetok_pipeline::shard::reader::ShardFolder;
 use maetok_pipeline::shard::{inspect, verify};
 use maetok_pipeline::synth;
 use maetok_teachers::random::{write_random_vit, RandomVit};
 use maetok_teachers::Family;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -223,19 +222,18 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
 
 /// Tiles the first images' views (one row per image) into a PNG.
 fn views_grid(dir: &Path, views: usize, path: &Path) -> anyhow::Result<()> {
-    let manifest = maetok_pipeline::shard::manifest::Manifest::read(&dir.join("manifest.json"))?;
-    let first = manifest.shards.first().context("no shards")?;
-    let reader =
-        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(dir.join(&first.file))?)?
-            .with_batch_size(views * 6)
-            .build()?;
-    let batch = reader.into_iter().next().context("empty shard")??;
-    let images = batch
-        .column_by_name("image")
-        .context("image column")?
-        .as_binary::<i32>();
-    let tiles: Vec<image::RgbImage> = (0..batch.num_rows())
-        .map(|i| image::load_from_memory(images.value(i)).map(|d| d.into_rgb8()))
+    let folder = ShardFolder::open(dir)?;
+    anyhow::ensure!(folder.shards() > 0, "{}: no shards", dir.display());
+    let columns = ["image".to_string()];
+    let rows = folder
+        .read_shard(0, Some(&columns))?
+        .next()
+        .context("empty shard")??;
+    let tiles: Vec<image::RgbImage> = (0..rows.len().min(views * 6))
+        .map(|i| -> anyhow::Result<image::RgbImage> {
+            let png = rows.image(i)?.context("a view without an image")?;
+            Ok(image::load_from_memory(png)?.into_rgb8())
+        })
         .collect::<Result<_, _>>()?;
     let side = tiles.first().map_or(0, |t| t.width());
     let rows = tiles.len().div_ceil(views) as u32;

@@ -5,12 +5,11 @@
 use std::path::Path;
 
 use anyhow::Context;
-use arrow::array::{Array, AsArray};
 use maetok_pipeline::image::decode::{decode_rgb8, DecodeOptions};
 use maetok_pipeline::image::views::adm_center_crop;
 use maetok_pipeline::image::Rgb8;
+use maetok_pipeline::shard::reader::ShardFolder;
 use maetok_pipeline::source::{Dataset, Event, FolderLayout, SourceOptions};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rayon::prelude::*;
 
 /// Keyed square images at one resolution, and how many inputs were skipped.
@@ -76,41 +75,30 @@ pub fn for_each_chunk(
     let mut seen = 0usize;
     if Path::new(input).join("manifest.json").is_file() {
         let dir = Path::new(input);
-        let m = maetok_pipeline::shard::manifest::Manifest::read(&dir.join("manifest.json"))?;
-        let stored = m.preprocess["resolution"].as_u64().unwrap_or(0) as usize;
+        let folder = ShardFolder::open(dir)?;
+        let stored = folder.resolution();
         anyhow::ensure!(
             stored == resolution,
             "{} holds {stored} px views but the checkpoint works at {resolution} px",
             dir.display()
         );
-        for s in &m.shards {
-            let file = std::fs::File::open(dir.join(&s.file))
-                .with_context(|| format!("opening {}", s.file))?;
-            for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.build()? {
-                let batch = batch?;
-                let col = |n: &str| {
-                    batch
-                        .column_by_name(n)
-                        .with_context(|| format!("{n} column"))
-                };
-                let key = col("key")?.as_string::<i32>();
-                let view = col("view")?.as_primitive::<arrow::datatypes::Int16Type>();
-                let label = col("label")?.as_primitive::<arrow::datatypes::Int32Type>();
-                let png = col("image")?.as_binary::<i32>();
-                for i in 0..batch.num_rows() {
-                    if view.value(i) != 0 || png.is_null(i) {
-                        continue;
-                    }
-                    let img = image::load_from_memory(png.value(i))?.into_rgb8();
-                    let (w, h) = img.dimensions();
-                    buf.keys.push(key.value(i).to_string());
-                    buf.labels.push((!label.is_null(i)).then(|| label.value(i)));
-                    buf.images
-                        .push(Rgb8::new(w as usize, h as usize, img.into_raw()));
-                    seen += 1;
-                    if buf.keys.len() == chunk {
-                        emit(&mut buf, &mut f)?;
-                    }
+        let columns = ["key", "view", "label", "image"].map(String::from);
+        for rows in folder.read_all(Some(&columns)) {
+            let rows = rows?;
+            for i in 0..rows.len() {
+                if rows.view(i)? != 0 {
+                    continue;
+                }
+                let Some(png) = rows.image(i)? else { continue };
+                let img = image::load_from_memory(png)?.into_rgb8();
+                let (w, h) = img.dimensions();
+                buf.keys.push(rows.key(i)?.to_string());
+                buf.labels.push(rows.label(i)?);
+                buf.images
+                    .push(Rgb8::new(w as usize, h as usize, img.into_raw()));
+                seen += 1;
+                if buf.keys.len() == chunk {
+                    emit(&mut buf, &mut f)?;
                 }
             }
         }

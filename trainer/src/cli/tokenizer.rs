@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use maetok_pipeline::image::Rgb8;
-use maetok_pipeline::latents::LatentWriter;
 use maetok_pipeline::preprocess::teach::batch_tensor;
+use maetok_pipeline::shard::latent::LatentWriter;
 use maetok_teachers::device::{parse_device, parse_kind};
 use maetok_trainer::maetok::{images_to_input, AeModel};
 use maetok_trainer::metrics::{mean_colour, psnr, ssim};

@@ -2,16 +2,12 @@
 //! training step on a background thread.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{Float16Type, Int16Type, Int32Type, Int8Type};
 use crossbeam_channel::{bounded, Receiver};
-use maetok_pipeline::shard::manifest::{Manifest, INT8_ENCODING};
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection, RowSelector};
-use parquet::arrow::ProjectionMask;
+use maetok_pipeline::shard::reader::{Rows, ShardFolder, TargetColumn};
 use rayon::prelude::*;
 use tch::Tensor;
 
@@ -95,26 +91,25 @@ impl RawBatch {
 
 /// Where each image lives.
 struct Index {
-    dir: PathBuf,
-    shards: Vec<String>,
+    folder: ShardFolder,
     /// First global image of each shard, plus the total at the end.
     starts: Vec<usize>,
     views: u16,
-    /// (name, tokens, dim, int8)
-    targets: Vec<(String, usize, usize, bool)>,
+    targets: Vec<TargetColumn>,
     text: bool,
 }
 
 impl Index {
     fn open(cfg: &LoaderConfig) -> anyhow::Result<Self> {
-        let m = Manifest::read(&cfg.dir.join("manifest.json"))?;
+        let folder = ShardFolder::open(&cfg.dir)?;
+        let m = folder.manifest();
         if !m.complete {
             bail!(
                 "{}: the preprocess job has not finished (manifest not complete)",
                 cfg.dir.display()
             );
         }
-        let views = m.preprocess["views"].as_u64().unwrap_or(1).max(1) as u16;
+        let views = folder.views();
         let mut starts = vec![0usize];
         for s in &m.shards {
             anyhow::ensure!(
@@ -126,30 +121,11 @@ impl Index {
             );
             starts.push(starts.last().copied().unwrap_or(0) + s.images as usize);
         }
-        let mut targets = Vec::new();
-        for name in &cfg.targets {
-            let t = m
-                .teachers
-                .iter()
-                .find(|t| &t.name == name)
-                .with_context(|| {
-                    format!(
-                        "{}: no `{name}` column (the shards have: {})",
-                        cfg.dir.display(),
-                        m.teachers
-                            .iter()
-                            .map(|t| t.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                })?;
-            targets.push((
-                name.clone(),
-                t.grid[0] * t.grid[1],
-                t.dim,
-                t.encoding == INT8_ENCODING,
-            ));
-        }
+        let targets = cfg
+            .targets
+            .iter()
+            .map(|name| folder.target(name))
+            .collect::<Result<Vec<_>, _>>()?;
         if cfg.text && m.text.is_none() {
             bail!(
                 "{}: the shards carry no captions (`text_ids`): preprocess with \
@@ -158,8 +134,7 @@ impl Index {
             );
         }
         Ok(Self {
-            dir: cfg.dir.clone(),
-            shards: m.shards.iter().map(|s| s.file.clone()).collect(),
+            folder,
             starts,
             views,
             targets,
@@ -176,75 +151,6 @@ impl Index {
         let s = self.starts.partition_point(|&x| x <= g) - 1;
         (s, (g - self.starts[s]) * self.views as usize + v as usize)
     }
-}
-
-/// Read `rows` (sorted, unique) of one shard, projected to the needed columns.
-fn read_rows(path: &Path, rows: &[usize], columns: &[String]) -> anyhow::Result<Vec<RecordBatch>> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
-    let total = builder.metadata().file_metadata().num_rows() as usize;
-    let schema = builder.parquet_schema();
-    let roots: Vec<usize> = builder
-        .schema()
-        .fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| columns.iter().any(|c| c == f.name()))
-        .map(|(i, _)| i)
-        .collect();
-    let mask = ProjectionMask::roots(schema, roots);
-    let mut selectors = Vec::new();
-    let mut at = 0usize;
-    for &r in rows {
-        if r > at {
-            selectors.push(RowSelector::skip(r - at));
-        }
-        selectors.push(RowSelector::select(1));
-        at = r + 1;
-    }
-    if total > at {
-        selectors.push(RowSelector::skip(total - at));
-    }
-    let reader = builder
-        .with_projection(mask)
-        .with_row_selection(RowSelection::from(selectors))
-        .with_batch_size(rows.len().max(1))
-        .build()?;
-    Ok(reader.collect::<Result<Vec<_>, _>>()?)
-}
-
-fn list_f32(
-    b: &RecordBatch,
-    name: &str,
-    i: usize,
-    dim: usize,
-    int8: bool,
-) -> anyhow::Result<Vec<f32>> {
-    let col = b
-        .column_by_name(name)
-        .with_context(|| format!("column {name}"))?
-        .as_fixed_size_list();
-    let v = col.value(i);
-    if !int8 {
-        return Ok(v
-            .as_primitive::<Float16Type>()
-            .values()
-            .iter()
-            .map(|x| x.to_f32())
-            .collect());
-    }
-    let scale = b
-        .column_by_name(&format!("{name}_scale"))
-        .with_context(|| format!("column {name}_scale"))?
-        .as_fixed_size_list()
-        .value(i);
-    let scale = scale.as_primitive::<Float16Type>();
-    Ok(v.as_primitive::<Int8Type>()
-        .values()
-        .chunks(dim)
-        .zip(scale.values())
-        .flat_map(|(t, s)| t.iter().map(move |&q| q as f32 * s.to_f32()))
-        .collect())
 }
 
 /// Build rank `cfg.rank`'s batch at `cursor`.
@@ -268,25 +174,22 @@ fn make_batch(
         by_shard.entry(s).or_default().push(r);
     }
     let mut columns: Vec<String> = ["key", "view", "label", "image"].map(String::from).to_vec();
-    for (name, _, _, int8) in &ix.targets {
-        columns.push(name.clone());
-        if *int8 {
-            columns.push(format!("{name}_scale"));
-        }
+    for t in &ix.targets {
+        columns.extend(t.columns());
     }
     if ix.text {
         columns.push("text_ids".into());
     }
-    // (shard, row) -> (batch, index in batch)
-    let mut found: BTreeMap<(usize, usize), (Arc<RecordBatch>, usize)> = BTreeMap::new();
+    // (shard, row) -> (rows, index in rows)
+    let mut found: BTreeMap<(usize, usize), (Arc<Rows>, usize)> = BTreeMap::new();
     for (s, mut rows) in by_shard {
         rows.sort_unstable();
         rows.dedup();
-        let batches = read_rows(&ix.dir.join(&ix.shards[s]), &rows, &columns)?;
+        let batches = ix.folder.read_rows(s, &rows, &columns)?;
         let mut it = rows.iter();
         for b in batches {
             let b = Arc::new(b);
-            for i in 0..b.num_rows() {
+            for i in 0..b.len() {
                 let r = *it
                     .next()
                     .context("parquet returned more rows than selected")?;
@@ -306,43 +209,16 @@ fn make_batch(
     for sr in &wanted {
         let (b, i) = found.get(sr).context("a selected row was not returned")?;
         let i = *i;
-        keys.push(
-            b.column_by_name("key")
-                .context("key")?
-                .as_string::<i32>()
-                .value(i)
-                .to_string(),
-        );
-        views.push(
-            b.column_by_name("view")
-                .context("view")?
-                .as_primitive::<Int16Type>()
-                .value(i),
-        );
-        let label = b
-            .column_by_name("label")
-            .context("label")?
-            .as_primitive::<Int32Type>();
-        labels.push((!label.is_null(i)).then(|| label.value(i)));
-        pngs.push(
-            b.column_by_name("image")
-                .context("image")?
-                .as_binary::<i32>()
-                .value(i),
-        );
-        for (k, (name, _, dim, int8)) in ix.targets.iter().enumerate() {
-            target_vals[k].extend(list_f32(b, name, i, *dim, *int8)?);
+        let key = b.key(i)?;
+        keys.push(key.to_string());
+        views.push(b.view(i)?);
+        labels.push(b.label(i)?);
+        pngs.push(b.image(i)?.with_context(|| format!("{key}: no image"))?);
+        for (k, t) in ix.targets.iter().enumerate() {
+            target_vals[k].extend(b.target(t, i)?);
         }
         if ix.text {
-            let col = b
-                .column_by_name("text_ids")
-                .context("text_ids")?
-                .as_list::<i32>();
-            text_ids.push(if col.is_null(i) {
-                Vec::new()
-            } else {
-                col.value(i).as_primitive::<Int32Type>().values().to_vec()
-            });
+            text_ids.push(b.text_ids(i)?);
         }
     }
     let decode = |png: &&[u8]| image::load_from_memory(png).map(|i| i.into_rgb8());
@@ -367,7 +243,7 @@ fn make_batch(
         .targets
         .iter()
         .zip(target_vals)
-        .map(|((name, tokens, dim, _), v)| (name.clone(), *tokens as i64, *dim as i64, v))
+        .map(|(t, v)| (t.name.clone(), t.tokens as i64, t.dim as i64, v))
         .collect();
     Ok(RawBatch {
         cursor_after: advance(cursor, cfg.batch_size, cfg.world, ix.images()),

@@ -5,20 +5,25 @@
 //! count, and the mean and standard deviation over every element of `latent` (spec §6:
 //! `vq_mean` / `vq_std` candidates). Shards are written under a temporary name and renamed
 //! when complete; the manifest is rewritten atomically after each shard and says
-//! `complete: true` only at the end.
+//! `complete: true` only at the end. `LatentFolder` reads them back (the SiT loader's
+//! input).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, FixedSizeListArray, Float32Array, Int32Array, RecordBatch, StringArray,
+    Array, ArrayRef, AsArray, FixedSizeListArray, Float32Array, Int32Array, RecordBatch,
+    StringArray,
 };
 use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{Float32Type, Int32Type};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
+
+use super::ShardError;
 
 pub const FORMAT: &str = "maetok-latents";
 pub const SCHEMA_VERSION: u32 = 1;
@@ -229,5 +234,126 @@ impl LatentWriter {
         self.manifest.complete = true;
         self.write_manifest()?;
         Ok(self.manifest)
+    }
+}
+
+/// A latent-shard folder for reading (the SiT loader's input): the manifest with the
+/// latents' shape and statistics, then the rows.
+#[derive(Debug, Clone)]
+pub struct LatentFolder {
+    dir: PathBuf,
+    manifest: LatentManifest,
+}
+
+impl LatentFolder {
+    /// Reads `dir/manifest.json`, refusing a folder that is not a complete latent folder.
+    pub fn open(dir: &Path) -> Result<Self, ShardError> {
+        let path = dir.join("manifest.json");
+        let manifest = LatentManifest::read(&path).map_err(|e| ShardError::io(&path, e))?;
+        let bad = |message: String| ShardError::Manifest {
+            path: path.clone(),
+            message,
+        };
+        if manifest.format != FORMAT {
+            return Err(bad(format!(
+                "format `{}`, not a latent folder (`{FORMAT}`)",
+                manifest.format
+            )));
+        }
+        if manifest.schema_version != SCHEMA_VERSION {
+            return Err(bad(format!(
+                "schema version {}; this build reads {SCHEMA_VERSION}",
+                manifest.schema_version
+            )));
+        }
+        if !manifest.complete {
+            return Err(bad("the encode job has not finished (not complete)".into()));
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            manifest,
+        })
+    }
+
+    pub fn manifest(&self) -> &LatentManifest {
+        &self.manifest
+    }
+
+    /// Mean and standard deviation over every element of `latent` (spec §6).
+    pub fn mean_std(&self) -> Option<(f64, f64)> {
+        self.manifest.mean.zip(self.manifest.std)
+    }
+
+    /// Values per latent (L·C).
+    pub fn latent_len(&self) -> usize {
+        self.manifest.latent_shape[0] * self.manifest.latent_shape[1]
+    }
+
+    /// Every row of every shard, in manifest order.
+    pub fn read_all(&self) -> impl Iterator<Item = Result<LatentRows, ShardError>> + '_ {
+        self.manifest.shards.iter().flat_map(move |s| {
+            let path = self.dir.join(&s.file);
+            let it: Box<dyn Iterator<Item = Result<LatentRows, ShardError>>> =
+                match super::reader::open(&path).and_then(|b| Ok(b.build()?)) {
+                    Ok(reader) => Box::new(reader.map(move |b| {
+                        Ok(LatentRows {
+                            batch: b?,
+                            len: self.latent_len(),
+                        })
+                    })),
+                    Err(e) => Box::new(std::iter::once(Err(e))),
+                };
+            it
+        })
+    }
+}
+
+/// A record batch of latent rows with typed access.
+#[derive(Debug, Clone)]
+pub struct LatentRows {
+    batch: RecordBatch,
+    len: usize,
+}
+
+impl LatentRows {
+    pub fn len(&self) -> usize {
+        self.batch.num_rows()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.batch.num_rows() == 0
+    }
+
+    fn column(&self, name: &str) -> Result<&dyn Array, ShardError> {
+        self.batch
+            .column_by_name(name)
+            .map(|c| c.as_ref())
+            .ok_or_else(|| ShardError::Config(format!("latent shard without a `{name}` column")))
+    }
+
+    pub fn key(&self, i: usize) -> Result<&str, ShardError> {
+        Ok(self.column("key")?.as_string::<i32>().value(i))
+    }
+
+    pub fn label(&self, i: usize) -> Result<Option<i32>, ShardError> {
+        let c = self.column("label")?.as_primitive::<Int32Type>();
+        Ok((!c.is_null(i)).then(|| c.value(i)))
+    }
+
+    fn list(&self, name: &str, i: usize) -> Result<&[f32], ShardError> {
+        let list = self.column(name)?.as_fixed_size_list();
+        let at = list.value_offset_at(i);
+        let values = list.values().as_primitive::<Float32Type>().values();
+        Ok(&values[at..at + self.len])
+    }
+
+    /// The latent of the ADM crop, token-major (L·C values).
+    pub fn latent(&self, i: usize) -> Result<&[f32], ShardError> {
+        self.list("latent", i)
+    }
+
+    /// The latent of its horizontal flip.
+    pub fn latent_flip(&self, i: usize) -> Result<&[f32], ShardError> {
+        self.list("latent_flip", i)
     }
 }

@@ -1,0 +1,313 @@
+//! The one reader of shard folders (ARCHITECTURE §4): the manifest, then Parquet rows with
+//! column projection and row selection, and typed access to what a row holds (key, view,
+//! label, caption, PNG bytes, teacher targets with f16 or int8 + scale decoded, caption BPE
+//! ids). The trainer's loader, `encode`/`reconstruct` inputs, the demo and the tests read
+//! shards through it; nothing outside `shard/` opens a shard's Parquet file.
+
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Float16Type, Int16Type, Int32Type, Int8Type};
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection, RowSelector};
+use parquet::arrow::ProjectionMask;
+
+use super::manifest::{Manifest, INT8_ENCODING};
+use super::ShardError;
+
+/// A shard folder: its manifest and where its shards are.
+#[derive(Debug, Clone)]
+pub struct ShardFolder {
+    dir: PathBuf,
+    manifest: Manifest,
+}
+
+/// How a target column is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetColumn {
+    pub name: String,
+    /// Tokens per row (the teacher's grid).
+    pub tokens: usize,
+    /// Values per token.
+    pub dim: usize,
+    /// int8 values with a per-token f16 scale in `<name>_scale` (else f16 values).
+    pub int8: bool,
+}
+
+impl TargetColumn {
+    /// The Parquet columns that hold it.
+    pub fn columns(&self) -> Vec<String> {
+        let mut c = vec![self.name.clone()];
+        if self.int8 {
+            c.push(format!("{}_scale", self.name));
+        }
+        c
+    }
+}
+
+impl ShardFolder {
+    /// Reads `dir/manifest.json`.
+    pub fn open(dir: &Path) -> Result<Self, ShardError> {
+        let manifest = Manifest::read(&dir.join("manifest.json"))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            manifest,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Number of shards the manifest lists.
+    pub fn shards(&self) -> usize {
+        self.manifest.shards.len()
+    }
+
+    /// Path of shard `i`.
+    pub fn shard_path(&self, i: usize) -> PathBuf {
+        self.dir.join(&self.manifest.shards[i].file)
+    }
+
+    /// Stored views per image (`preprocess.views`, 1 when absent).
+    pub fn views(&self) -> u16 {
+        self.manifest.preprocess["views"]
+            .as_u64()
+            .unwrap_or(1)
+            .max(1) as u16
+    }
+
+    /// Side of the stored views in pixels (`preprocess.resolution`; 0 when absent).
+    pub fn resolution(&self) -> usize {
+        self.manifest.preprocess["resolution"].as_u64().unwrap_or(0) as usize
+    }
+
+    /// The stored target `name` (a teacher column), or an error naming the columns there are.
+    pub fn target(&self, name: &str) -> Result<TargetColumn, ShardError> {
+        let t = self
+            .manifest
+            .teachers
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| ShardError::MissingColumn {
+                dir: self.dir.clone(),
+                column: name.to_string(),
+                have: self
+                    .manifest
+                    .teachers
+                    .iter()
+                    .map(|t| t.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        Ok(TargetColumn {
+            name: name.to_string(),
+            tokens: t.grid[0] * t.grid[1],
+            dim: t.dim,
+            int8: t.encoding == INT8_ENCODING,
+        })
+    }
+
+    /// Rows `rows` (sorted, unique) of shard `shard`, projected to `columns`.
+    pub fn read_rows(
+        &self,
+        shard: usize,
+        rows: &[usize],
+        columns: &[String],
+    ) -> Result<Vec<Rows>, ShardError> {
+        let path = self.shard_path(shard);
+        let builder = open(&path)?;
+        let total = builder.metadata().file_metadata().num_rows() as usize;
+        let mask = projection(&builder, columns);
+        let mut selectors = Vec::new();
+        let mut at = 0usize;
+        for &r in rows {
+            if r > at {
+                selectors.push(RowSelector::skip(r - at));
+            }
+            selectors.push(RowSelector::select(1));
+            at = r + 1;
+        }
+        if total > at {
+            selectors.push(RowSelector::skip(total - at));
+        }
+        let reader = builder
+            .with_projection(mask)
+            .with_row_selection(RowSelection::from(selectors))
+            .with_batch_size(rows.len().max(1))
+            .build()?;
+        reader
+            .map(|b| Ok(Rows::new(b?, &path)))
+            .collect::<Result<Vec<_>, ShardError>>()
+    }
+
+    /// Every row of shard `shard` in order, in record batches, projected to `columns`
+    /// (`None`: all of them).
+    pub fn read_shard(
+        &self,
+        shard: usize,
+        columns: Option<&[String]>,
+    ) -> Result<impl Iterator<Item = Result<Rows, ShardError>>, ShardError> {
+        let path = self.shard_path(shard);
+        let builder = open(&path)?;
+        let builder = match columns {
+            Some(c) => {
+                let mask = projection(&builder, c);
+                builder.with_projection(mask)
+            }
+            None => builder,
+        };
+        let reader = builder.build()?;
+        Ok(reader.map(move |b| Ok(Rows::new(b?, &path))))
+    }
+
+    /// Every row of every shard, in manifest order.
+    pub fn read_all(
+        &self,
+        columns: Option<&[String]>,
+    ) -> impl Iterator<Item = Result<Rows, ShardError>> + '_ {
+        let columns = columns.map(|c| c.to_vec());
+        (0..self.shards()).flat_map(move |s| {
+            let it: Box<dyn Iterator<Item = Result<Rows, ShardError>>> =
+                match self.read_shard(s, columns.as_deref()) {
+                    Ok(it) => Box::new(it),
+                    Err(e) => Box::new(std::iter::once(Err(e))),
+                };
+            it
+        })
+    }
+}
+
+pub(super) fn open(
+    path: &Path,
+) -> Result<ParquetRecordBatchReaderBuilder<std::fs::File>, ShardError> {
+    let file = std::fs::File::open(path).map_err(|e| ShardError::io(path, e))?;
+    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| ShardError::ParquetFile {
+        path: path.to_path_buf(),
+        source: e,
+    })
+}
+
+fn projection(
+    builder: &ParquetRecordBatchReaderBuilder<std::fs::File>,
+    columns: &[String],
+) -> ProjectionMask {
+    let roots: Vec<usize> = builder
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| columns.iter().any(|c| c == f.name()))
+        .map(|(i, _)| i)
+        .collect();
+    ProjectionMask::roots(builder.parquet_schema(), roots)
+}
+
+/// A record batch of shard rows, with typed access by column and row.
+#[derive(Debug, Clone)]
+pub struct Rows {
+    batch: RecordBatch,
+    path: PathBuf,
+}
+
+impl Rows {
+    fn new(batch: RecordBatch, path: &Path) -> Self {
+        Self {
+            batch,
+            path: path.to_path_buf(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.batch.num_rows()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.batch.num_rows() == 0
+    }
+
+    /// The Arrow batch itself (for the schema checks of the tests and `verify`).
+    pub fn record_batch(&self) -> &RecordBatch {
+        &self.batch
+    }
+
+    fn column(&self, name: &str) -> Result<&dyn Array, ShardError> {
+        self.batch
+            .column_by_name(name)
+            .map(|c| c.as_ref())
+            .ok_or_else(|| ShardError::MissingColumn {
+                dir: self.path.clone(),
+                column: name.to_string(),
+                have: self
+                    .batch
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    pub fn key(&self, i: usize) -> Result<&str, ShardError> {
+        Ok(self.column("key")?.as_string::<i32>().value(i))
+    }
+
+    pub fn view(&self, i: usize) -> Result<i16, ShardError> {
+        Ok(self.column("view")?.as_primitive::<Int16Type>().value(i))
+    }
+
+    pub fn label(&self, i: usize) -> Result<Option<i32>, ShardError> {
+        let c = self.column("label")?.as_primitive::<Int32Type>();
+        Ok((!c.is_null(i)).then(|| c.value(i)))
+    }
+
+    pub fn caption(&self, i: usize) -> Result<Option<&str>, ShardError> {
+        let c = self.column("caption")?.as_string::<i32>();
+        Ok((!c.is_null(i)).then(|| c.value(i)))
+    }
+
+    /// The stored view's PNG bytes (`None` for a null cell).
+    pub fn image(&self, i: usize) -> Result<Option<&[u8]>, ShardError> {
+        let c = self.column("image")?.as_binary::<i32>();
+        Ok((!c.is_null(i)).then(|| c.value(i)))
+    }
+
+    /// Caption BPE ids (empty for a row without a caption).
+    pub fn text_ids(&self, i: usize) -> Result<Vec<i32>, ShardError> {
+        let c = self.column("text_ids")?.as_list::<i32>();
+        Ok(if c.is_null(i) {
+            Vec::new()
+        } else {
+            c.value(i).as_primitive::<Int32Type>().values().to_vec()
+        })
+    }
+
+    /// Row `i` of target `t` as f32, token-major (tokens · dim values), int8 storage
+    /// dequantised with its per-token scale.
+    pub fn target(&self, t: &TargetColumn, i: usize) -> Result<Vec<f32>, ShardError> {
+        let v = self.column(&t.name)?.as_fixed_size_list().value(i);
+        if !t.int8 {
+            return Ok(v
+                .as_primitive::<Float16Type>()
+                .values()
+                .iter()
+                .map(|x| x.to_f32())
+                .collect());
+        }
+        let scale = self
+            .column(&format!("{}_scale", t.name))?
+            .as_fixed_size_list()
+            .value(i);
+        let scale = scale.as_primitive::<Float16Type>();
+        Ok(v.as_primitive::<Int8Type>()
+            .values()
+            .chunks(t.dim)
+            .zip(scale.values())
+            .flat_map(|(tok, s)| tok.iter().map(move |&q| q as f32 * s.to_f32()))
+            .collect())
+    }
+}
