@@ -6,5 +6,6 @@ pub mod data;
 pub mod losses;
 pub mod maetok;
 pub mod metrics;
+pub mod run;
 pub mod train;
 pub mod viz;

@@ -10,6 +10,5 @@ pub mod precision;
 pub mod ranks;
 pub mod restore;
 pub mod rng;
-pub mod run;
 pub mod schedule;
 pub mod tokenizer;

@@ -1,0 +1,415 @@
+//! The tokenizer training loop, both stages (spec §5.5, §5.4):
+//!
+//! * stage 1 (`train tokenizer`): mask modeling, pixel MSE on the whole image, each
+//!   LPIPS with its linear warm-up, each auxiliary decoder's loss on the masked tokens, AdamW with decay groups, warm-up +
+//!   cosine, gradient clipping, EMA;
+//! * stage 2 (`train decoder`): encoder and `quant_conv` frozen, auxiliary decoders
+//!   dropped, mask ratio annealed linearly from `mask_ratio_start` to 0.
+//!
+//! Every random draw of step s is a function of (seed, s) and, for per-sample draws, of the
+//! sample's place in the global batch (`rng.rs`), never of the rank; the data cursor is
+//! saved, so a run resumed from a step folder makes the same updates, bit for bit on
+//! the CPU, as one that never stopped. A non-finite loss or gradient norm stops the run
+//! before the update: the last step folder stays the last good state.
+//!
+//! With `gan.disc_weight > 0`, from `gan.disc_start` on: the DINO discriminator's hinge
+//! loss with the adaptive weight in the generator step, then a discriminator step on the
+//! same batch (hinge + LeCAM + consistency, DiffAugment). Before the start no discriminator
+//! forward runs at all (the reference runs it with weight 0; the only states that differ
+//! are the spectral-norm power-iteration vectors, which converge within a few steps, and
+//! the ~0.06 % AdamW weight decay of heads that get zero gradients).
+//!
+//! An auxiliary entry with `loss = "caption"` (target `text_ids`) is the caption decoder
+//! of spec §4.5 (UNCONFIRMED design: see `maetok/aux.rs`).
+//!
+//! `train.precision` (`precision.rs`): the forward pass, the losses and the discriminator
+//! step run under libtorch's autocast (bf16 on CUDA by default); backward, the optimiser
+//! and EMA stay fp32.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use maetok_pipeline::preprocess::fault;
+use tch::Tensor;
+
+use crate::data::index::Cursor;
+use crate::data::loader::Batch;
+use crate::losses::diffaug::SampleDraws;
+use crate::maetok::aux::{caption_target, AuxLoss};
+use crate::maetok::mask::{masked_count, sample_mask, sample_ratio};
+use crate::maetok::model::write_safetensors_atomic;
+use crate::run::{Guard, Meter, RunDir, TrainState};
+use crate::viz::{tensor_to_rgb8, write_grid};
+
+use super::adamw::AdamW;
+use super::config::TrainConfig;
+use super::ema::Ema;
+use super::model::Tokenizer;
+use super::objective::{pixel_objective, PixelObjective};
+use super::precision::autocast;
+use super::ranks::Ranks;
+use super::rng::{sample_rngs, seed_torch, step_rng, Stream};
+
+mod gan;
+mod setup;
+
+use gan::GanState;
+pub use setup::resolve_from;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Stage 1: mask modeling with auxiliary decoders.
+    Tokenizer,
+    /// Stage 2: pixel-decoder fine-tuning.
+    Decoder,
+}
+
+impl Stage {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Tokenizer => "tokenizer",
+            Stage::Decoder => "decoder",
+        }
+    }
+}
+
+pub struct TrainOptions {
+    pub stage: Stage,
+    pub config: TrainConfig,
+    pub run_dir: PathBuf,
+    /// Stop after this many steps in this process (the schedule still spans
+    /// `train.steps`), e.g. for smoke tests.
+    pub max_steps: Option<u64>,
+}
+
+/// What a finished (or stopped) call did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    pub start_step: u64,
+    pub end_step: u64,
+    pub last_checkpoint: Option<PathBuf>,
+    pub final_losses: Vec<(String, f64)>,
+    pub images_per_sec: f64,
+    /// Share of wall time spent waiting for the loader.
+    pub data_wait_fraction: f64,
+}
+
+/// The metrics drawn in loss.png.
+fn plotted(key: &str) -> bool {
+    key == "loss" || key == "rec" || key == "lpips" || key.starts_with("aux_")
+}
+
+pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
+    let cfg = &opts.config;
+    // One process for now: the distributed launch will set this, and only this.
+    let ranks = Ranks::SINGLE;
+    let device = maetok_teachers::device::parse_device(&cfg.train.device)
+        .map_err(|e| anyhow::anyhow!("train.device: {e}"))?;
+    let stage = opts.stage;
+    let seed = cfg.train.seed;
+    let run = RunDir::open(&opts.run_dir, &cfg.to_toml())?;
+    let config_sha = run.config_sha256()?;
+
+    // The model, what trains, the optimiser and the EMA (resumed, from stage 1, or fresh).
+    let start = setup::Start::open(&run, cfg, stage)?;
+    let model = start.model.to(device);
+    let grid = model.ae.encoder.grid;
+    let n_tokens = grid.0 * grid.1;
+    let params: Vec<(String, Tensor)> = match stage {
+        Stage::Tokenizer => model.stage1_params(),
+        Stage::Decoder => model.ae.decoder_params(),
+    };
+    let mut opt = AdamW::new(&params, cfg.adamw());
+    let mut ema = Ema::new(&params, cfg.optim.ema_decay);
+    let (mut step, mut cursor) = (0u64, Cursor::default());
+    if let Some((dir, st)) = &start.resume {
+        setup::restore(dir, st, &mut opt, &mut ema, device)?;
+        (step, cursor) = (st.step, st.cursor);
+    }
+    let history = run.truncate_metrics(step)?;
+    let lpips = setup::lpips(cfg, device)?;
+    let resume = start.resume.as_ref().map(|(d, st)| (d.as_path(), st));
+    let mut gan = GanState::start(cfg, stage, resume, device)?;
+    let loader = setup::loader(cfg, stage, ranks, device, cursor)?;
+    let sched = cfg.schedule(ranks.world, cfg.optim.warmup_steps);
+    let autocast_kind = cfg.train.precision.autocast_kind(device);
+    let total = cfg.train.steps;
+    let stop_at = opts.max_steps.map_or(total, |m| (step + m).min(total));
+    let start_step = step;
+    log_start(cfg, stage, &params, (start_step, stop_at), device);
+
+    let title = format!(
+        "{} ({})",
+        run.root.file_name().map_or_else(
+            || run.root.display().to_string(),
+            |n| n.to_string_lossy().into_owned()
+        ),
+        stage.name()
+    );
+    let mut meter = Meter::new(title, plotted, &history);
+    let mut guard = Guard::new(start.resume.as_ref().map(|(d, _)| d.clone()));
+    let mut final_losses = Vec::new();
+    while step < stop_at {
+        let t0 = Instant::now();
+        let batch = loader.next_batch()?;
+        meter.waited(t0.elapsed().as_secs_f64());
+        let x = batch.images.to_device(device);
+        let b = x.size()[0];
+
+        // Masking (spec §3, §5.4): the ratio per step, the positions per sample.
+        let rows = ranks.global_rows(b as usize);
+        let ratio = match stage {
+            Stage::Tokenizer => {
+                let mut r = step_rng(seed, step, Stream::Mask);
+                sample_ratio(&mut || r.uniform())
+            }
+            Stage::Decoder => cfg.decoder_ft.mask_ratio_start * (1.0 - step as f64 / total as f64),
+        };
+        let mask = (masked_count(n_tokens, ratio) > 0).then(|| {
+            sample_mask(
+                n_tokens,
+                ratio,
+                &mut sample_rngs(seed, step, Stream::Mask, &rows),
+            )
+            .to_device(device)
+        });
+        seed_torch(seed, step);
+        let global_step = step + 1;
+        let mut aug_rng = SampleDraws {
+            batch: step_rng(seed, step, Stream::Augment),
+            rows: sample_rngs(seed, step, Stream::Augment, &rows),
+        };
+        let mut crop_rng = step_rng(seed, step, Stream::Crop);
+
+        // Forward and losses, under autocast when the precision asks for it (backward runs
+        // outside, as in PyTorch).
+        let (
+            xhat,
+            PixelObjective {
+                loss,
+                terms,
+                mut gan_log,
+            },
+        ) = autocast(device, autocast_kind, || -> anyhow::Result<_> {
+            let z = match stage {
+                Stage::Tokenizer => model.ae.encode(&x, mask.as_ref()),
+                Stage::Decoder => tch::no_grad(|| model.ae.encode(&x, mask.as_ref())),
+            };
+            let xhat = model.ae.decode(&z);
+            let mut objective = pixel_objective(
+                &x,
+                &xhat,
+                cfg,
+                step,
+                lpips.as_ref(),
+                gan.as_ref().map(|g| &g.disc),
+                model.ae.decoder.last_layer(),
+                &mut aug_rng,
+                &mut crop_rng,
+            );
+            if stage == Stage::Tokenizer {
+                let mask = mask.as_ref().context("stage 1 always masks")?;
+                aux_losses(&model, cfg, &batch, &z, mask, &mut objective)?;
+            }
+            Ok((xhat, objective))
+        })?;
+        let values: Vec<(String, f64)> = terms
+            .iter()
+            .map(|(k, t)| (k.clone(), f64::try_from(t.detach()).unwrap_or(f64::NAN)))
+            .collect();
+        let loss_v = f64::try_from(loss.detach()).unwrap_or(f64::NAN);
+        guard.loss(step, loss_v, &values)?;
+
+        // Update.
+        opt.zero_grad();
+        loss.backward();
+        fault::point("train_backward");
+        let grad_norm = opt.clip_grad_norm(if cfg.optim.grad_clip > 0.0 {
+            cfg.optim.grad_clip
+        } else {
+            f64::INFINITY
+        });
+        guard.grad_norm(step, grad_norm, loss_v)?;
+        let lr = sched.lr(step);
+        opt.step(lr);
+        ema.update(&params);
+        if let Some(g) = gan.as_mut().filter(|_| cfg.gan.active(global_step)) {
+            gan_log.extend(g.step(
+                cfg,
+                &x,
+                &xhat,
+                global_step,
+                lr,
+                (device, autocast_kind),
+                &mut aug_rng,
+                &mut crop_rng,
+            ));
+        }
+        fault::point("train_updated");
+        step += 1;
+        meter.stepped();
+        cursor = batch.cursor_after;
+
+        // Log, pictures, checkpoints.
+        let mut record = serde_json::json!({
+            "step": step,
+            "loss": loss_v,
+            "lr": lr,
+            "grad_norm": grad_norm,
+            "mask_ratio": if mask.is_some() { ratio } else { 0.0 },
+        });
+        for (k, v) in values.iter().chain(&gan_log) {
+            record[k] = serde_json::json!(v);
+        }
+        final_losses = values.clone();
+        final_losses.insert(0, ("loss".into(), loss_v));
+        if step % cfg.train.log_every.max(1) == 0 || step == stop_at {
+            let line = format!(
+                "{} step {step}/{total}  loss {loss_v:.4}  {}  lr {lr:.2e}",
+                stage.name(),
+                values
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v:.4}"))
+                    .collect::<Vec<_>>()
+                    .join("  "),
+            );
+            meter.log(&run, &mut record, &line, (step, total), b as usize)?;
+        }
+        if (cfg.train.sample_every > 0 && step % cfg.train.sample_every == 0) || step == stop_at {
+            let n = (cfg.train.grid_images as i64).min(b);
+            let xs = x.narrow(0, 0, n);
+            let recon = tch::no_grad(|| model.ae.reconstruct(&xs));
+            let (o, r) = (tensor_to_rgb8(&xs), tensor_to_rgb8(&recon));
+            let o: Vec<&[u8]> = o.iter().map(|v| v.as_slice()).collect();
+            let r: Vec<&[u8]> = r.iter().map(|v| v.as_slice()).collect();
+            let res = model.config().image_size as usize;
+            write_grid(&o, &r, res, n as usize, &run.sample_path(step))?;
+        }
+        if step % cfg.train.checkpoint_every.max(1) == 0 || step == stop_at {
+            let st = TrainState {
+                stage: stage.name().into(),
+                step,
+                cursor,
+                world: ranks.world,
+                config_sha256: config_sha.clone(),
+                lecam: gan.as_ref().map(|g| g.lecam).unwrap_or_default(),
+            };
+            let dir = save_step(&run, cfg, &st, &model, &ema, &opt, gan.as_ref())?;
+            guard.last_checkpoint = Some(dir);
+        }
+    }
+    Ok(Summary {
+        start_step,
+        end_step: step,
+        last_checkpoint: guard.last_checkpoint,
+        final_losses,
+        images_per_sec: (step - start_step) as f64 * cfg.data.batch_size as f64 / meter.elapsed(),
+        data_wait_fraction: meter.data_wait_fraction(),
+    })
+}
+
+/// Adds each auxiliary decoder's loss on the masked tokens to `objective` (spec §4).
+fn aux_losses(
+    model: &Tokenizer,
+    cfg: &TrainConfig,
+    batch: &Batch,
+    z: &Tensor,
+    mask: &Tensor,
+    objective: &mut PixelObjective,
+) -> anyhow::Result<()> {
+    let device = z.device();
+    let grid = model.ae.encoder.grid;
+    for (a, ac) in model.aux.iter().zip(&cfg.aux) {
+        let target = if a.loss == AuxLoss::Caption {
+            caption_target(&batch.text_ids, a.decoder.out_dim).to_device(device)
+        } else {
+            target_of(batch, &ac.target, grid.0 * grid.1, grid)?.to_device(device)
+        };
+        let l = a.loss(&a.forward(z, grid), &target, mask);
+        objective.loss += &l * ac.weight;
+        objective.terms.push((format!("aux_{}", a.name), l));
+    }
+    Ok(())
+}
+
+/// Writes step folder `st.step`: weights and EMA weights in the released layout, the
+/// optimiser moments, the discriminator, `state.json`.
+fn save_step(
+    run: &RunDir,
+    cfg: &TrainConfig,
+    st: &TrainState,
+    model: &Tokenizer,
+    ema: &Ema,
+    opt: &AdamW,
+    gan: Option<&GanState>,
+) -> anyhow::Result<PathBuf> {
+    let dir = run.checkpoint(st.step, cfg.train.keep_checkpoints, |tmp| {
+        model.save(tmp, None)?;
+        let e: std::collections::HashMap<&str, &Tensor> =
+            ema.tensors().iter().map(|(k, t)| (k.as_str(), t)).collect();
+        model.save(&tmp.join("ema"), Some(&e))?;
+        fault::point("train_checkpoint_filling");
+        write_safetensors_atomic(&opt.state_tensors(), &tmp.join("optimizer.safetensors"))?;
+        if let Some(g) = gan {
+            g.save(tmp)?;
+        }
+        maetok_pipeline::atomic::write(
+            &tmp.join("state.json"),
+            serde_json::to_string_pretty(st)?.as_bytes(),
+        )?;
+        Ok(())
+    })?;
+    fault::point("train_checkpoint_written");
+    tracing::info!("checkpoint {}", dir.display());
+    Ok(dir)
+}
+
+fn log_start(
+    cfg: &TrainConfig,
+    stage: Stage,
+    params: &[(String, Tensor)],
+    (from, to): (u64, u64),
+    device: tch::Device,
+) {
+    tracing::info!(
+        "{}: {} parameters train, steps {from}..{to} of {}, batch {}, {} on {:?}",
+        stage.name(),
+        params.iter().map(|(_, t)| t.numel()).sum::<usize>(),
+        cfg.train.steps,
+        cfg.data.batch_size,
+        if stage == Stage::Tokenizer {
+            format!(
+                "aux targets [{}]",
+                cfg.aux
+                    .iter()
+                    .map(|a| a.target.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            "no aux decoders".into()
+        },
+        device
+    );
+}
+
+/// The batch's stored `name` target, checked against the tokenizer's grid.
+fn target_of(batch: &Batch, name: &str, n_tokens: i64, grid: (i64, i64)) -> anyhow::Result<Tensor> {
+    let t = batch
+        .targets
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, t)| t.shallow_clone())
+        .with_context(|| format!("the batch has no `{name}` target"))?;
+    let tokens = t.size()[1];
+    if tokens != n_tokens {
+        bail!(
+            "target `{name}` has {tokens} tokens per image; the tokenizer has {n_tokens} \
+             ({}×{} patches): preprocess the teacher at the tokenizer's resolution with patch 16",
+            grid.0,
+            grid.1
+        );
+    }
+    Ok(t)
+}

@@ -1,0 +1,195 @@
+//! Everything a tokenizer run needs before its first step: where the model comes from
+//! (resumed, stage 1 for stage 2, or fresh), the optimiser and EMA state of a resumed run,
+//! LPIPS, and the loader.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use maetok_pipeline::shard::manifest::Manifest;
+use tch::{Device, Tensor};
+
+use super::Stage;
+use crate::data::index::Cursor;
+use crate::data::loader::{Loader, LoaderConfig};
+use crate::losses::lpips::Lpips;
+use crate::maetok::aux::AuxLoss;
+use crate::run::{read_state, RunDir, TrainState};
+use crate::train::adamw::AdamW;
+use crate::train::config::TrainConfig;
+use crate::train::ema::Ema;
+use crate::train::model::{read_tensors, Tokenizer};
+use crate::train::ranks::Ranks;
+use crate::train::rng::{seed_torch_for, Stream};
+
+/// Resolve `--from`: a run folder (its latest step), a step folder, or a model folder.
+pub fn resolve_from(from: &Path, ema: bool) -> anyhow::Result<PathBuf> {
+    let mut dir = from.to_path_buf();
+    if dir.join("config.toml").exists() && dir.join("latest").exists() {
+        let name = std::fs::read_to_string(dir.join("latest"))?;
+        dir = dir.join("checkpoints").join(name.trim());
+    }
+    if ema && dir.join("ema/model.safetensors").exists() {
+        dir = dir.join("ema");
+    }
+    if !dir.join("model.safetensors").exists() {
+        bail!(
+            "{}: no model.safetensors (expected a run folder, a step folder or an AEModel folder)",
+            from.display()
+        );
+    }
+    Ok(dir)
+}
+
+/// Widths of the target columns in the shard folder.
+fn target_dims(cfg: &TrainConfig) -> anyhow::Result<HashMap<String, i64>> {
+    let m = Manifest::read(&cfg.data.shards.join("manifest.json"))
+        .with_context(|| format!("reading the shard folder {}", cfg.data.shards.display()))?;
+    let mut dims: HashMap<String, i64> = m
+        .teachers
+        .iter()
+        .map(|t| (t.name.clone(), t.dim as i64))
+        .collect();
+    if let Some(t) = &m.text {
+        dims.insert("text_ids".into(), t.vocab_size as i64);
+    }
+    Ok(dims)
+}
+
+/// The model a run starts from, and the step folder it resumes (with its state).
+pub struct Start {
+    pub model: Tokenizer,
+    pub resume: Option<(PathBuf, TrainState)>,
+}
+
+impl Start {
+    /// Resumed from the run's latest step folder, started from stage 1, or fresh.
+    pub fn open(run: &RunDir, cfg: &TrainConfig, stage: Stage) -> anyhow::Result<Self> {
+        let config_sha = run.config_sha256()?;
+        let aux_on = stage == Stage::Tokenizer;
+        if let Some(dir) = run.latest()? {
+            let st = read_state(&dir)?;
+            if st.stage != stage.name() {
+                bail!(
+                    "{} holds a `{}` run; this is `train {}`",
+                    run.root.display(),
+                    st.stage,
+                    stage.name()
+                );
+            }
+            if st.config_sha256 != config_sha {
+                bail!(
+                    "{}: state.json was written under another config.toml",
+                    dir.display()
+                );
+            }
+            tracing::info!(
+                "resuming {} from {} (step {})",
+                stage.name(),
+                dir.display(),
+                st.step
+            );
+            let model = Tokenizer::load(&dir, cfg, aux_on)?;
+            return Ok(Self {
+                model,
+                resume: Some((dir, st)),
+            });
+        }
+        let model = match stage {
+            Stage::Tokenizer => {
+                // The initial weights are a function of the seed (a run killed before its
+                // first step folder restarts from the same ones).
+                seed_torch_for(cfg.train.seed, 0, Stream::Init);
+                Tokenizer::fresh(cfg, &target_dims(cfg)?)?
+            }
+            Stage::Decoder => {
+                let from = cfg
+                    .decoder_ft
+                    .from
+                    .as_ref()
+                    .context("`train decoder` starts from a stage-1 run: pass --from RUN")?;
+                let src = resolve_from(from, cfg.decoder_ft.from_ema)?;
+                tracing::info!("stage 2 starts from {}", src.display());
+                Tokenizer::load(&src, cfg, false)?
+            }
+        };
+        Ok(Self {
+            model,
+            resume: None,
+        })
+    }
+}
+
+/// Puts a resumed step folder's optimiser moments and EMA weights back.
+pub fn restore(
+    dir: &Path,
+    st: &TrainState,
+    opt: &mut AdamW,
+    ema: &mut Ema,
+    device: Device,
+) -> anyhow::Result<()> {
+    let p = dir.join("optimizer.safetensors");
+    let saved: HashMap<String, Tensor> = Tensor::read_safetensors(&p)
+        .with_context(|| format!("reading {}", p.display()))?
+        .into_iter()
+        .map(|(k, t)| (k, t.to_device(device)))
+        .collect();
+    opt.load_state(st.step, saved)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+    let saved: HashMap<String, Tensor> = read_tensors(&dir.join("ema"))?
+        .into_iter()
+        .map(|(k, t)| (k, t.to_device(device)))
+        .collect();
+    ema.load(saved)
+        .map_err(|e| anyhow::anyhow!("{}/ema: {e}", dir.display()))
+}
+
+/// LPIPS when `losses.perceptual_weight > 0`.
+pub fn lpips(cfg: &TrainConfig, device: Device) -> anyhow::Result<Option<Lpips>> {
+    if cfg.losses.perceptual_weight <= 0.0 {
+        return Ok(None);
+    }
+    let (Some(vgg), Some(heads)) = (&cfg.losses.lpips_vgg, &cfg.losses.lpips_heads) else {
+        bail!("losses.perceptual_weight > 0 needs losses.lpips_vgg and losses.lpips_heads");
+    };
+    Ok(Some(Lpips::load(vgg, heads)?.to(device)))
+}
+
+/// The loader of this rank, from `cursor` on: images, the stage-1 auxiliary targets and,
+/// for a caption decoder, `text_ids`.
+pub fn loader(
+    cfg: &TrainConfig,
+    stage: Stage,
+    ranks: Ranks,
+    device: Device,
+    cursor: Cursor,
+) -> anyhow::Result<Loader> {
+    let aux_on = stage == Stage::Tokenizer;
+    let targets: Vec<String> = if aux_on {
+        cfg.aux
+            .iter()
+            .filter(|a| a.loss != AuxLoss::Caption)
+            .map(|a| a.target.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Loader::start(
+        LoaderConfig {
+            dir: cfg.data.shards.clone(),
+            batch_size: cfg.data.batch_size,
+            seed: cfg.train.seed,
+            rank: ranks.rank,
+            world: ranks.world,
+            targets,
+            prefetch: cfg.data.prefetch,
+            decode_threads: match (cfg.data.decode_threads, device) {
+                (0, Device::Cpu) => 1,
+                (0, _) => 4,
+                (n, _) => n,
+            },
+            text: aux_on && cfg.aux.iter().any(|a| a.loss == AuxLoss::Caption),
+        },
+        cursor,
+    )
+}
