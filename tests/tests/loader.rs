@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use arrow::array::AsArray;
 use arrow::datatypes::{Float16Type, Int16Type};
 use maetok_e2e::{batches, synth_shards};
-use maetok_trainer::data::{Cursor, Loader, LoaderConfig};
+use maetok_trainer::data::{DataCursor, Loader, LoaderConfig};
 
 fn cfg(dir: &std::path::Path, batch: usize, rank: usize, world: usize) -> LoaderConfig {
     LoaderConfig {
@@ -32,7 +32,7 @@ fn global_order_rank_slicing_resume_and_values() {
     );
 
     // World 1, batch 4: one epoch = 10 steps covering the 40 images once.
-    let l1 = Loader::start(cfg(&shards, 4, 0, 1), Cursor::default()).unwrap();
+    let l1 = Loader::start(cfg(&shards, 4, 0, 1), DataCursor::default()).unwrap();
     assert_eq!(l1.images, 40);
     let mut epoch: Vec<(String, i16)> = Vec::new();
     let mut cursors = Vec::new();
@@ -54,7 +54,7 @@ fn global_order_rank_slicing_resume_and_values() {
     assert_eq!(keys.len(), 40, "every image once per epoch");
     assert_eq!(
         cursors[9],
-        Cursor {
+        DataCursor {
             epoch: 1,
             position: 0
         }
@@ -71,8 +71,8 @@ fn global_order_rank_slicing_resume_and_values() {
     );
 
     // World 2, batch 2 per rank: step s of the two ranks = step s of world 1.
-    let r0 = Loader::start(cfg(&shards, 2, 0, 2), Cursor::default()).unwrap();
-    let r1 = Loader::start(cfg(&shards, 2, 1, 2), Cursor::default()).unwrap();
+    let r0 = Loader::start(cfg(&shards, 2, 0, 2), DataCursor::default()).unwrap();
+    let r1 = Loader::start(cfg(&shards, 2, 1, 2), DataCursor::default()).unwrap();
     for s in 0..10 {
         let (a, b) = (r0.next_batch().unwrap(), r1.next_batch().unwrap());
         assert_eq!(a.cursor_after, cursors[s]);
@@ -128,7 +128,7 @@ fn global_order_rank_slicing_resume_and_values() {
             stored.insert((key.value(i).to_string(), view.value(i)), (px, h));
         }
     }
-    let b = Loader::start(cfg(&shards, 4, 0, 1), Cursor::default())
+    let b = Loader::start(cfg(&shards, 4, 0, 1), DataCursor::default())
         .unwrap()
         .next_batch()
         .unwrap();
@@ -151,7 +151,7 @@ fn global_order_rank_slicing_resume_and_values() {
     // A missing target column is named.
     let mut bad = cfg(&shards, 4, 0, 1);
     bad.targets = vec!["dinov2".into()];
-    let e = Loader::start(bad, Cursor::default())
+    let e = Loader::start(bad, DataCursor::default())
         .err()
         .unwrap()
         .to_string();
@@ -170,7 +170,7 @@ fn decode_threads_change_nothing_but_speed() {
     let take = |threads: usize| {
         let mut c = cfg(&shards, 6, 0, 1);
         c.decode_threads = threads;
-        let l = Loader::start(c, Cursor::default()).unwrap();
+        let l = Loader::start(c, DataCursor::default()).unwrap();
         (0..4)
             .map(|_| {
                 let b = l.next_batch().unwrap();

@@ -4,7 +4,7 @@
 //! are counted.
 
 use maetok_e2e::synth_shards;
-use maetok_trainer::data::{Cursor, Loader, LoaderConfig};
+use maetok_trainer::data::{DataCursor, Loader, LoaderConfig};
 
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").unwrap().count()
@@ -30,7 +30,7 @@ fn the_loader_thread_starts_no_openmp_team() {
             text: false,
             decode_threads: 1,
         },
-        Cursor::default(),
+        DataCursor::default(),
     )
     .unwrap();
     for _ in 0..6 {

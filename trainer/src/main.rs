@@ -33,9 +33,9 @@ enum Command {
         command: cli::teacher::Command,
     },
     /// Images (or a shard folder's views) → MAETok latents (.safetensors).
-    Encode(cli::tokenizer::EncodeArgs),
+    Encode(cli::codec::EncodeArgs),
     /// Images (or a shard folder's views) → MAETok reconstructions, a side-by-side grid and PSNR/SSIM.
-    Reconstruct(cli::tokenizer::ReconstructArgs),
+    Reconstruct(cli::codec::ReconstructArgs),
     /// Train the tokenizer: `tokenizer` (stage 1, mask modeling) or `decoder` (stage 2).
     Train {
         #[command(subcommand)]
@@ -84,8 +84,8 @@ fn main() -> std::process::ExitCode {
         Command::Preprocess(args) => cli::preprocess::run(*args),
         Command::Shards { command } => cli::shards::run(command),
         Command::Teacher { command } => cli::teacher::run(command),
-        Command::Encode(args) => cli::tokenizer::encode(args),
-        Command::Reconstruct(args) => cli::tokenizer::reconstruct(args),
+        Command::Encode(args) => cli::codec::encode(args),
+        Command::Reconstruct(args) => cli::codec::reconstruct(args),
         Command::Train { command } => cli::train::run(command),
         Command::Demo(args) => cli::demo::run(args),
         Command::Bench { command } => cli::bench::run(command),

@@ -1,10 +1,45 @@
-//! Progress of a long job: a bar with images/s and ETA on a terminal, and a `tracing` line
-//! every few seconds otherwise (logs of batch jobs).
+//! Progress of a long job: a bar with images/s and ETA on a terminal (with the `cli`
+//! feature, which brings indicatif), and a `tracing` line every few seconds otherwise (logs
+//! of batch jobs, and library users without the feature).
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+#[cfg(feature = "cli")]
+use indicatif::ProgressBar;
+
+/// Without the `cli` feature there is no bar: a type with no values keeps the code one.
+#[cfg(not(feature = "cli"))]
+enum ProgressBar {}
+
+#[cfg(not(feature = "cli"))]
+impl ProgressBar {
+    fn set_position(&self, _: u64) {
+        match *self {}
+    }
+    fn set_message(&self, _: String) {
+        match *self {}
+    }
+    fn finish_and_clear(&self) {
+        match *self {}
+    }
+}
+
+/// A terminal bar over `total_bytes`, at `done_bytes` already.
+#[cfg(feature = "cli")]
+fn terminal_bar(total_bytes: u64, done_bytes: u64) -> ProgressBar {
+    use indicatif::{ProgressDrawTarget, ProgressStyle};
+    let bar =
+        ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr_with_hz(4));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {percent:>3}% {msg} ETA {eta}",
+        )
+        .expect("static template"),
+    );
+    bar.set_position(done_bytes);
+    bar
+}
 
 /// Tracks input bytes (for the ETA) and images (for the rate).
 pub struct Progress {
@@ -20,20 +55,14 @@ pub struct Progress {
 impl Progress {
     /// `done_bytes`/`images` are what an earlier, resumed run already did.
     pub fn new(total_bytes: u64, done_bytes: u64, images: u64, show_bar: bool) -> Progress {
-        let bar = (show_bar && std::io::stderr().is_terminal()).then(|| {
-            let bar = ProgressBar::with_draw_target(
-                Some(total_bytes),
-                ProgressDrawTarget::stderr_with_hz(4),
-            );
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {wide_bar} {percent:>3}% {msg} ETA {eta}",
-                )
-                .expect("static template"),
-            );
-            bar.set_position(done_bytes);
-            bar
-        });
+        let terminal = show_bar && std::io::stderr().is_terminal();
+        #[cfg(feature = "cli")]
+        let bar = terminal.then(|| terminal_bar(total_bytes, done_bytes));
+        #[cfg(not(feature = "cli"))]
+        let bar: Option<ProgressBar> = {
+            let _ = terminal;
+            None
+        };
         let now = Instant::now();
         Progress {
             bar,

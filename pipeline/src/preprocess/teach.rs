@@ -10,7 +10,8 @@ use tch::Tensor;
 use crate::image::Rgb8;
 
 /// How a teacher's features are stored.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum Storage {
     /// float16, tokens × dim per row.

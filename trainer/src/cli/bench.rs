@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use maetok_trainer::data::{Cursor, Loader, LoaderConfig};
+use maetok_trainer::data::{DataCursor, Loader, LoaderConfig};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -49,7 +49,7 @@ fn loader(a: LoaderArgs) -> anyhow::Result<ExitCode> {
             text: false,
             decode_threads: a.decode_threads,
         },
-        Cursor::default(),
+        DataCursor::default(),
     )?;
     let first = loader.next_batch()?; // start-up (file opening) is not throughput
     let side = first.images.size()[2];

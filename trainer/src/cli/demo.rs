@@ -50,6 +50,9 @@ pub struct Args {
     /// Stage-2 (decoder fine-tuning) steps.
     #[arg(long, default_value_t = 1000)]
     decoder_steps: u64,
+    /// Seed of the demo tokenizer's training (initial weights, masks, data order).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
@@ -204,6 +207,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             a.tokenizer_per_class,
             a.train_steps,
             a.decoder_steps,
+            a.seed,
             a.threads,
         )?;
     }

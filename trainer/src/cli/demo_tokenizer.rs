@@ -58,6 +58,7 @@ pub fn run(
     per_class: usize,
     steps: u64,
     decoder_steps: u64,
+    seed: u64,
     threads: usize,
 ) -> anyhow::Result<String> {
     let folder = synth::write_imagefolder(&out.join("data/tokenizer"), per_class)
@@ -89,6 +90,7 @@ pub fn run(
         .map_err(anyhow::Error::msg)?;
     s1.data.shards = shards.clone();
     s1.train.steps = steps;
+    s1.train.seed = seed;
     let (tokens, dim) = (s1.model.num_latent_tokens, s1.model.latent_dim);
     let run1 = out.join("runs/tokenizer");
     println!(
@@ -105,6 +107,7 @@ pub fn run(
         .map_err(anyhow::Error::msg)?;
     s2.data.shards = shards.clone();
     s2.train.steps = decoder_steps;
+    s2.train.seed = seed;
     s2.aux.clear();
     s2.decoder_ft.from = Some(run1.clone());
     let run2 = out.join("runs/decoder");

@@ -2,6 +2,7 @@
 //! library crates.
 
 pub mod bench;
+pub mod codec;
 pub mod demo;
 pub mod demo_tokenizer;
 pub mod env;
@@ -9,5 +10,4 @@ pub mod images;
 pub mod preprocess;
 pub mod shards;
 pub mod teacher;
-pub mod tokenizer;
 pub mod train;

@@ -6,7 +6,7 @@ use maetok_pipeline::rng::SplitMix;
 /// Where training is in the data: positions of the epoch's global order consumed by all
 /// ranks together. Saved in checkpoints; a resumed job may change its world size.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Cursor {
+pub struct DataCursor {
     pub epoch: u64,
     pub position: u64,
 }
@@ -78,14 +78,14 @@ pub fn rank_positions(cursor: u64, batch: usize, rank: usize, world: usize) -> V
 
 /// The cursor after one global step; an epoch ends when a full global batch no longer fits
 /// (the remainder is dropped, as `drop_last` does).
-pub fn advance(c: Cursor, batch: usize, world: usize, images: usize) -> Cursor {
+pub fn advance(c: DataCursor, batch: usize, world: usize, images: usize) -> DataCursor {
     let step = (batch * world) as u64;
-    let next = Cursor {
+    let next = DataCursor {
         epoch: c.epoch,
         position: c.position + step,
     };
     if next.position + step > images as u64 {
-        Cursor {
+        DataCursor {
             epoch: c.epoch + 1,
             position: 0,
         }
@@ -119,7 +119,7 @@ mod tests {
         assert_eq!(all, (40..48).collect::<Vec<_>>());
         assert_eq!(
             advance(
-                Cursor {
+                DataCursor {
                     epoch: 0,
                     position: 40
                 },
@@ -127,14 +127,14 @@ mod tests {
                 2,
                 100
             ),
-            Cursor {
+            DataCursor {
                 epoch: 0,
                 position: 48
             }
         );
         assert_eq!(
             advance(
-                Cursor {
+                DataCursor {
                     epoch: 0,
                     position: 88
                 },
@@ -142,7 +142,7 @@ mod tests {
                 2,
                 100
             ),
-            Cursor {
+            DataCursor {
                 epoch: 1,
                 position: 0
             }

@@ -13,7 +13,7 @@ use tch::Tensor;
 
 use crate::maetok::images_to_input;
 
-use super::index::{advance, rank_positions, view_of, Cursor, Order};
+use super::index::{advance, rank_positions, view_of, DataCursor, Order};
 
 #[derive(Debug, Clone)]
 pub struct LoaderConfig {
@@ -37,7 +37,7 @@ pub struct LoaderConfig {
 /// One rank's batch.
 pub struct Batch {
     /// The global cursor after this step (what a checkpoint saved after it records).
-    pub cursor_after: Cursor,
+    pub cursor_after: DataCursor,
     pub keys: Vec<String>,
     pub views: Vec<i16>,
     pub labels: Vec<Option<i32>>,
@@ -55,7 +55,7 @@ pub struct Batch {
 /// spin-wait on the cores libtorch's main team computes on; at 2 threads on 2 cores that
 /// halved the step rate.
 struct RawBatch {
-    cursor_after: Cursor,
+    cursor_after: DataCursor,
     keys: Vec<String>,
     views: Vec<i16>,
     labels: Vec<Option<i32>>,
@@ -158,7 +158,7 @@ fn make_batch(
     ix: &Index,
     cfg: &LoaderConfig,
     order: &Order,
-    cursor: Cursor,
+    cursor: DataCursor,
     pool: Option<&rayon::ThreadPool>,
 ) -> anyhow::Result<RawBatch> {
     let positions = rank_positions(cursor.position, cfg.batch_size, cfg.rank, cfg.world);
@@ -265,7 +265,7 @@ pub struct Loader {
 }
 
 impl Loader {
-    pub fn start(cfg: LoaderConfig, start: Cursor) -> anyhow::Result<Self> {
+    pub fn start(cfg: LoaderConfig, start: DataCursor) -> anyhow::Result<Self> {
         anyhow::ensure!(
             cfg.world >= 1 && cfg.rank < cfg.world,
             "rank {} must be below world {}",

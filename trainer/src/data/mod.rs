@@ -6,5 +6,5 @@
 pub mod index;
 pub mod loader;
 
-pub use index::{Cursor, Order};
+pub use index::{DataCursor, Order};
 pub use loader::{Batch, Loader, LoaderConfig};

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
-use crate::data::index::Cursor;
+use crate::data::index::DataCursor;
 
 /// What a step folder needs besides weights to continue exactly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,7 +20,7 @@ pub struct TrainState {
     /// Steps completed.
     pub step: u64,
     /// Data cursor after the last completed step.
-    pub cursor: Cursor,
+    pub cursor: DataCursor,
     pub world: usize,
     /// sha256 of the resolved `config.toml`.
     pub config_sha256: String,

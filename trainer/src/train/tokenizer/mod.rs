@@ -33,7 +33,7 @@ use anyhow::{bail, Context};
 use maetok_pipeline::preprocess::fault;
 use tch::Tensor;
 
-use crate::data::index::Cursor;
+use crate::data::index::DataCursor;
 use crate::data::loader::Batch;
 use crate::losses::diffaug::SampleDraws;
 use crate::maetok::aux::{caption_target, AuxLoss};
@@ -85,7 +85,7 @@ pub struct TrainOptions {
 
 /// What a finished (or stopped) call did.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Summary {
+pub struct TrainSummary {
     pub start_step: u64,
     pub end_step: u64,
     pub last_checkpoint: Option<PathBuf>,
@@ -100,7 +100,7 @@ fn plotted(key: &str) -> bool {
     key == "loss" || key == "rec" || key == "lpips" || key.starts_with("aux_")
 }
 
-pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
+pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
     let cfg = &opts.config;
     // One process for now: the distributed launch will set this, and only this.
     let ranks = Ranks::SINGLE;
@@ -122,7 +122,7 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
     };
     let mut opt = AdamW::new(&params, cfg.adamw());
     let mut ema = Ema::new(&params, cfg.optim.ema_decay);
-    let (mut step, mut cursor) = (0u64, Cursor::default());
+    let (mut step, mut cursor) = (0u64, DataCursor::default());
     if let Some((dir, st)) = &start.resume {
         setup::restore(dir, st, &mut opt, &mut ema, device)?;
         (step, cursor) = (st.step, st.cursor);
@@ -299,7 +299,7 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<Summary> {
             guard.last_checkpoint = Some(dir);
         }
     }
-    Ok(Summary {
+    Ok(TrainSummary {
         start_step,
         end_step: step,
         last_checkpoint: guard.last_checkpoint,

@@ -10,7 +10,7 @@ use maetok_pipeline::shard::manifest::Manifest;
 use tch::{Device, Tensor};
 
 use super::Stage;
-use crate::data::index::Cursor;
+use crate::data::index::DataCursor;
 use crate::data::loader::{Loader, LoaderConfig};
 use crate::losses::lpips::Lpips;
 use crate::maetok::aux::AuxLoss;
@@ -162,7 +162,7 @@ pub fn loader(
     stage: Stage,
     ranks: Ranks,
     device: Device,
-    cursor: Cursor,
+    cursor: DataCursor,
 ) -> anyhow::Result<Loader> {
     let aux_on = stage == Stage::Tokenizer;
     let targets: Vec<String> = if aux_on {
