@@ -3,26 +3,41 @@
 
 use tch::{Device, Kind};
 
-pub fn parse_device(s: &str) -> Result<Device, String> {
+/// A device or dtype name that cannot be used here.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeviceError {
+    #[error("unknown device `{0}` (cpu, cuda, cuda:N)")]
+    Unknown(String),
+    #[error(
+        "device `{name}` is not available: this machine has {count} CUDA device(s) visible to libtorch"
+    )]
+    Unavailable { name: String, count: usize },
+    #[error("unknown dtype `{0}` (f32, bf16)")]
+    UnknownDtype(String),
+}
+
+pub fn parse_device(s: &str) -> Result<Device, DeviceError> {
     let d = match s {
         "cpu" => return Ok(Device::Cpu),
         "cuda" => 0,
         other => other
             .strip_prefix("cuda:")
             .and_then(|n| n.parse::<usize>().ok())
-            .ok_or_else(|| format!("unknown device `{s}` (cpu, cuda, cuda:N)"))?,
+            .ok_or_else(|| DeviceError::Unknown(s.to_string()))?,
     };
     let count = tch::Cuda::device_count() as usize;
     if d >= count {
-        return Err(format!(
-            "device `{s}` is not available: this machine has {count} CUDA device(s) visible to libtorch"
-        ));
+        return Err(DeviceError::Unavailable {
+            name: s.to_string(),
+            count,
+        });
     }
     Ok(Device::Cuda(d))
 }
 
 /// `f32` / `bf16`; `None` picks bf16 on GPU and f32 on CPU.
-pub fn parse_kind(s: Option<&str>, device: Device) -> Result<Kind, String> {
+pub fn parse_kind(s: Option<&str>, device: Device) -> Result<Kind, DeviceError> {
     match s {
         None => Ok(if device.is_cuda() {
             Kind::BFloat16
@@ -31,7 +46,7 @@ pub fn parse_kind(s: Option<&str>, device: Device) -> Result<Kind, String> {
         }),
         Some("f32" | "fp32" | "float32") => Ok(Kind::Float),
         Some("bf16" | "bfloat16") => Ok(Kind::BFloat16),
-        Some(other) => Err(format!("unknown dtype `{other}` (f32, bf16)")),
+        Some(other) => Err(DeviceError::UnknownDtype(other.to_string())),
     }
 }
 
@@ -44,10 +59,12 @@ mod tests {
         assert_eq!(parse_device("cpu").unwrap(), Device::Cpu);
         assert!(parse_device("gpu")
             .unwrap_err()
+            .to_string()
             .contains("cpu, cuda, cuda:N"));
         if tch::Cuda::device_count() == 0 {
             assert!(parse_device("cuda:0")
                 .unwrap_err()
+                .to_string()
                 .contains("0 CUDA device"));
         }
         assert_eq!(parse_kind(None, Device::Cpu).unwrap(), Kind::Float);

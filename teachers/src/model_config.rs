@@ -40,7 +40,8 @@ impl ModelConfig {
         Ok(cfg)
     }
 
-    pub fn from_value(raw: Value) -> Result<Self, String> {
+    /// The fields read from a parsed file; errors gain the path in `load`.
+    fn from_value(raw: Value) -> Result<Self, String> {
         let open_clip = raw.get("model_cfg");
         let scopes: Vec<&Value> = [
             raw.get("vision_config"),

@@ -3,6 +3,7 @@
 //! command line over it.
 
 pub mod data;
+pub mod error;
 pub mod losses;
 pub mod maetok;
 pub mod metrics;

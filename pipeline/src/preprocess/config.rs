@@ -103,10 +103,15 @@ impl TeacherConfig {
             value: format!("{value:?} (teacher `{}`)", self.name),
             allowed,
         };
-        let device =
-            parse_device(&self.device).map_err(|e| bad("teachers.device", &self.device, e))?;
-        let kind = parse_kind(self.dtype.as_deref(), device)
-            .map_err(|e| bad("teachers.dtype", self.dtype.as_deref().unwrap_or(""), e))?;
+        let device = parse_device(&self.device)
+            .map_err(|e| bad("teachers.device", &self.device, e.to_string()))?;
+        let kind = parse_kind(self.dtype.as_deref(), device).map_err(|e| {
+            bad(
+                "teachers.dtype",
+                self.dtype.as_deref().unwrap_or(""),
+                e.to_string(),
+            )
+        })?;
         let normalization = match &self.normalization {
             Some(n) => Some(Normalization::parse(n).ok_or_else(|| {
                 bad(

@@ -378,7 +378,10 @@ impl Discriminator {
     }
 
     /// Restore head tensors written by `state_dict` (in place, so optimiser handles stay valid).
-    pub fn load_state(&self, mut saved: HashMap<String, Tensor>) -> Result<(), String> {
+    pub fn load_state(
+        &self,
+        mut saved: HashMap<String, Tensor>,
+    ) -> Result<(), crate::error::StateError> {
         for (k, mut t) in self.state_dict() {
             crate::train::restore::restore_into(&mut t, &mut saved, &k, "discriminator state")?;
         }

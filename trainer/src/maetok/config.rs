@@ -86,10 +86,11 @@ impl AeConfig {
         out
     }
 
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Self, crate::error::ConfigError> {
+        use crate::error::ConfigError;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::in_file(path, e))?;
         serde_json::from_str(&text)
-            .map_err(|e| format!("{}: not an AEModel config: {e}", path.display()))
+            .map_err(|e| ConfigError::in_file(path, format!("not an AEModel config: {e}")))
     }
 
     /// Heads for a transformer `width` wide built from timm model `name`, unless `given`.

@@ -32,8 +32,8 @@ pub struct AeModel {
 pub enum ModelError {
     #[error(transparent)]
     Weights(#[from] WeightError),
-    #[error("{0}")]
-    Config(String),
+    #[error(transparent)]
+    Config(#[from] crate::error::ConfigError),
 }
 
 /// Training-time modules a checkpoint may carry that inference ignores (spec §2.7).

@@ -153,7 +153,7 @@ impl AdamW {
         &mut self,
         step: u64,
         mut saved: HashMap<String, Tensor>,
-    ) -> Result<(), String> {
+    ) -> Result<(), crate::error::StateError> {
         for s in &mut self.slots {
             for (suffix, dst) in [
                 ("exp_avg", &mut s.exp_avg),
@@ -164,9 +164,10 @@ impl AdamW {
             }
         }
         if let Some(k) = saved.keys().next() {
-            return Err(format!(
-                "optimizer state has `{k}`, which is not a parameter here"
-            ));
+            return Err(crate::error::StateError::Unexpected {
+                what: "optimizer state",
+                key: k.clone(),
+            });
         }
         self.step = step;
         Ok(())

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::ConfigError;
 use crate::losses::gan::GanConfig;
 use crate::maetok::aux::AuxLoss;
 use crate::maetok::init::{Arch, DecoderShape};
@@ -291,18 +292,23 @@ impl Default for DecoderFtConfig {
 }
 
 impl TrainConfig {
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::in_file(path, e))?;
+        Self::parse(&text).map_err(|e| ConfigError::in_file(path, e))
     }
 
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let c: Self = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let c: Self = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
         c.validate()?;
         Ok(c)
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the values against each other (names the key and what is allowed).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check().map_err(ConfigError::Invalid)
+    }
+
+    fn check(&self) -> Result<(), String> {
         let m = &self.model;
         if m.decoder != "movq" && m.decoder != "plain" {
             return Err(format!(
@@ -467,11 +473,17 @@ mod tests {
         .schedule(2, 10_000);
         assert_eq!((s.base, s.total), (2e-4, 500_000)); // spec §5.3: 1e-4 × 512/256
         assert!((s.min - 2e-5).abs() < 1e-18);
-        let e = TrainConfig::parse(&format!("{base}[optim]\nlearning_rate = 1\n")).unwrap_err();
+        let e = TrainConfig::parse(&format!("{base}[optim]\nlearning_rate = 1\n"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("learning_rate"), "{e}");
-        let e = TrainConfig::parse(&format!("{base}[model]\ndecoder = \"cnn\"\n")).unwrap_err();
+        let e = TrainConfig::parse(&format!("{base}[model]\ndecoder = \"cnn\"\n"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("model.decoder"), "{e}");
-        let e = TrainConfig::parse("[data]\nshards = \"s\"\n").unwrap_err();
+        let e = TrainConfig::parse("[data]\nshards = \"s\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("losses.lpips_vgg"), "{e}");
         assert_eq!(c.losses.perceptual_at(0), 1e-4);
         assert_eq!(c.losses.perceptual_at(9_999), 1.0);

@@ -37,7 +37,10 @@ impl Ema {
     }
 
     /// Restore from a saved copy; every name must be present with its shape.
-    pub fn load(&mut self, mut saved: HashMap<String, Tensor>) -> Result<(), String> {
+    pub fn load(
+        &mut self,
+        mut saved: HashMap<String, Tensor>,
+    ) -> Result<(), crate::error::StateError> {
         for (k, e) in &mut self.shadow {
             super::restore::restore_into(e, &mut saved, k, "EMA weights")?;
         }

@@ -5,23 +5,27 @@ use std::collections::HashMap;
 
 use tch::Tensor;
 
+use crate::error::StateError;
+
 /// Copy `saved[key]` into `dst` (same shape; cast to `dst`'s kind), removing it from `saved`.
 /// `what` names the file's contents in errors ("optimizer state", "EMA weights", …).
 pub fn restore_into(
     dst: &mut Tensor,
     saved: &mut HashMap<String, Tensor>,
     key: &str,
-    what: &str,
-) -> Result<(), String> {
-    let t = saved
-        .remove(key)
-        .ok_or_else(|| format!("{what} has no `{key}`"))?;
+    what: &'static str,
+) -> Result<(), StateError> {
+    let t = saved.remove(key).ok_or_else(|| StateError::Missing {
+        what,
+        key: key.to_string(),
+    })?;
     if t.size() != dst.size() {
-        return Err(format!(
-            "{what}: `{key}` is {:?}, expected {:?}",
-            t.size(),
-            dst.size()
-        ));
+        return Err(StateError::Shape {
+            what,
+            key: key.to_string(),
+            got: t.size(),
+            want: dst.size(),
+        });
     }
     tch::no_grad(|| dst.copy_(&t.to_kind(dst.kind())));
     Ok(())
