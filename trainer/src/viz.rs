@@ -148,21 +148,22 @@ pub fn write_loss_curves(
         let x_max = pts.iter().map(|p| p.0).max().unwrap_or(1).max(1);
         let lo = pts.iter().map(|p| p.1).fold(f64::MAX, f64::min);
         let hi = pts.iter().map(|p| p.1).fold(f64::MIN, f64::max);
-        // Whole decades around the data, so the axis always shows labelled ticks.
+        // The data's range with a margin; plotters labels the decades and, inside a
+        // decade, the steps between them, so values can be read off.
         let (lo, hi) = if pts.is_empty() {
             (0.1, 10.0)
         } else {
-            (
-                10f64.powf(lo.log10().floor()),
-                10f64.powf(hi.log10().ceil().max(lo.log10().floor() + 1.0)),
-            )
+            (lo / 1.25, hi * 1.25)
         };
         let mut chart = ChartBuilder::on(&area)
             .caption(title, (FONT, 20))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(70)
-            .build_cartesian_2d(0u64..x_max, (lo..hi).log_scale())
+            .build_cartesian_2d(
+                0u64..x_max,
+                (lo..hi).log_scale().with_key_points(log_ticks(lo, hi)),
+            )
             .map_err(draw_err)?;
         chart
             .configure_mesh()
@@ -170,7 +171,7 @@ pub fn write_loss_curves(
             .y_desc("loss (log scale)")
             .label_style((FONT, 13))
             .axis_desc_style((FONT, 15))
-            .y_label_formatter(&|v| format!("{v:.0e}"))
+            .y_label_formatter(&|v| sig3(*v))
             .light_line_style(RGBColor(235, 235, 235))
             .draw()
             .map_err(draw_err)?;
@@ -201,6 +202,43 @@ pub fn write_loss_curves(
     save_png(buf, (w, h), path)
 }
 
+/// Ticks of a log axis over [lo, hi]: 1, 2, 5 × 10ᵏ, or every integer multiple of 10ᵏ when
+/// that gives fewer than four (a range within one decade).
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let within = |mults: &[f64]| -> Vec<f64> {
+        let (d0, d1) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+        (d0..=d1)
+            .flat_map(|d| mults.iter().map(move |m| m * 10f64.powi(d)))
+            .filter(|v| (lo..=hi).contains(v))
+            .collect()
+    };
+    let coarse = within(&[1.0, 2.0, 5.0]);
+    if coarse.len() >= 4 {
+        coarse
+    } else {
+        within(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+    }
+}
+
+/// A tick value with three significant digits, in the shorter of fixed and exponent form.
+fn sig3(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let e = v.abs().log10().floor() as i32;
+    if (-3..4).contains(&e) {
+        let decimals = (2 - e).max(0) as usize;
+        let s = format!("{v:.decimals$}");
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    } else {
+        format!("{v:.2e}")
+    }
+}
+
 /// Colours of the curves, in series order (matplotlib's tab10).
 pub const PALETTE: [[u8; 3]; 8] = [
     [31, 119, 180],
@@ -216,6 +254,17 @@ pub const PALETTE: [[u8; 3]; 8] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticks_read_as_three_significant_digits() {
+        assert_eq!(sig3(0.0235), "0.0235");
+        assert_eq!(sig3(0.1), "0.1");
+        assert_eq!(sig3(2.5), "2.5");
+        assert_eq!(sig3(1234.0), "1234");
+        assert_eq!(sig3(0.000_123_4), "1.23e-4");
+        assert_eq!(log_ticks(0.02, 0.6), [0.02, 0.05, 0.1, 0.2, 0.5]);
+        assert_eq!(log_ticks(0.055, 0.099).len(), 4); // 0.06 … 0.09
+    }
 
     /// The pictures carry text: label and legend pixels differ from a text-free canvas.
     #[test]
