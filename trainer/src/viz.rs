@@ -4,7 +4,7 @@
 //! (`epaint_default_fonts`' Ubuntu Light), so no system fonts are needed.
 
 use std::path::Path;
-use std::sync::Once;
+use std::sync::OnceLock;
 
 use anyhow::Context;
 use plotters::prelude::*;
@@ -38,10 +38,10 @@ const FONT: &str = "sans-serif";
 
 /// Registers the bundled font with plotters once per process.
 fn font() -> anyhow::Result<()> {
-    static ONCE: Once = Once::new();
-    let mut ok = true;
-    ONCE.call_once(|| {
-        ok = register_font(FONT, FontStyle::Normal, epaint_default_fonts::UBUNTU_LIGHT).is_ok();
+    // The outcome is kept, so every later call reports a failed registration too.
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        register_font(FONT, FontStyle::Normal, epaint_default_fonts::UBUNTU_LIGHT).is_ok()
     });
     anyhow::ensure!(ok, "the bundled font did not parse");
     Ok(())
