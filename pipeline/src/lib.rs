@@ -2,12 +2,10 @@
 //! operations with Pillow-exact semantics, the views stored per image, the Parquet shard
 //! format with its manifest, and the staged, resumable preprocess job.
 
-pub mod atomic;
 pub mod caption;
 pub mod image;
 pub mod labels;
 pub mod preprocess;
-pub mod rng;
 pub mod shard;
 pub mod source;
 pub mod synth;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, ImageFormat, RgbImage};
 
-use crate::rng::SplitMix;
+use maetok_nn::rng::SplitMix;
 
 /// Real ImageNet synsets used as the demo's classes, with the shape each one draws.
 pub const CLASSES: [(&str, &str); 4] = [

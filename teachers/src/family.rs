@@ -1,7 +1,7 @@
 //! The teacher families: what the weights do not say (heads, activation, LayerNorm eps),
 //! their input normalisation, and which file a user downloads for each.
 
-use crate::nn::Activation;
+use maetok_nn::Activation;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::nn::Activation;
+use maetok_nn::Activation;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ModelConfig {

@@ -14,7 +14,7 @@ use crate::family::{Family, Normalization};
 use crate::layout::{self, Layout};
 use crate::model_config::{ModelConfig, ModelConfigError};
 use crate::vit::{VisionTransformer, VitHyper, VitShape};
-use crate::weights::{file_sha256, WeightError, Weights};
+use maetok_nn::weights::{file_sha256, WeightError, Weights};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -164,18 +164,12 @@ impl VitTeacher {
             act: config.act.unwrap_or(family.default_act()),
             eps: config.eps.unwrap_or(family.default_eps()),
         };
-        let model = tch::no_grad(|| {
-            VisionTransformer::from_weights(&mut w, &hyper, spec.resolution, spec.patch_size)
-        })?;
-        let left = w.leftover();
+        let (mut model, left) =
+            VisionTransformer::load(w, &hyper, spec.resolution, spec.patch_size)?;
         if !left.is_empty() {
             tracing::warn!(teacher = %spec.name, file = %path.display(), "unused keys: {left:?}");
         }
-        let model = if spec.device != Device::Cpu || spec.kind != Kind::Float {
-            tch::no_grad(|| model.to(spec.device, spec.kind))
-        } else {
-            model
-        };
+        model.to(spec.device, spec.kind);
         let weights_sha256 = file_sha256(path).map_err(|e| WeightError::Read {
             path: path.to_path_buf(),
             message: e.to_string(),

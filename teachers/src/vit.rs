@@ -11,9 +11,12 @@
 
 use tch::{Device, Kind, Tensor};
 
-use crate::nn::resample::{resample_patch_kernel, resample_pos_grid};
-use crate::nn::{load, Activation, AttentionImpl, Block, LayerNorm, PatchEmbed};
-use crate::weights::{WeightError, Weights};
+use maetok_nn::resample::{resample_patch_kernel, resample_pos_grid};
+use maetok_nn::vars::{self, VarBuilder, Vars};
+use maetok_nn::{
+    Activation, AttentionImpl, Block, BlockShape, Init, LayerNorm, LinearInit, PatchEmbed,
+    WeightError, Weights,
+};
 
 /// What the weights do not say.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +51,7 @@ pub struct VitShape {
 #[derive(Debug)]
 pub struct VisionTransformer {
     pub shape: VitShape,
+    vars: Vars,
     patch_embed: PatchEmbed,
     cls_token: Option<Tensor>,
     reg_token: Option<Tensor>,
@@ -62,28 +66,33 @@ fn is_square(n: i64) -> Option<i64> {
     (r * r == n).then_some(r)
 }
 
-impl VisionTransformer {
-    /// Build from timm-named weights, resampled to run on `image` (h, w) pixels with
+impl VitShape {
+    /// The architecture of timm-named weights `w`, run on `image` (h, w) pixels with
     /// `patch` × `patch` patches.
-    pub fn from_weights(
-        w: &mut Weights,
+    pub fn read(
+        w: &Weights,
         hyper: &VitHyper,
         image: (i64, i64),
         patch: i64,
     ) -> Result<Self, WeightError> {
-        let proj = w.take_any("patch_embed.proj.weight")?;
-        let ps = proj.size();
+        let shape_err = |key: &str, found: Vec<i64>, expected: Vec<i64>| WeightError::Shape {
+            path: w.path().to_path_buf(),
+            key: w.origin_of(key),
+            found,
+            expected,
+            hint: w.hint().to_string(),
+        };
+        let ps = w
+            .shape("patch_embed.proj.weight")
+            .ok_or_else(|| w.missing("patch_embed.proj.weight", None))?;
         if ps.len() != 4 || ps[1] != 3 {
-            return Err(WeightError::Shape {
-                path: w.path().to_path_buf(),
-                key: w.origin_of("patch_embed.proj.weight"),
-                found: ps,
-                expected: vec![-1, 3, -1, -1],
-                hint: w.hint().to_string(),
-            });
+            return Err(shape_err(
+                "patch_embed.proj.weight",
+                ps,
+                vec![-1, 3, -1, -1],
+            ));
         }
         let c = ps[0];
-        let native_patch = (ps[2], ps[3]);
         if c % hyper.num_heads != 0 {
             return Err(w.layout_error(format!(
                 "width {c} is not divisible by {} heads; give the model's config.json with \
@@ -91,25 +100,19 @@ impl VisionTransformer {
                 hyper.num_heads
             )));
         }
-        let patch_bias = w.take_opt("patch_embed.proj.bias", &[c])?;
-        let cls_token = w.take_opt("cls_token", &[1, 1, c])?;
-        let reg_token = match w.shape("reg_token") {
-            Some(s) if s.len() == 3 => Some(w.take("reg_token", &[1, s[1], c])?),
-            Some(_) => Some(w.take("reg_token", &[1, -1, c])?),
-            None => None,
+        let class_token = w.contains("cls_token");
+        // A `reg_token` of the wrong rank is refused by the shape check at load.
+        let reg_tokens = match w.shape("reg_token") {
+            Some(s) if s.len() == 3 => s[1],
+            Some(_) => -1,
+            None => 0,
         };
-        let reg_tokens = reg_token.as_ref().map_or(0, |t| t.size()[1]);
-        let prefix = i64::from(cls_token.is_some()) + reg_tokens;
-        let pos = w.take_any("pos_embed")?;
-        let p = pos.size();
+        let prefix = i64::from(class_token) + reg_tokens.max(0);
+        let p = w
+            .shape("pos_embed")
+            .ok_or_else(|| w.missing("pos_embed", None))?;
         if p.len() != 3 || p[0] != 1 || p[2] != c {
-            return Err(WeightError::Shape {
-                path: w.path().to_path_buf(),
-                key: w.origin_of("pos_embed"),
-                found: p,
-                expected: vec![1, -1, c],
-                hint: w.hint().to_string(),
-            });
+            return Err(shape_err("pos_embed", p, vec![1, -1, c]));
         }
         // timm's `no_embed_class`: the table has rows for the patches only.
         let (no_embed_class, side) = match (is_square(p[1] - prefix), is_square(p[1])) {
@@ -124,63 +127,114 @@ impl VisionTransformer {
                 )))
             }
         };
-        let native_grid = (side, side);
         if image.0 % patch != 0 || image.1 % patch != 0 {
             return Err(w.layout_error(format!(
                 "image size {}x{} is not a multiple of the patch size {patch}",
                 image.0, image.1
             )));
         }
-        let grid = (image.0 / patch, image.1 / patch);
-        let pos_prefix = if no_embed_class { 0 } else { prefix };
-        let pos_embed = resample_pos_grid(&pos, pos_prefix, native_grid, grid);
-        let proj = resample_patch_kernel(&proj, (patch, patch));
-
-        let norm_pre = if w.contains("norm_pre.weight") {
-            Some(load::layer_norm(w, "norm_pre", c, hyper.eps)?)
-        } else {
-            None
-        };
         let depth = w.count_indexed("blocks.");
-        if depth == 0 {
-            return Err(w.missing("blocks.0.attn.qkv.weight", Some(&[3 * c, c])));
-        }
-        let blocks = (0..depth)
-            .map(|i| {
-                load::block(
-                    w,
-                    &format!("blocks.{i}"),
-                    c,
-                    hyper.num_heads,
-                    hyper.act,
-                    hyper.eps,
-                )
-            })
-            .collect::<Result<Vec<Block>, _>>()?;
-        let (mlp_hidden, act) = (blocks[0].mlp.fc1.out_features(), blocks[0].mlp.act);
-        let layer_scale = blocks[0].ls1.is_some();
-        let norm = load::layer_norm(w, "norm", c, hyper.eps)?;
-        let shape = VitShape {
+        let fc1 = "blocks.0.mlp.fc1.weight";
+        let mlp_hidden = match w.shape(fc1) {
+            Some(s) if s.len() == 2 && depth > 0 => s[0],
+            _ if depth == 0 => return Err(w.missing("blocks.0.attn.qkv.weight", Some(&[3 * c, c]))),
+            _ => return Err(w.missing(fc1, Some(&[-1, c]))),
+        };
+        // A packed SwiGLU is told by its shapes: fc2 reads half of what fc1 writes.
+        let fc2_in = w
+            .shape("blocks.0.mlp.fc2.weight")
+            .map_or(mlp_hidden, |s| s[s.len() - 1]);
+        let act = if fc2_in * 2 == mlp_hidden {
+            Activation::SwiGlu
+        } else {
+            hyper.act
+        };
+        Ok(Self {
             width: c,
             depth,
             num_heads: hyper.num_heads,
             mlp_hidden,
             act,
             eps: hyper.eps,
-            layer_scale,
-            class_token: cls_token.is_some(),
+            layer_scale: w.contains("blocks.0.ls1.gamma"),
+            class_token,
             reg_tokens,
             no_embed_class,
-            pre_norm: norm_pre.is_some(),
-            patch_bias: patch_bias.is_some(),
-            native_patch,
-            native_grid,
+            pre_norm: w.contains("norm_pre.weight"),
+            patch_bias: w.contains("patch_embed.proj.bias"),
+            native_patch: (ps[2], ps[3]),
+            native_grid: (side, side),
             patch: (patch, patch),
-            grid,
-        };
+            grid: (image.0 / patch, image.1 / patch),
+        })
+    }
+
+    fn block(&self) -> BlockShape {
+        BlockShape {
+            width: self.width,
+            heads: self.num_heads,
+            hidden: self.mlp_hidden,
+            act: self.act,
+            eps: self.eps,
+            // Loading reads γ from the file; the value is only an initialiser's.
+            layer_scale: self.layer_scale.then_some(1.0),
+        }
+    }
+}
+
+impl VisionTransformer {
+    /// Build from timm-named weights, resampled to run on `image` (h, w) pixels with
+    /// `patch` × `patch` patches; also returns the keys it did not use.
+    pub fn load(
+        w: Weights,
+        hyper: &VitHyper,
+        image: (i64, i64),
+        patch: i64,
+    ) -> Result<(Self, Vec<String>), WeightError> {
+        let shape = VitShape::read(&w, hyper, image, patch)?;
+        let (mut vit, vars, left) = vars::load(w, |vb| Self::build(&vb, shape))?;
+        vit.vars = vars;
+        Ok((vit, left))
+    }
+
+    fn build(vb: &VarBuilder, shape: VitShape) -> Result<Self, WeightError> {
+        let c = shape.width;
+        let s = &shape;
+        let proj = resample_patch_kernel(&vb.take_raw("patch_embed.proj.weight")?, s.patch);
+        let patch_embed = PatchEmbed::from_tensors(
+            vb.derived("patch_embed.proj.weight", proj),
+            s.patch_bias
+                .then(|| vb.param("patch_embed.proj.bias", &[c], Init::Zeros))
+                .transpose()?,
+        );
+        let cls_token = s
+            .class_token
+            .then(|| vb.param("cls_token", &[1, 1, c], Init::Zeros))
+            .transpose()?;
+        let reg_token = (s.reg_tokens != 0)
+            .then(|| vb.param("reg_token", &[1, s.reg_tokens, c], Init::Zeros))
+            .transpose()?;
+        let prefix = i64::from(s.class_token) + s.reg_tokens;
+        let pos_prefix = if s.no_embed_class { 0 } else { prefix };
+        let pos = resample_pos_grid(
+            &vb.take_raw("pos_embed")?,
+            pos_prefix,
+            s.native_grid,
+            s.grid,
+        );
+        let pos_embed = vb.derived("pos_embed", pos);
+        let norm_pre = s
+            .pre_norm
+            .then(|| LayerNorm::new(&vb.pp("norm_pre"), c, s.eps))
+            .transpose()?;
+        let blocks = (0..s.depth)
+            .map(|i| Block::new(&vb.pp("blocks").pp(i), &s.block(), LinearInit::Timm))
+            .collect::<Result<Vec<Block>, _>>()?;
+        let norm = LayerNorm::new(&vb.pp("norm"), c, s.eps)?;
         Ok(Self {
             shape,
-            patch_embed: PatchEmbed::new(proj, patch_bias),
+            vars: Vars::default(),
+            patch_embed,
             cls_token,
             reg_token,
             pos_embed,
@@ -202,18 +256,8 @@ impl VisionTransformer {
     }
 
     /// Move/cast all weights.
-    pub fn to(&self, device: Device, kind: Kind) -> Self {
-        let mv = |t: &Option<Tensor>| t.as_ref().map(|t| t.to_device(device).to_kind(kind));
-        Self {
-            shape: self.shape.clone(),
-            patch_embed: self.patch_embed.to(device, kind),
-            cls_token: mv(&self.cls_token),
-            reg_token: mv(&self.reg_token),
-            pos_embed: self.pos_embed.to_device(device).to_kind(kind),
-            norm_pre: self.norm_pre.as_ref().map(|n| n.to(device, kind)),
-            blocks: self.blocks.iter().map(|b| b.to(device, kind)).collect(),
-            norm: self.norm.to(device, kind),
-        }
+    pub fn to(&mut self, device: Device, kind: Kind) {
+        self.vars.to(device, kind);
     }
 
     /// timm `forward_features`: (B, 3, H, W) normalised pixels -> (B, prefix + tokens, C).

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use maetok_teachers::nn::AttentionImpl;
+use maetok_nn::AttentionImpl;
 use maetok_teachers::teacher::VitTeacher;
 use maetok_teachers::{build, Family, TeacherSpec};
 use tch::Tensor;

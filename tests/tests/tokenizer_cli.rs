@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray};
 use maetok_e2e::{batches, fixtures, manifest, photo_folder, preprocess, run_ok};
-use maetok_trainer::maetok::AeModel;
+use maetok_models::maetok::AeModel;
 use maetok_trainer::metrics::to_u8;
 use tch::{Kind, Tensor};
 

@@ -5,7 +5,6 @@
 pub mod data;
 pub mod error;
 pub mod losses;
-pub mod maetok;
 pub mod metrics;
 pub mod run;
 pub mod train;

@@ -54,7 +54,7 @@ fn save_png(buf: Vec<u8>, (w, h): (u32, u32), path: &Path) -> anyhow::Result<()>
     let mut png = std::io::Cursor::new(Vec::new());
     img.write_to(&mut png, image::ImageFormat::Png)
         .context("encoding PNG")?;
-    maetok_pipeline::atomic::write(path, png.get_ref())
+    maetok_nn::atomic::write(path, png.get_ref())
         .with_context(|| format!("writing {}", path.display()))
 }
 

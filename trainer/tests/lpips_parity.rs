@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use maetok_trainer::losses::lpips::Lpips;
+use maetok_teachers::lpips::Lpips;
 use tch::Tensor;
 
 fn dir() -> PathBuf {

@@ -2,22 +2,27 @@
 //! the reference's tensor and parameter counts, loads, and maps a 256-px image to a 128×32
 //! latent and back.
 
+use std::collections::HashMap;
 use std::path::Path;
 
-use maetok_teachers::weights::Weights;
-use maetok_trainer::maetok::decoder::DecoderKind;
-use maetok_trainer::maetok::init::{init_state_dict, Arch};
-use maetok_trainer::maetok::{AeConfig, AeModel};
+use maetok_models::maetok::decoder::DecoderKind;
+use maetok_models::maetok::{AeConfig, AeModel, MaetokShape};
+use maetok_nn::weights::Weights;
 use tch::{Kind, Tensor};
 
 #[test]
 fn maetok_b_128_counts_load_and_run() {
     tch::manual_seed(0);
-    let arch = Arch {
+    let arch = MaetokShape {
         mask_token: false,
-        ..Arch::maetok_b_128(256)
+        ..MaetokShape::maetok_b_128(256)
     };
-    let sd = init_state_dict(&arch);
+    let sd: HashMap<String, Tensor> = AeModel::fresh(arch)
+        .unwrap()
+        .vars
+        .named()
+        .into_iter()
+        .collect();
     let buffers: i64 = sd
         .iter()
         .filter(|(k, _)| k.contains("freqs_t_"))
@@ -30,9 +35,9 @@ fn maetok_b_128_counts_load_and_run() {
         .sum();
     // Spec §10b: 173,890,592 parameters + 1,024 buffer values in 315 tensors (no mask token).
     assert_eq!((sd.len(), params, buffers), (315, 173_890_592, 1024));
-    let mut w = Weights::from_tensors(Path::new("<fresh>"), "", sd);
-    let model = AeModel::from_weights(&mut w, AeConfig::default()).unwrap();
-    assert!(w.leftover().is_empty(), "unused: {:?}", w.leftover());
+    let w = Weights::from_tensors(Path::new("<fresh>"), "", sd);
+    let model = AeModel::from_weights(w, AeConfig::default()).unwrap();
+    assert_eq!(model.vars.len(), 315, "every tensor was taken");
     assert_eq!(model.decoder.kind, DecoderKind::Movq);
     assert_eq!(
         (
@@ -52,6 +57,9 @@ fn maetok_b_128_counts_load_and_run() {
     assert_eq!(y.size(), [1, 3, 256, 256]);
     assert!(f64::try_from(y.isfinite().all()).unwrap() == 1.0);
     // With the mask token (models trained with masking): 316 tensors.
-    let sd = init_state_dict(&Arch::maetok_b_128(256));
+    let sd = AeModel::fresh(MaetokShape::maetok_b_128(256))
+        .unwrap()
+        .vars
+        .named();
     assert_eq!(sd.len(), 316);
 }

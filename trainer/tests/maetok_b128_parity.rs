@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use maetok_trainer::maetok::AeModel;
+use maetok_models::maetok::AeModel;
 use tch::Tensor;
 
 fn rel(a: &Tensor, b: &Tensor) -> f64 {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use maetok_trainer::maetok::{AeConfig, AeModel};
+use maetok_models::maetok::{AeConfig, AeModel};
 use tch::Tensor;
 
 fn fixtures() -> PathBuf {
@@ -105,7 +105,8 @@ fn save_writes_the_released_layout_back() {
 #[test]
 fn bf16_model_stays_close_to_fp32() {
     let dir = fixtures().join("movq_64");
-    let model = fixture_model(&dir).to(tch::Device::Cpu, tch::Kind::BFloat16);
+    let mut model = fixture_model(&dir);
+    model.to(tch::Device::Cpu, tch::Kind::BFloat16);
     let runs = Tensor::read_safetensors(dir.join("runs.safetensors")).unwrap();
     let get = |k: &str| runs.iter().find(|(n, _)| n == k).unwrap().1.shallow_clone();
     tch::no_grad(|| {

@@ -7,9 +7,11 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use maetok_teachers::weights::Weights;
-use maetok_trainer::maetok::aux::{AuxDecoder, AuxLoss};
-use maetok_trainer::maetok::{AeConfig, AeModel};
+use maetok_models::maetok::aux::{AuxDecoder, AuxLoss};
+use maetok_models::maetok::decoder::DecoderNames;
+use maetok_models::maetok::{AeConfig, AeModel, DecoderShape};
+use maetok_nn::vars;
+use maetok_nn::weights::Weights;
 use tch::{Kind, Tensor};
 
 fn dir() -> PathBuf {
@@ -35,26 +37,32 @@ fn training_forward_losses_and_gradients_match_the_reference() {
     cfg.enc_num_heads = arch["encoder"]["num_heads"].as_i64();
     cfg.dec_num_heads = arch["decoder"]["num_heads"].as_i64();
     let model = AeModel::load_with_config(&dir(), cfg).unwrap();
-    let mut w = Weights::load(&dir().join("aux.safetensors"), "fixture").unwrap();
+    let w = Weights::load(&dir().join("aux.safetensors"), "fixture").unwrap();
     let aux_heads = arch["aux"]["num_heads"].as_i64().unwrap();
-    let aux: Vec<AuxDecoder> = [
+    let heads = [
         ("hog", AuxLoss::Mse),
         ("dino", AuxLoss::Cosine),
         ("clip", AuxLoss::Cosine),
-    ]
-    .iter()
-    .map(|(n, l)| AuxDecoder::from_weights(&mut w, n, *l, 4, aux_heads).unwrap())
-    .collect();
+    ];
+    let shapes: Vec<DecoderShape> = heads
+        .iter()
+        .map(|(n, _)| DecoderShape::read(&w, &DecoderNames::aux(n), aux_heads).unwrap())
+        .collect();
+    let (aux, aux_vars, _) = vars::load(w, |vb| {
+        heads
+            .iter()
+            .zip(&shapes)
+            .map(|((n, l), d)| AuxDecoder::new(&vb, n, *l, d, &model.shape))
+            .collect::<Result<Vec<AuxDecoder>, _>>()
+    })
+    .unwrap();
     let runs: HashMap<String, Tensor> = Tensor::read_safetensors(dir().join("runs.safetensors"))
         .unwrap()
         .into_iter()
         .collect();
 
-    let mut params = model.encoder_params();
-    params.extend(model.decoder_params());
-    for a in &aux {
-        a.params(&mut params);
-    }
+    let mut params = model.vars.params(|_| true);
+    params.extend(aux_vars.params(|_| true));
     for (_, p) in &params {
         let _ = p.set_requires_grad(true);
     }

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use maetok_trainer::maetok::aux::AuxLoss;
-use maetok_trainer::maetok::init::Arch;
+use maetok_models::maetok::aux::AuxLoss;
+use maetok_models::maetok::MaetokShape;
 use maetok_trainer::train::config::TrainConfig;
 
 fn load(name: &str) -> TrainConfig {
@@ -22,7 +22,7 @@ fn paper_presets() {
         ("maetok-b-128-laion-text.toml", 512, true),
     ] {
         let c = load(name);
-        assert_eq!(c.arch(), Arch::maetok_b_128(res), "{name}");
+        assert_eq!(c.model.shape(), MaetokShape::maetok_b_128(res), "{name}");
         let s = c.schedule(1, c.optim.warmup_steps);
         assert_eq!(
             (s.base, s.total, s.warmup),

@@ -8,10 +8,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 
+use maetok_teachers::lpips::Lpips;
 use maetok_trainer::losses::diffaug::Draws;
 use maetok_trainer::losses::disc::Discriminator;
 use maetok_trainer::losses::gan::{discriminator_loss, LeCam};
-use maetok_trainer::losses::lpips::Lpips;
 use maetok_trainer::train::config::TrainConfig;
 use maetok_trainer::train::objective::pixel_objective;
 use maetok_trainer::train::rng::SplitMix;

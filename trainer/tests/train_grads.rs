@@ -7,10 +7,10 @@
 
 use std::collections::HashMap;
 
-use maetok_trainer::maetok::mask::sample_mask;
+use maetok_models::maetok::mask::sample_mask;
 use maetok_trainer::train::adamw::AdamW;
 use maetok_trainer::train::config::TrainConfig;
-use maetok_trainer::train::model::Tokenizer;
+use maetok_trainer::train::model::{Tokenizer, Trained};
 use maetok_trainer::train::rng::SplitMix;
 use tch::{Kind, Tensor};
 
@@ -25,7 +25,7 @@ fn every_parameter_gets_a_gradient_after_the_first_update() {
     let cfg = TrainConfig::parse(&text).unwrap();
     let dims = HashMap::from([("hog".to_string(), 108i64)]);
     let m = Tokenizer::fresh(&cfg, &dims).unwrap();
-    let params = m.stage1_params();
+    let params = m.params(Trained::All);
     let mut opt = AdamW::new(&params, cfg.adamw());
     let x = Tensor::rand([2, 3, 64, 64], (Kind::Float, tch::Device::Cpu)) * 2.0 - 1.0;
     let target = Tensor::rand([2, 16, 108], (Kind::Float, tch::Device::Cpu));

@@ -9,7 +9,7 @@
 
 use super::resample::{resize_window, Filter};
 use super::Rgb8;
-use crate::rng::SplitMix;
+use maetok_nn::rng::SplitMix;
 
 /// Where a view came from, in source-image pixels (after EXIF handling, before resizing).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]

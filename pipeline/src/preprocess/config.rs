@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use maetok_teachers::device::{parse_device, parse_kind};
+use maetok_nn::device::{parse_device, parse_kind};
 use maetok_teachers::{Normalization, TeacherSpec};
 
 use super::teach::Storage;

@@ -450,7 +450,7 @@ fn load_bpe(cfg: &PreprocessConfig) -> Result<Option<(ClipBpe, TextInfo)>, Prepr
         path: path.clone(),
         message: e.to_string(),
     })?;
-    let sha = maetok_teachers::weights::file_sha256(path).map_err(io(path))?;
+    let sha = maetok_nn::weights::file_sha256(path).map_err(io(path))?;
     let info = TextInfo {
         tokenizer: "open_clip_bpe".into(),
         vocab_file: path.display().to_string(),
@@ -794,7 +794,7 @@ fn discard_uncommitted(
         }
     }
     for name in [manifest_file_name(node), m.rejects_file.clone()] {
-        let _ = std::fs::remove_file(crate::atomic::temp_path(&dir.join(name)));
+        let _ = std::fs::remove_file(maetok_nn::atomic::temp_path(&dir.join(name)));
     }
     for s in &m.shards {
         let p = dir.join(&s.file);

@@ -192,7 +192,7 @@ impl LatentWriter {
         .map_err(std::io::Error::other)?;
         let name = format!("shard-{:05}.parquet", self.manifest.shards.len());
         let path = self.dir.join(&name);
-        let tmp = crate::atomic::temp_path(&path);
+        let tmp = maetok_nn::atomic::temp_path(&path);
         {
             let props = WriterProperties::builder()
                 .set_compression(Compression::ZSTD(
@@ -206,8 +206,8 @@ impl LatentWriter {
             w.write(&batch).map_err(std::io::Error::other)?;
             w.into_inner().map_err(std::io::Error::other)?.sync_all()?;
         }
-        let sha256 = maetok_teachers::weights::file_sha256(&tmp)?;
-        crate::atomic::commit(&tmp, &path)?;
+        let sha256 = maetok_nn::weights::file_sha256(&tmp)?;
+        maetok_nn::atomic::commit(&tmp, &path)?;
         self.manifest.images += rows.len() as u64;
         self.manifest.shards.push(LatentShardInfo {
             file: name,
@@ -219,7 +219,7 @@ impl LatentWriter {
 
     fn write_manifest(&self) -> std::io::Result<()> {
         let text = serde_json::to_vec_pretty(&self.manifest).map_err(std::io::Error::other)?;
-        crate::atomic::write(&self.dir.join("manifest.json"), &text)
+        maetok_nn::atomic::write(&self.dir.join("manifest.json"), &text)
     }
 
     /// Write the last shard and the complete manifest with the statistics.

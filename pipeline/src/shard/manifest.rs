@@ -175,7 +175,7 @@ impl Manifest {
     pub fn write(&self, path: &Path) -> Result<(), ShardError> {
         let mut text = serde_json::to_vec_pretty(self).expect("manifest serialises");
         text.push(b'\n');
-        crate::atomic::write(path, &text).map_err(|e| ShardError::io(path, e))
+        maetok_nn::atomic::write(path, &text).map_err(|e| ShardError::io(path, e))
     }
 
     /// The Arrow schema the manifest's columns describe.

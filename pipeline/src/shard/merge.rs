@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use super::manifest::{Manifest, Stats};
 use super::verify::find_manifests;
 use super::ShardError;
-use crate::atomic;
+use maetok_nn::atomic;
 
 /// What a merge did.
 #[derive(Debug, Default)]

@@ -128,7 +128,7 @@ fn check_shard(
     if size != s.bytes {
         problem(format!("{size} bytes, manifest says {}", s.bytes));
     }
-    match maetok_teachers::weights::file_sha256(&path) {
+    match maetok_nn::weights::file_sha256(&path) {
         Ok(h) if h != s.sha256 => problem(format!(
             "sha256 {h} differs from the manifest's {}",
             s.sha256

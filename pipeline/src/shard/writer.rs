@@ -22,9 +22,9 @@ use sha2::{Digest, Sha256};
 
 use super::schema::{arrow_schema, crop_fields, SchemaSpec, TeacherColumn};
 use super::ShardError;
-use crate::atomic;
 use crate::image::views::CropBox;
 use crate::preprocess::teach::Features;
+use maetok_nn::atomic;
 
 /// One shard row: one view of one image.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 use tch::Tensor;
 
 use super::{class_token, fuse_qkv, pos_table, rename_pair};
-use crate::weights::{WeightError, Weights};
+use maetok_nn::weights::{WeightError, Weights};
 
 /// `Dinov2Model` / `Dinov2WithRegistersModel`.
 ///

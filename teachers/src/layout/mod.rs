@@ -14,7 +14,7 @@
 mod hf;
 mod openclip;
 
-use crate::weights::{WeightError, Weights};
+use maetok_nn::weights::{WeightError, Weights};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -1,7 +1,7 @@
 //! OpenCLIP's `VisionTransformer` (`visual.*`, also OpenAI's original CLIP) → timm names.
 
 use super::{class_token, pos_table, rename_pair};
-use crate::weights::{WeightError, Weights};
+use maetok_nn::weights::{WeightError, Weights};
 
 pub(super) fn to_timm(w: &mut Weights) -> Result<(), WeightError> {
     if w.contains("visual.conv1.weight") {

@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use maetok_models::maetok::{images_to_input, AeModel};
+use maetok_nn::device::{parse_device, parse_kind};
 use maetok_pipeline::image::Rgb8;
 use maetok_pipeline::preprocess::teach::batch_tensor;
 use maetok_pipeline::shard::latent::LatentWriter;
-use maetok_teachers::device::{parse_device, parse_kind};
-use maetok_trainer::maetok::{images_to_input, AeModel};
 use maetok_trainer::metrics::{mean_colour, psnr, ssim};
 use maetok_trainer::viz::{tensor_to_rgb8, write_grid};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 #[derive(clap::Args, Debug)]
 pub struct EncodeArgs {
@@ -73,13 +73,9 @@ fn load_model(dir: &Path, device: &str, dtype: Option<&str>) -> anyhow::Result<(
     let kind = parse_kind(dtype, device)
         .map_err(anyhow::Error::msg)
         .context("--dtype")?;
-    let model = AeModel::load(dir)
+    let mut model = AeModel::load(dir)
         .with_context(|| format!("loading the MAETok checkpoint {}", dir.display()))?;
-    let model = if device == Device::Cpu && kind == Kind::Float {
-        model
-    } else {
-        tch::no_grad(|| model.to(device, kind))
-    };
+    model.to(device, kind);
     Ok((model, device))
 }
 
@@ -213,7 +209,7 @@ pub fn reconstruct(a: ReconstructArgs) -> anyhow::Result<ExitCode> {
         "metric": "reference recipe: uint8 via clamp(127.5x+128), PSNR range 1, SSIM 7x7 uniform, data_range 2 (spec §8.1)",
         "per_image": rows,
     });
-    maetok_pipeline::atomic::write(
+    maetok_nn::atomic::write(
         &a.output.join("metrics.json"),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;

@@ -8,9 +8,9 @@
 use std::path::Path;
 
 use anyhow::Context;
+use maetok_models::maetok::{images_to_input, AeModel};
 use maetok_pipeline::preprocess::{self, PreprocessConfig, RunOptions};
 use maetok_pipeline::synth;
-use maetok_trainer::maetok::{images_to_input, AeModel};
 use maetok_trainer::metrics::{mean_colour, psnr, ssim};
 use maetok_trainer::train::config::TrainConfig;
 use maetok_trainer::train::tokenizer::{resolve_from, train, Stage, TrainOptions};

@@ -178,10 +178,10 @@ pub fn write_keyed(
         (meta_key.to_string(), meta.to_string()),
     ]
     .into();
-    let tmp = maetok_pipeline::atomic::temp_path(path);
+    let tmp = maetok_nn::atomic::temp_path(path);
     safetensors::serialize_to_file([(name, view)], Some(metadata), &tmp)
         .with_context(|| format!("writing {}", tmp.display()))?;
-    maetok_pipeline::atomic::commit(&tmp, path)
+    maetok_nn::atomic::commit(&tmp, path)
         .with_context(|| format!("renaming to {}", path.display()))?;
     Ok(())
 }

@@ -201,7 +201,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     };
     let path = a.output.join(name);
     let json = serde_json::to_vec_pretty(&summary)?;
-    maetok_pipeline::atomic::write(&path, &json)
+    maetok_nn::atomic::write(&path, &json)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(ExitCode::SUCCESS)
 }

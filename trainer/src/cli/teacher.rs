@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
+use maetok_nn::device::{parse_device, parse_kind};
 use maetok_pipeline::image::Rgb8;
 use maetok_pipeline::preprocess::teach::batch_tensor;
-use maetok_teachers::device::{parse_device, parse_kind};
 use maetok_teachers::{build, Normalization, TeacherSpec};
 use tch::Tensor;
 

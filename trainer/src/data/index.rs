@@ -1,7 +1,7 @@
 //! The sample order: which image (and which of its stored views) each global position of an
 //! epoch names, and which positions a rank reads.
 
-use maetok_pipeline::rng::SplitMix;
+use maetok_nn::rng::SplitMix;
 
 /// Where training is in the data: positions of the epoch's global order consumed by all
 /// ranks together. Saved in checkpoints; a resumed job may change its world size.

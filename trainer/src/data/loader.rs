@@ -11,7 +11,7 @@ use maetok_pipeline::shard::reader::{Rows, ShardFolder, TargetColumn};
 use rayon::prelude::*;
 use tch::Tensor;
 
-use crate::maetok::images_to_input;
+use maetok_models::maetok::images_to_input;
 
 use super::index::{advance, rank_positions, view_of, DataCursor, Order};
 

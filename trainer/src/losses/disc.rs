@@ -1,169 +1,24 @@
-//! The DINO discriminator of spec §5.2 (reference `discriminator_dino.py` `DinoDisc`): a
-//! frozen DINO ViT-S/16 (GELU-tanh MLPs, key bias of qkv zeroed, no final norm) read at
-//! the patch embedding and after blocks 2, 5, 8, 11 (patch tokens + cls token, as (B, C, L)),
-//! each reading scored by a trainable head: [spectral-norm Conv1d k1 + BatchNorm (batch
-//! statistics, eps 1e-6) + LeakyReLU 0.2] → residual [spectral-norm Conv1d k9, circular
-//! padding, + BN + LeakyReLU], `(f(x) + x)/√2` → spectral-norm Conv1d C → 1. Logits of the
-//! five heads are concatenated, (B, 5·L).
+//! The DINO discriminator of spec §5.2 (reference `discriminator_dino.py` `DinoDisc`): the
+//! frozen backbone (`maetok_teachers::dino_disc`) read at the patch embedding and after
+//! blocks 2, 5, 8, 11, each reading scored by a trainable head: [spectral-norm Conv1d k1 +
+//! BatchNorm (batch statistics, eps 1e-6) + LeakyReLU 0.2] → residual [spectral-norm Conv1d
+//! k9, circular padding, + BN + LeakyReLU], `(f(x) + x)/√2` → spectral-norm Conv1d C → 1.
+//! Logits of the five heads are concatenated, (B, 5·L).
 //!
-//! Input in [-1, 1] is ImageNet-normalised, then brought to the backbone's size: when both
-//! sides are larger, a random crop with probability ½, else an area (shrinking) or bicubic
-//! (growing) resize. The backbone's size is read from its position table (224 for the real
-//! ViT-S/16), so tiny test backbones work at their own size.
-//!
-//! Weights: the backbone from timm's `vit_small_patch16_224.dino` `model.safetensors`
-//! (same tensors as `dino_deitsmall16_pretrain.pth`); the heads are this module's state, under
-//! the reference's `heads.{i}.…` names (spectral norm's `weight_orig`, `weight_u`,
-//! `weight_v`; BatchNorm's running statistics).
+//! The heads are this module's state, under the reference's `heads.{i}.…` names (spectral
+//! norm's `weight_orig`, `weight_u`, `weight_v`; BatchNorm's running statistics).
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use maetok_teachers::nn::{load, Activation, Block, PatchEmbed};
-use maetok_teachers::weights::{WeightError, Weights};
+use maetok_nn::vars::{self, VarBuilder, Vars};
+use maetok_nn::{Init, WeightError};
+use maetok_teachers::dino_disc::DinoBackbone;
 use tch::{Kind, Tensor};
 
 use crate::train::rng::SplitMix;
 
-const HINT: &str =
-    "the discriminator backbone: timm `vit_small_patch16_224.dino` model.safetensors";
 const EPS: f64 = 1e-6;
-const KEY_DEPTHS: [i64; 4] = [2, 5, 8, 11];
-
-/// Frozen DINO ViT backbone.
-pub struct DinoBackbone {
-    patch_embed: PatchEmbed,
-    cls_token: Tensor,
-    pos_embed: Tensor,
-    blocks: Vec<Block>,
-    pub width: i64,
-    /// Input side the position table is for (224 for ViT-S/16).
-    pub img_size: i64,
-    key_depths: Vec<i64>,
-    x_scale: Tensor,
-    x_shift: Tensor,
-}
-
-impl DinoBackbone {
-    pub fn load(path: &Path, heads: i64) -> Result<Self, WeightError> {
-        let mut w = Weights::load(path, HINT)?;
-        let proj = w.take_any("patch_embed.proj.weight")?;
-        let c = proj.size()[0];
-        let p = proj.size()[2];
-        let bias = w.take_opt("patch_embed.proj.bias", &[c])?;
-        let cls_token = w.take("cls_token", &[1, 1, c])?;
-        let pos_embed = w.take_any("pos_embed")?;
-        let rows = pos_embed.size()[1] - 1;
-        let side = (rows as f64).sqrt().round() as i64;
-        if side * side != rows {
-            return Err(w.layout_error("`pos_embed` is not a class row plus a square grid"));
-        }
-        let depth = w.count_indexed("blocks.");
-        let key_depths: Vec<i64> = KEY_DEPTHS.iter().copied().filter(|&d| d < depth).collect();
-        let mut blocks = Vec::new();
-        for i in 0..depth {
-            let prefix = format!("blocks.{i}");
-            // The reference zeroes the key third of each qkv bias.
-            let kb = format!("{prefix}.attn.qkv.bias");
-            if let Some(b) = w.take_opt(&kb, &[3 * c])? {
-                let b = b.copy();
-                let _ = tch::no_grad(|| b.narrow(0, c, c).zero_());
-                w.insert(&kb, b, "key bias zeroed");
-            }
-            blocks.push(load::block(
-                &mut w,
-                &prefix,
-                c,
-                heads,
-                Activation::GeluTanh,
-                EPS,
-            )?);
-        }
-        for k in ["norm.weight", "norm.bias", "head.weight", "head.bias"] {
-            let _ = w.take_any(k);
-        }
-        let m = Tensor::from_slice(&[0.485f32, 0.456, 0.406]).reshape([1, 3, 1, 1]);
-        let s = Tensor::from_slice(&[0.229f32, 0.224, 0.225]).reshape([1, 3, 1, 1]);
-        Ok(Self {
-            patch_embed: PatchEmbed::new(proj, bias),
-            cls_token,
-            pos_embed,
-            blocks,
-            width: c,
-            img_size: side * p,
-            key_depths,
-            x_scale: 0.5 / &s,
-            x_shift: (0.5 - m) / s,
-        })
-    }
-
-    pub fn to(&self, device: tch::Device) -> Self {
-        let mv = |t: &Tensor| t.to_device(device);
-        Self {
-            patch_embed: self.patch_embed.to(device, Kind::Float),
-            cls_token: mv(&self.cls_token),
-            pos_embed: mv(&self.pos_embed),
-            blocks: self
-                .blocks
-                .iter()
-                .map(|b| b.to(device, Kind::Float))
-                .collect(),
-            width: self.width,
-            img_size: self.img_size,
-            key_depths: self.key_depths.clone(),
-            x_scale: mv(&self.x_scale),
-            x_shift: mv(&self.x_shift),
-        }
-    }
-
-    /// Number of readings (heads): the patch embedding plus each key depth.
-    pub fn readings(&self) -> usize {
-        1 + self.key_depths.len()
-    }
-
-    /// Normalise and bring `x` to the backbone's size; `rng` draws the crop coin and offsets.
-    pub fn prepare(&self, x: &Tensor, rng: &mut SplitMix) -> Tensor {
-        let x = &self.x_scale * x.to_kind(Kind::Float) + &self.x_shift;
-        let (h, w) = (x.size()[2], x.size()[3]);
-        let s = self.img_size;
-        if h > s && w > s && rng.uniform() <= 0.5 {
-            let i = (rng.uniform() * (h - s + 1) as f64) as i64;
-            let j = (rng.uniform() * (w - s + 1) as f64) as i64;
-            x.narrow(2, i, s).narrow(3, j, s)
-        } else if h == s && w == s {
-            x
-        } else if h > s {
-            x.adaptive_avg_pool2d([s, s])
-        } else {
-            x.upsample_bicubic2d([s, s], false, None, None)
-        }
-    }
-
-    /// The readings of prepared input `x`: (B, C, L) each.
-    pub fn forward(&self, x: &Tensor) -> Vec<Tensor> {
-        let b = x.size()[0];
-        let x = self.patch_embed.forward(x);
-        let x = Tensor::cat(&[self.cls_token.expand([b, 1, self.width], false), x], 1)
-            + &self.pos_embed;
-        let readout = |x: &Tensor| {
-            let n = x.size()[1];
-            (x.narrow(1, 1, n - 1) + x.narrow(1, 0, 1)).transpose(1, 2)
-        };
-        let mut out = vec![readout(&x)];
-        let mut x = x;
-        let last = *self.key_depths.last().unwrap_or(&-1);
-        for (i, block) in self.blocks.iter().enumerate() {
-            if i as i64 > last {
-                break;
-            }
-            x = block.forward(&x, None);
-            if self.key_depths.contains(&(i as i64)) {
-                out.push(readout(&x));
-            }
-        }
-        out
-    }
-}
 
 /// A Conv1d whose weight is divided by its largest singular value, estimated by one power
 /// iteration per training forward (`torch.nn.utils.spectral_norm`, dim 0, eps 1e-12).
@@ -180,17 +35,24 @@ fn unit(t: &Tensor) -> Tensor {
 }
 
 impl SnConv1d {
-    fn init(c_out: i64, c_in: i64, k: i64, padding: i64, opts: (Kind, tch::Device)) -> Self {
-        let bound = 1.0 / ((c_in * k) as f64).sqrt();
-        let w = Tensor::rand([c_out, c_in, k], opts) * (2.0 * bound) - bound;
-        let b = Tensor::rand([c_out], opts) * (2.0 * bound) - bound;
-        Self {
-            u: unit(&Tensor::randn([c_out], opts)),
-            v: unit(&Tensor::randn([c_in * k], opts)),
-            weight_orig: w,
-            bias: b,
+    /// PyTorch's default Conv1d init and random unit power-iteration vectors.
+    fn new(
+        vb: &VarBuilder,
+        c_out: i64,
+        c_in: i64,
+        k: i64,
+        padding: i64,
+    ) -> Result<Self, WeightError> {
+        let init = Init::torch_default(c_in * k);
+        let unit_randn =
+            |n: i64| move || unit(&Tensor::randn([n], (Kind::Float, tch::Device::Cpu)));
+        Ok(Self {
+            weight_orig: vb.param("weight_orig", &[c_out, c_in, k], init)?,
+            bias: vb.param("bias", &[c_out], init)?,
+            u: vb.buffer_with("weight_u", &[c_out], unit_randn(c_out))?,
+            v: vb.buffer_with("weight_v", &[c_in * k], unit_randn(c_in * k))?,
             padding,
-        }
+        })
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
@@ -237,14 +99,16 @@ pub struct BatchNorm1d {
 }
 
 impl BatchNorm1d {
-    fn init(c: i64, opts: (Kind, tch::Device)) -> Self {
-        Self {
-            weight: Tensor::ones([c], opts),
-            bias: Tensor::zeros([c], opts),
-            running_mean: Tensor::zeros([c], opts),
-            running_var: Tensor::ones([c], opts),
-            num_batches_tracked: Tensor::zeros([], (Kind::Int64, opts.1)),
-        }
+    fn new(vb: &VarBuilder, c: i64) -> Result<Self, WeightError> {
+        Ok(Self {
+            weight: vb.param("weight", &[c], Init::Ones)?,
+            bias: vb.param("bias", &[c], Init::Zeros)?,
+            running_mean: vb.buffer("running_mean", &[c], Init::Zeros)?,
+            running_var: vb.buffer("running_var", &[c], Init::Ones)?,
+            num_batches_tracked: vb.buffer_with("num_batches_tracked", &[], || {
+                Tensor::zeros([], (Kind::Int64, tch::Device::Cpu))
+            })?,
+        })
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
@@ -283,31 +147,18 @@ impl Head {
         self.out.forward(&h, train)
     }
 
-    /// (name suffix, tensor, trainable) under the reference's `heads.{i}.` layout.
-    fn tensors(&self) -> Vec<(String, &Tensor, bool)> {
-        let mut v = Vec::new();
-        for (p, c) in [
-            ("0.0", &self.conv0),
-            ("1.fn.0", &self.conv1),
-            ("2", &self.out),
-        ] {
-            v.push((format!("{p}.weight_orig"), &c.weight_orig, true));
-            v.push((format!("{p}.bias"), &c.bias, true));
-            v.push((format!("{p}.weight_u"), &c.u, false));
-            v.push((format!("{p}.weight_v"), &c.v, false));
-        }
-        for (p, b) in [("0.1", &self.bn0), ("1.fn.1", &self.bn1)] {
-            v.push((format!("{p}.weight"), &b.weight, true));
-            v.push((format!("{p}.bias"), &b.bias, true));
-            v.push((format!("{p}.running_mean"), &b.running_mean, false));
-            v.push((format!("{p}.running_var"), &b.running_var, false));
-            v.push((
-                format!("{p}.num_batches_tracked"),
-                &b.num_batches_tracked,
-                false,
-            ));
-        }
-        v
+    /// The reference's `heads.{i}.` layout: `0` = [conv k1, BN], `1.fn` = the residual
+    /// [conv k9, BN], `2` = the output conv.
+    fn new(vb: &VarBuilder, c: i64) -> Result<Self, WeightError> {
+        // Convolutions first, then the norms: the order the optimiser (and its clipping
+        // norm's sum) has always seen them in.
+        Ok(Self {
+            conv0: SnConv1d::new(&vb.pp("0.0"), c, c, 1, 0)?,
+            conv1: SnConv1d::new(&vb.pp("1.fn.0"), c, c, 9, 4)?,
+            out: SnConv1d::new(&vb.pp("2"), 1, c, 1, 0)?,
+            bn0: BatchNorm1d::new(&vb.pp("0.1"), c)?,
+            bn1: BatchNorm1d::new(&vb.pp("1.fn.1"), c)?,
+        })
     }
 }
 
@@ -319,25 +170,28 @@ fn leaky(x: &Tensor) -> Tensor {
 pub struct Discriminator {
     pub backbone: DinoBackbone,
     pub heads: Vec<Head>,
+    /// The heads' tensors (the backbone is frozen and never saved).
+    pub vars: Vars,
 }
 
 impl Discriminator {
     /// A backbone from `path` with freshly initialised heads (PyTorch's default Conv1d init,
-    /// random unit power-iteration vectors, unit BatchNorm).
+    /// random unit power-iteration vectors, unit BatchNorm), drawn on the CPU.
     pub fn new(path: &Path, backbone_heads: i64, device: tch::Device) -> Result<Self, WeightError> {
-        let backbone = DinoBackbone::load(path, backbone_heads)?.to(device);
+        let mut backbone = DinoBackbone::load(path, backbone_heads)?;
+        backbone.to(device);
         let c = backbone.width;
-        let opts = (Kind::Float, device);
-        let heads = (0..backbone.readings())
-            .map(|_| Head {
-                conv0: SnConv1d::init(c, c, 1, 0, opts),
-                bn0: BatchNorm1d::init(c, opts),
-                conv1: SnConv1d::init(c, c, 9, 4, opts),
-                bn1: BatchNorm1d::init(c, opts),
-                out: SnConv1d::init(1, c, 1, 0, opts),
-            })
-            .collect();
-        Ok(Self { backbone, heads })
+        let (heads, mut vars) = vars::init(|vb| {
+            (0..backbone.readings())
+                .map(|i| Head::new(&vb.pp("heads").pp(i), c))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        vars.to(device, Kind::Float);
+        Ok(Self {
+            backbone,
+            heads,
+            vars,
+        })
     }
 
     /// Logits (B, readings·L) of already-augmented images in [-1, 1]; `train` runs power
@@ -357,24 +211,12 @@ impl Discriminator {
 
     /// Trainable head parameters under the reference's names.
     pub fn params(&self) -> Vec<(String, Tensor)> {
-        self.state(true)
+        self.vars.params(|_| true)
     }
 
     /// Every head tensor (parameters and buffers) under the reference's names.
     pub fn state_dict(&self) -> Vec<(String, Tensor)> {
-        self.state(false)
-    }
-
-    fn state(&self, trainable_only: bool) -> Vec<(String, Tensor)> {
-        let mut out = Vec::new();
-        for (i, h) in self.heads.iter().enumerate() {
-            for (k, t, trainable) in h.tensors() {
-                if trainable || !trainable_only {
-                    out.push((format!("heads.{i}.{k}"), t.shallow_clone()));
-                }
-            }
-        }
-        out
+        self.vars.named()
     }
 
     /// Restore head tensors written by `state_dict` (in place, so optimiser handles stay valid).

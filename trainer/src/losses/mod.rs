@@ -3,4 +3,3 @@
 pub mod diffaug;
 pub mod disc;
 pub mod gan;
-pub mod lpips;

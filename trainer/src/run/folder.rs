@@ -42,7 +42,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", sha2::Sha256::digest(bytes))
 }
 
-use maetok_pipeline::atomic::write as write_atomic;
+use maetok_nn::atomic::write as write_atomic;
 
 impl RunDir {
     /// Open `root` for `config_toml`: a new run writes the config; an existing one must

@@ -8,9 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
 use crate::losses::gan::GanConfig;
-use crate::maetok::aux::AuxLoss;
-use crate::maetok::init::{Arch, DecoderShape};
-use crate::maetok::AeConfig;
+use maetok_models::maetok::aux::AuxLoss;
+use maetok_models::maetok::{DecoderShape, MaetokShape, TowerShape};
 
 use super::adamw::AdamWConfig;
 use super::schedule::Cosine;
@@ -19,7 +18,7 @@ use super::schedule::Cosine;
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
     pub data: DataConfig,
-    pub model: ModelConfig,
+    pub model: ModelSection,
     /// Auxiliary decoders and their targets (stage 1 only).
     pub aux: Vec<AuxConfig>,
     pub optim: OptimConfig,
@@ -46,7 +45,9 @@ pub struct DataConfig {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct ModelConfig {
+/// `[model]`: the tokenizer's architecture in the flat form a config file names it by;
+/// [`ModelSection::shape`] is the model's own description of it.
+pub struct ModelSection {
     pub image_size: i64,
     pub patch_size: i64,
     pub width: i64,
@@ -181,7 +182,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         Self {
             data: DataConfig::default(),
-            model: ModelConfig::default(),
+            model: ModelSection::default(),
             aux: vec![
                 AuxConfig {
                     name: "hog".into(),
@@ -222,7 +223,7 @@ impl Default for DataConfig {
     }
 }
 
-impl Default for ModelConfig {
+impl Default for ModelSection {
     fn default() -> Self {
         Self {
             image_size: 256,
@@ -243,6 +244,56 @@ impl Default for ModelConfig {
             aux_depth: 3,
             aux_heads: 3,
             aux_mlp: 768,
+        }
+    }
+}
+
+impl ModelSection {
+    /// The tokenizer this section describes.
+    pub fn shape(&self) -> MaetokShape {
+        let tower = |depth, heads| TowerShape {
+            width: self.width,
+            depth,
+            heads,
+            hidden: self.mlp_ratio * self.width,
+            cls_token: true,
+            layer_scale: true,
+        };
+        let movq = self.decoder == "movq";
+        MaetokShape {
+            patch: self.patch_size,
+            grid: self.image_size / self.patch_size,
+            num_latent: self.num_latent_tokens,
+            latent_dim: self.latent_dim,
+            encoder: tower(self.enc_depth, self.enc_heads),
+            mask_token: true,
+            decoder: DecoderShape {
+                tower: TowerShape {
+                    cls_token: self.dec_cls_token,
+                    // MoVQ blocks have no LayerScale; plain ones have timm's.
+                    layer_scale: !movq,
+                    ..tower(self.dec_depth, self.dec_heads)
+                },
+                movq,
+                out_dim: 3 * self.patch_size * self.patch_size,
+            },
+            rope_theta: self.rope_theta,
+            layer_scale_init: self.layer_scale_init,
+        }
+    }
+
+    /// An auxiliary decoder predicting `out_dim` values per token (spec §4.1).
+    pub fn aux_shape(&self, out_dim: i64) -> DecoderShape {
+        let d = DecoderShape::aux(out_dim);
+        DecoderShape {
+            tower: TowerShape {
+                width: self.aux_width,
+                depth: self.aux_depth,
+                heads: self.aux_heads,
+                hidden: self.aux_mlp,
+                ..d.tower
+            },
+            ..d
         }
     }
 }
@@ -368,63 +419,6 @@ impl TrainConfig {
         Ok(())
     }
 
-    pub fn arch(&self) -> Arch {
-        let m = &self.model;
-        Arch {
-            width: m.width,
-            enc_depth: m.enc_depth,
-            dec_depth: m.dec_depth,
-            enc_heads: m.enc_heads,
-            dec_heads: m.dec_heads,
-            mlp_ratio: m.mlp_ratio,
-            patch: m.patch_size,
-            grid: m.image_size / m.patch_size,
-            num_latent: m.num_latent_tokens,
-            latent_dim: m.latent_dim,
-            movq: m.decoder == "movq",
-            dec_cls_token: m.dec_cls_token,
-            mask_token: true,
-            rope_theta: m.rope_theta,
-            layer_scale_init: m.layer_scale_init,
-        }
-    }
-
-    pub fn aux_shape(&self, out_dim: i64) -> DecoderShape {
-        let m = &self.model;
-        DecoderShape {
-            width: m.aux_width,
-            depth: m.aux_depth,
-            heads: m.aux_heads,
-            hidden: m.aux_mlp,
-            ..DecoderShape::aux(out_dim)
-        }
-    }
-
-    /// The released `config.json` of the model this trains.
-    pub fn ae_config(&self) -> AeConfig {
-        let m = &self.model;
-        let d = AeConfig::default();
-        AeConfig {
-            image_size: m.image_size,
-            base_image_size: m.image_size,
-            codebook_embed_dim: m.latent_dim,
-            num_latent_tokens: m.num_latent_tokens,
-            enc_patch_size: m.patch_size,
-            dec_patch_size: m.patch_size,
-            decoder_model: if m.decoder == "movq" {
-                d.decoder_model.clone()
-            } else {
-                "vit_base_patch14_dinov2.lvd142m".into()
-            },
-            dec_cls_token: m.dec_cls_token,
-            rope_theta: m.rope_theta,
-            // Official names imply 64-wide heads; write ours when they differ.
-            enc_num_heads: (m.width / m.enc_heads != 64).then_some(m.enc_heads),
-            dec_num_heads: (m.width / m.dec_heads != 64).then_some(m.dec_heads),
-            ..d
-        }
-    }
-
     pub fn adamw(&self) -> AdamWConfig {
         let o = &self.optim;
         AdamWConfig {
@@ -462,7 +456,7 @@ mod tests {
         let base = "[data]\nshards = \"s\"\n[losses]\nlpips_vgg = \"v\"\nlpips_heads = \"h\"\n\
                     [gan]\nbackbone = \"d\"\n";
         let c = TrainConfig::parse(base).unwrap();
-        assert_eq!(c.arch(), Arch::maetok_b_128(256));
+        assert_eq!(c.model.shape(), MaetokShape::maetok_b_128(256));
         let s = TrainConfig {
             data: DataConfig {
                 batch_size: 256,

@@ -9,105 +9,107 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Context;
-use maetok_teachers::weights::Weights;
+use maetok_models::maetok::aux::AuxDecoder;
+use maetok_models::maetok::decoder::DecoderNames;
+use maetok_models::maetok::{AeConfig, AeModel, DecoderShape, DECODER};
+use maetok_nn::vars::{self, Vars};
+use maetok_nn::weights::{write_safetensors_atomic, Weights};
 use tch::Tensor;
-
-use crate::maetok::aux::AuxDecoder;
-use crate::maetok::decoder::DecoderNames;
-use crate::maetok::init::{init_decoder, init_state_dict};
-use crate::maetok::model::write_safetensors_atomic;
-use crate::maetok::{AeConfig, AeModel};
 
 use super::config::TrainConfig;
 
 pub struct Tokenizer {
     pub ae: AeModel,
     pub aux: Vec<AuxDecoder>,
+    /// The auxiliary decoders' tensors (the autoencoder's are `ae.vars`).
+    pub aux_vars: Vars,
+}
+
+/// Which tensors a stage trains (spec §5.4: stage 2 freezes the encoder side).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trained {
+    /// Stage 1: everything, auxiliary decoders included.
+    All,
+    /// Stage 2: the pixel decoder.
+    Decoder,
 }
 
 impl Tokenizer {
-    /// A freshly initialised model; `target_dims` gives each aux target column's width.
+    /// A freshly initialised model (spec §2.5, drawn from libtorch's generator in the
+    /// reference's order: the autoencoder, then each auxiliary decoder); `target_dims`
+    /// gives each aux target column's width.
     pub fn fresh(cfg: &TrainConfig, target_dims: &HashMap<String, i64>) -> anyhow::Result<Self> {
-        let arch = cfg.arch();
-        let mut sd = init_state_dict(&arch);
-        for a in &cfg.aux {
-            let dim = *target_dims
-                .get(&a.target)
-                .with_context(|| format!("no width known for target `{}`", a.target))?;
-            init_decoder(
-                &mut sd,
-                &DecoderNames::aux(&a.name),
-                &cfg.aux_shape(dim),
-                &arch,
-            );
-        }
-        let mut w = Weights::from_tensors(Path::new("<fresh init>"), "", sd);
-        let aux = Self::aux_from(&mut w, cfg, arch.latent_dim)?;
-        let ae = AeModel::from_weights(&mut w, cfg.ae_config())?;
-        Ok(Self { ae, aux })
-    }
-
-    fn aux_from(
-        w: &mut Weights,
-        cfg: &TrainConfig,
-        latent_dim: i64,
-    ) -> anyhow::Result<Vec<AuxDecoder>> {
-        cfg.aux
+        let shape = cfg.model.shape();
+        let aux_shapes = cfg
+            .aux
             .iter()
             .map(|a| {
-                AuxDecoder::from_weights(w, &a.name, a.loss, latent_dim, cfg.model.aux_heads)
-                    .with_context(|| format!("auxiliary decoder `{}`", a.name))
+                let dim = *target_dims
+                    .get(&a.target)
+                    .with_context(|| format!("no width known for target `{}`", a.target))?;
+                Ok(cfg.model.aux_shape(dim))
             })
-            .collect()
+            .collect::<anyhow::Result<Vec<DecoderShape>>>()?;
+        let ae = AeModel::fresh(shape)?;
+        let (aux, aux_vars) = vars::init(|vb| {
+            cfg.aux
+                .iter()
+                .zip(&aux_shapes)
+                .map(|(a, d)| AuxDecoder::new(&vb, &a.name, a.loss, d, &shape))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        Ok(Self { ae, aux, aux_vars })
     }
 
     /// `dir/model.safetensors` + `config.json`, and with `aux` the decoders of `cfg.aux`
     /// from `dir/aux.safetensors`.
     pub fn load(dir: &Path, cfg: &TrainConfig, aux: bool) -> anyhow::Result<Self> {
         let ae = AeModel::load(dir).with_context(|| format!("loading {}", dir.display()))?;
-        let aux = if aux && !cfg.aux.is_empty() {
-            let p = dir.join("aux.safetensors");
-            let mut w = Weights::load(&p, "written by `maetok train tokenizer`")?;
-            let latent_dim = ae.config.codebook_embed_dim;
-            Self::aux_from(&mut w, cfg, latent_dim)?
-        } else {
-            Vec::new()
-        };
-        Ok(Self { ae, aux })
-    }
-
-    pub fn to(&self, device: tch::Device) -> Self {
-        Self {
-            ae: self.ae.to(device, tch::Kind::Float),
-            aux: self
-                .aux
+        if !aux || cfg.aux.is_empty() {
+            return Ok(Self {
+                ae,
+                aux: Vec::new(),
+                aux_vars: Vars::default(),
+            });
+        }
+        let p = dir.join("aux.safetensors");
+        let w = Weights::load(&p, "written by `maetok train tokenizer`")?;
+        let shapes = cfg
+            .aux
+            .iter()
+            .map(|a| {
+                DecoderShape::read(&w, &DecoderNames::aux(&a.name), cfg.model.aux_heads)
+                    .with_context(|| format!("auxiliary decoder `{}`", a.name))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let shape = ae.shape;
+        let (aux, aux_vars, _) = vars::load(w, |vb| {
+            cfg.aux
                 .iter()
-                .map(|a| AuxDecoder {
-                    name: a.name.clone(),
-                    loss: a.loss,
-                    decoder: a.decoder.to(device, tch::Kind::Float),
-                })
-                .collect(),
-        }
+                .zip(&shapes)
+                .map(|(a, d)| AuxDecoder::new(&vb, &a.name, a.loss, d, &shape))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .with_context(|| format!("loading {}", p.display()))?;
+        Ok(Self { ae, aux, aux_vars })
     }
 
-    /// Every aux tensor (unused ones included) under the reference's names.
-    pub fn aux_state_dict(&self) -> Vec<(String, Tensor)> {
-        let mut out = Vec::new();
-        for a in &self.aux {
-            a.state_dict(&mut out);
-        }
-        out
+    /// Move every tensor to `device` (fp32), in place.
+    pub fn to(&mut self, device: tch::Device) {
+        self.ae.to(device, tch::Kind::Float);
+        self.aux_vars.to(device, tch::Kind::Float);
     }
 
-    /// What stage 1 trains: the encoder side, the pixel decoder and the auxiliary decoders.
-    pub fn stage1_params(&self) -> Vec<(String, Tensor)> {
-        let mut out = self.ae.encoder_params();
-        out.extend(self.ae.decoder_params());
-        for a in &self.aux {
-            a.params(&mut out);
+    /// What a stage trains, under the reference's names, in declaration order.
+    pub fn params(&self, trained: Trained) -> Vec<(String, Tensor)> {
+        match trained {
+            Trained::All => {
+                let mut out = self.ae.vars.params(|_| true);
+                out.extend(self.aux_vars.params(|_| true));
+                out
+            }
+            Trained::Decoder => self.ae.vars.params(|p| p == DECODER),
         }
-        out
     }
 
     /// Write `model.safetensors`, `config.json` and (with aux decoders) `aux.safetensors`
@@ -122,11 +124,10 @@ impl Tokenizer {
                 })
                 .collect()
         };
-        write_safetensors_atomic(&swap(self.ae.state_dict()), &dir.join("model.safetensors"))?;
-        let cfg = serde_json::to_vec_pretty(&self.ae.config.to_official_json())?;
-        maetok_pipeline::atomic::write(&dir.join("config.json"), &cfg)?;
+        write_safetensors_atomic(&swap(self.ae.vars.named()), &dir.join("model.safetensors"))?;
+        self.ae.config.save(dir)?;
         if !self.aux.is_empty() {
-            write_safetensors_atomic(&swap(self.aux_state_dict()), &dir.join("aux.safetensors"))?;
+            write_safetensors_atomic(&swap(self.aux_vars.named()), &dir.join("aux.safetensors"))?;
         }
         Ok(())
     }

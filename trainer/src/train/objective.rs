@@ -7,7 +7,7 @@ use tch::Tensor;
 use crate::losses::diffaug::Draws;
 use crate::losses::disc::Discriminator;
 use crate::losses::gan::{adaptive_weight, generator_loss};
-use crate::losses::lpips::Lpips;
+use maetok_teachers::lpips::Lpips;
 
 use super::config::TrainConfig;
 use super::rng::SplitMix;

@@ -13,7 +13,7 @@
 //! libtorch's own generator (LPIPS dropout) is seeded per step (`seed_torch`); it is not yet
 //! keyed per sample.
 
-pub use maetok_pipeline::rng::SplitMix;
+pub use maetok_nn::rng::SplitMix;
 
 /// What a step's draws are for; each gets its own generator.
 #[derive(Debug, Clone, Copy)]

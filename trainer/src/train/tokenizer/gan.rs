@@ -12,12 +12,12 @@ use super::{resolve_from, Stage};
 use crate::losses::diffaug::SampleDraws;
 use crate::losses::disc::Discriminator;
 use crate::losses::gan::{discriminator_loss, LeCam};
-use crate::maetok::model::write_safetensors_atomic;
 use crate::run::{read_state, TrainState};
 use crate::train::adamw::AdamW;
 use crate::train::config::TrainConfig;
-use crate::train::precision::autocast;
 use crate::train::rng::{seed_torch_for, SplitMix, Stream};
+use maetok_nn::autocast::autocast;
+use maetok_nn::weights::write_safetensors_atomic;
 
 pub struct GanState {
     pub disc: Discriminator,

@@ -36,20 +36,20 @@ use tch::Tensor;
 use crate::data::index::DataCursor;
 use crate::data::loader::Batch;
 use crate::losses::diffaug::SampleDraws;
-use crate::maetok::aux::{caption_target, AuxLoss};
-use crate::maetok::mask::{masked_count, sample_mask, sample_ratio};
-use crate::maetok::model::write_safetensors_atomic;
 use crate::run::{Guard, Meter, RunDir, TrainState};
 use crate::viz::{tensor_to_rgb8, write_grid};
+use maetok_models::maetok::aux::{caption_target, AuxLoss};
+use maetok_models::maetok::mask::{masked_count, sample_mask, sample_ratio};
+use maetok_nn::weights::write_safetensors_atomic;
 
 use super::adamw::AdamW;
 use super::config::TrainConfig;
 use super::ema::Ema;
-use super::model::Tokenizer;
+use super::model::{Tokenizer, Trained};
 use super::objective::{pixel_objective, PixelObjective};
-use super::precision::autocast;
 use super::ranks::Ranks;
 use super::rng::{sample_rngs, seed_torch, step_rng, Stream};
+use maetok_nn::autocast::autocast;
 
 mod gan;
 mod setup;
@@ -104,7 +104,7 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
     let cfg = &opts.config;
     // One process for now: the distributed launch will set this, and only this.
     let ranks = Ranks::SINGLE;
-    let device = maetok_teachers::device::parse_device(&cfg.train.device)
+    let device = maetok_nn::device::parse_device(&cfg.train.device)
         .map_err(|e| anyhow::anyhow!("train.device: {e}"))?;
     let stage = opts.stage;
     let seed = cfg.train.seed;
@@ -113,12 +113,13 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
 
     // The model, what trains, the optimiser and the EMA (resumed, from stage 1, or fresh).
     let start = setup::Start::open(&run, cfg, stage)?;
-    let model = start.model.to(device);
+    let mut model = start.model;
+    model.to(device);
     let grid = model.ae.encoder.grid;
     let n_tokens = grid.0 * grid.1;
     let params: Vec<(String, Tensor)> = match stage {
-        Stage::Tokenizer => model.stage1_params(),
-        Stage::Decoder => model.ae.decoder_params(),
+        Stage::Tokenizer => model.params(Trained::All),
+        Stage::Decoder => model.params(Trained::Decoder),
     };
     let mut opt = AdamW::new(&params, cfg.adamw());
     let mut ema = Ema::new(&params, cfg.optim.ema_decay);
@@ -354,7 +355,7 @@ fn save_step(
         if let Some(g) = gan {
             g.save(tmp)?;
         }
-        maetok_pipeline::atomic::write(
+        maetok_nn::atomic::write(
             &tmp.join("state.json"),
             serde_json::to_string_pretty(st)?.as_bytes(),
         )?;

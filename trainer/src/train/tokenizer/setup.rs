@@ -12,8 +12,6 @@ use tch::{Device, Tensor};
 use super::Stage;
 use crate::data::index::DataCursor;
 use crate::data::loader::{Loader, LoaderConfig};
-use crate::losses::lpips::Lpips;
-use crate::maetok::aux::AuxLoss;
 use crate::run::{read_state, RunDir, TrainState};
 use crate::train::adamw::AdamW;
 use crate::train::config::TrainConfig;
@@ -21,6 +19,8 @@ use crate::train::ema::Ema;
 use crate::train::model::{read_tensors, Tokenizer};
 use crate::train::ranks::Ranks;
 use crate::train::rng::{seed_torch_for, Stream};
+use maetok_models::maetok::aux::AuxLoss;
+use maetok_teachers::lpips::Lpips;
 
 /// Resolve `--from`: a run folder (its latest step), a step folder, or a model folder.
 pub fn resolve_from(from: &Path, ema: bool) -> anyhow::Result<PathBuf> {
@@ -152,7 +152,9 @@ pub fn lpips(cfg: &TrainConfig, device: Device) -> anyhow::Result<Option<Lpips>>
     let (Some(vgg), Some(heads)) = (&cfg.losses.lpips_vgg, &cfg.losses.lpips_heads) else {
         bail!("losses.perceptual_weight > 0 needs losses.lpips_vgg and losses.lpips_heads");
     };
-    Ok(Some(Lpips::load(vgg, heads)?.to(device)))
+    let mut lpips = Lpips::load(vgg, heads)?;
+    lpips.to(device);
+    Ok(Some(lpips))
 }
 
 /// The loader of this rank, from `cursor` on: images, the stage-1 auxiliary targets and,

@@ -12,7 +12,8 @@
 
 use std::path::Path;
 
-use maetok_teachers::weights::{WeightError, Weights};
+use maetok_nn::vars::{self, VarBuilder, Vars};
+use maetok_nn::{Init, WeightError, Weights};
 use tch::Tensor;
 
 /// `features` indices of the convolutions, grouped by the stage they end (each stage is
@@ -31,6 +32,7 @@ const LIN_HINT: &str = "LPIPS heads `lin0..4.model.1.weight`: the lpips wheel's 
                         weights/v0.1/vgg.pth converted by scripts/convert_lpips.py";
 
 pub struct Lpips {
+    vars: Vars,
     /// Per stage, its (weight, bias) convolutions.
     stages: Vec<Vec<(Tensor, Tensor)>>,
     /// Per stage, the (1, C, 1, 1) head.
@@ -41,51 +43,76 @@ pub struct Lpips {
 
 impl Lpips {
     pub fn load(vgg: &Path, heads: &Path) -> Result<Self, WeightError> {
-        let mut w = Weights::load(vgg, VGG_HINT)?;
-        let mut h = Weights::load(heads, LIN_HINT)?;
-        let mut stages = Vec::new();
+        let w = Weights::load(vgg, VGG_HINT)?;
+        // The channel widths, from the files.
+        let widths = STAGES
+            .iter()
+            .map(|convs| {
+                convs
+                    .iter()
+                    .map(|i| {
+                        let key = format!("features.{i}.weight");
+                        w.shape(&key)
+                            .map(|s| s[0])
+                            .ok_or_else(|| w.missing(&key, None))
+                    })
+                    .collect::<Result<Vec<i64>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let ((stages, shift, scale), mut all, _) = vars::load(w, |vb| {
+            let stages = Self::vgg(&vb, &widths)?;
+            let rgb = |v: [f32; 3]| Tensor::from_slice(&v).reshape([1, 3, 1, 1]);
+            let shift = vb.derived("shift", rgb([-0.030, -0.088, -0.188]));
+            let scale = vb.derived("scale", rgb([0.458, 0.448, 0.450]));
+            Ok::<_, WeightError>((stages, shift, scale))
+        })?;
+        let h = Weights::load(heads, LIN_HINT)?;
+        let (lins, lin_vars, _) = vars::load(h, |vb| {
+            widths
+                .iter()
+                .enumerate()
+                .map(|(k, s)| {
+                    let c = *s.last().unwrap_or(&0);
+                    vb.pp(format!("lin{k}.model.1"))
+                        .param("weight", &[1, c, 1, 1], Init::Zeros)
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        all.extend(lin_vars);
+        Ok(Self {
+            vars: all,
+            stages,
+            lins,
+            shift,
+            scale,
+        })
+    }
+
+    /// VGG16 `features.{i}` convolutions (3×3) of the given widths.
+    fn vgg(
+        vb: &VarBuilder,
+        widths: &[Vec<i64>],
+    ) -> Result<Vec<Vec<(Tensor, Tensor)>>, WeightError> {
         let mut c_in = 3;
-        for convs in STAGES {
+        let mut stages = Vec::new();
+        for (convs, ws) in STAGES.iter().zip(widths) {
             let mut s = Vec::new();
-            for &i in convs {
-                let weight = w.take_any(&format!("features.{i}.weight"))?;
-                let c = weight.size()[0];
-                let weight =
-                    w.take_shaped(weight, &format!("features.{i}.weight"), &[c, c_in, 3, 3])?;
-                let bias = w.take(&format!("features.{i}.bias"), &[c])?;
-                s.push((weight, bias));
+            for (&i, &c) in convs.iter().zip(ws) {
+                let f = vb.pp(format!("features.{i}"));
+                s.push((
+                    f.param("weight", &[c, c_in, 3, 3], Init::Zeros)?,
+                    f.param("bias", &[c], Init::Zeros)?,
+                ));
                 c_in = c;
             }
             stages.push(s);
         }
-        let lins = stages
-            .iter()
-            .enumerate()
-            .map(|(k, s)| {
-                let c = s.last().map_or(0, |(w, _)| w.size()[0]);
-                h.take(&format!("lin{k}.model.1.weight"), &[1, c, 1, 1])
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self {
-            stages,
-            lins,
-            shift: Tensor::from_slice(&[-0.030f32, -0.088, -0.188]).reshape([1, 3, 1, 1]),
-            scale: Tensor::from_slice(&[0.458f32, 0.448, 0.450]).reshape([1, 3, 1, 1]),
-        })
+        Ok(stages)
     }
 
-    pub fn to(&self, device: tch::Device) -> Self {
-        let mv = |t: &Tensor| t.to_device(device);
-        Self {
-            stages: self
-                .stages
-                .iter()
-                .map(|s| s.iter().map(|(w, b)| (mv(w), mv(b))).collect())
-                .collect(),
-            lins: self.lins.iter().map(mv).collect(),
-            shift: mv(&self.shift),
-            scale: mv(&self.scale),
-        }
+    /// Move every tensor to `device`, in place.
+    pub fn to(&mut self, device: tch::Device) {
+        self.vars.to(device, tch::Kind::Float);
     }
 
     /// The five relu outputs for `x` in [-1, 1].

@@ -6,10 +6,10 @@ pub mod aux;
 pub mod config;
 pub mod decoder;
 pub mod encoder;
-pub mod init;
 pub mod mask;
 pub mod model;
-pub mod rope;
+pub mod shape;
 
 pub use config::AeConfig;
-pub use model::{images_to_input, AeModel};
+pub use model::{images_to_input, AeModel, ModelError, DECODER, ENCODER};
+pub use shape::{DecoderShape, MaetokShape, TowerShape};

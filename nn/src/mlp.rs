@@ -5,7 +5,10 @@
 
 use tch::Tensor;
 
-use super::Linear;
+use crate::init::LinearInit;
+use crate::vars::VarBuilder;
+use crate::weights::WeightError;
+use crate::Linear;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -53,15 +56,28 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    pub fn forward(&self, x: &Tensor) -> Tensor {
-        self.fc2.forward(&self.act.apply(&self.fc1.forward(x)))
+    /// `fc1` (hidden, C) and `fc2` (C, hidden), or (C, hidden / 2) for the packed SwiGLU,
+    /// whose `fc1` emits both halves.
+    pub fn new(
+        vb: &VarBuilder,
+        width: i64,
+        hidden: i64,
+        act: Activation,
+        init: LinearInit,
+    ) -> Result<Self, WeightError> {
+        let fc2_in = if act == Activation::SwiGlu {
+            hidden / 2
+        } else {
+            hidden
+        };
+        Ok(Self {
+            fc1: Linear::new(&vb.pp("fc1"), width, hidden, init)?,
+            fc2: Linear::new(&vb.pp("fc2"), fc2_in, width, init)?,
+            act,
+        })
     }
 
-    pub fn to(&self, device: tch::Device, kind: tch::Kind) -> Self {
-        Self {
-            fc1: self.fc1.to(device, kind),
-            fc2: self.fc2.to(device, kind),
-            act: self.act,
-        }
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        self.fc2.forward(&self.act.apply(&self.fc1.forward(x)))
     }
 }

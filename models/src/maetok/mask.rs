@@ -5,7 +5,7 @@
 //! its global sample index in training, `train/rng.rs`), so an image's mask does not
 //! depend on the images beside it.
 
-use maetok_pipeline::rng::SplitMix;
+use maetok_nn::rng::SplitMix;
 use tch::Tensor;
 
 /// The truncated normal of the mask ratio, by rejection from Box–Muller normals (exact;

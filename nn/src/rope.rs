@@ -4,8 +4,39 @@
 //! as complex numbers made of adjacent element pairs (2j, 2j+1). Only the image rows
 //! `[offset, offset + N)` of the sequence are rotated. Phases and rotation run in fp32.
 
-use maetok_teachers::nn::QkHook;
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
+
+use crate::QkHook;
+
+/// Mixed-RoPE frequencies (2, depth, heads·d/2), spec §2.3: per (layer, head) a random angle
+/// `a` (one `torch.rand` draw each, layer-major), magnitudes `theta^(-4k/d)`,
+/// x = [m·cos a, m·cos(a+π/2)], y = [m·sin a, m·sin(a+π/2)].
+pub fn init_mixed_freqs(depth: i64, heads: i64, head_dim: i64, theta: f64) -> Tensor {
+    let opts = (Kind::Float, Device::Cpu);
+    let k = Tensor::arange(head_dim / 4, opts);
+    let mag = (k * (-4.0 * theta.ln() / head_dim as f64)).exp();
+    let (mut fx, mut fy) = (Vec::new(), Vec::new());
+    for _ in 0..depth * heads {
+        let a =
+            f64::try_from(Tensor::rand([1], opts) * (2.0 * std::f64::consts::PI)).unwrap_or(0.0);
+        let b = a + std::f64::consts::FRAC_PI_2;
+        fx.push(Tensor::cat(&[&mag * a.cos(), &mag * b.cos()], 0));
+        fy.push(Tensor::cat(&[&mag * a.sin(), &mag * b.sin()], 0));
+    }
+    let fx = Tensor::stack(&fx, 0).reshape([depth, heads * head_dim / 2]);
+    let fy = Tensor::stack(&fy, 0).reshape([depth, heads * head_dim / 2]);
+    Tensor::stack(&[fx, fy], 0)
+}
+
+/// The reference's RoPE position buffers `freqs_t_x`, `freqs_t_y` of a `g` × `g` grid: the
+/// column and the row of each patch, row-major.
+pub fn grid_positions(g: i64) -> (Tensor, Tensor) {
+    let idx = Tensor::arange(g * g, (Kind::Float, Device::Cpu));
+    (
+        idx.remainder(g as f64),
+        idx.divide_scalar_mode(g as f64, "floor"),
+    )
+}
 
 /// cos/sin of one layer's phases: (heads, N, d/2) each.
 pub struct LayerRope {
@@ -76,6 +107,22 @@ impl QkHook for LayerRope {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Spec §10b: magnitudes 1.0, 0.865964, 0.749894 (= 10^(-k/16)) for d = 64, theta = 10;
+    /// x = [m cos a, m cos(a+π/2)] and y = [m sin a, m sin(a+π/2)] have equal norms per pair.
+    #[test]
+    fn rope_init_magnitudes() {
+        tch::manual_seed(0);
+        let f = init_mixed_freqs(2, 3, 64, 10.0);
+        assert_eq!(f.size(), [2, 2, 96]);
+        let x = f.get(0).get(0).narrow(0, 0, 32);
+        let y = f.get(1).get(0).narrow(0, 0, 32);
+        let m = (&x * &x + &y * &y).sqrt(); // first half: m_k (cos² + sin²)
+        let got: Vec<f32> = Vec::try_from(m.narrow(0, 0, 3)).unwrap();
+        for (g, want) in got.iter().zip([1.0f32, 0.865964, 0.749894]) {
+            assert!((g - want).abs() < 1e-5, "{got:?}");
+        }
+    }
 
     /// Spec §10b: token 17 of a 16-wide grid has t_x = 1, t_y = 1; rotation by a zero phase
     /// is the identity and rows outside the image slice are untouched.

@@ -6,7 +6,10 @@
 
 use tch::Tensor;
 
-use super::Linear;
+use crate::init::LinearInit;
+use crate::vars::VarBuilder;
+use crate::weights::WeightError;
+use crate::Linear;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AttentionImpl {
@@ -32,6 +35,21 @@ pub struct Attention {
 }
 
 impl Attention {
+    /// `qkv` (3C, C) and `proj` (C, C).
+    pub fn new(
+        vb: &VarBuilder,
+        width: i64,
+        num_heads: i64,
+        init: LinearInit,
+    ) -> Result<Self, WeightError> {
+        Ok(Self {
+            qkv: Linear::new(&vb.pp("qkv"), width, 3 * width, init)?,
+            proj: Linear::new(&vb.pp("proj"), width, width, init)?,
+            num_heads,
+            imp: AttentionImpl::Sdpa,
+        })
+    }
+
     pub fn forward(&self, x: &Tensor, hook: Option<&dyn QkHook>) -> Tensor {
         let (b, n, c) = x.size3().expect("attention input must be (B, N, C)");
         let h = self.num_heads;
@@ -68,15 +86,6 @@ impl Attention {
         // (B, H, N, D) -> (B, N, C)
         self.proj.forward(&out.transpose(1, 2).reshape([b, n, c]))
     }
-
-    pub fn to(&self, device: tch::Device, kind: tch::Kind) -> Self {
-        Self {
-            qkv: self.qkv.to(device, kind),
-            proj: self.proj.to(device, kind),
-            num_heads: self.num_heads,
-            imp: self.imp,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -99,11 +108,11 @@ mod tests {
         let opts = (Kind::Float, Device::Cpu);
         let c = 8;
         let mut attn = Attention {
-            qkv: Linear::new(
+            qkv: Linear::from_tensors(
                 Tensor::randn([3 * c, c], opts),
                 Some(Tensor::randn([3 * c], opts)),
             ),
-            proj: Linear::new(Tensor::eye(c, opts), None),
+            proj: Linear::from_tensors(Tensor::eye(c, opts), None),
             num_heads: 2,
             imp: AttentionImpl::Explicit,
         };

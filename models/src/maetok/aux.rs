@@ -4,11 +4,11 @@
 //! `to_pixel_{name}` (192 → target dim). Only training uses them; the released `AEModel`
 //! checkpoint does not carry them.
 
-use maetok_teachers::nn::save;
-use maetok_teachers::weights::{WeightError, Weights};
+use maetok_nn::{VarBuilder, WeightError};
 use tch::Tensor;
 
 use super::decoder::{Decoder, DecoderNames};
+use super::shape::{DecoderShape, MaetokShape};
 
 /// How an auxiliary prediction is scored against its target (spec §4.2–§4.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -32,17 +32,21 @@ pub struct AuxDecoder {
 }
 
 impl AuxDecoder {
-    /// `decoder_{name}.*`, `post_quant_conv_{name}`, `to_pixel_{name}` from `w`.
-    pub fn from_weights(
-        w: &mut Weights,
+    /// The part an auxiliary decoder's tensors are tagged with.
+    pub fn part(name: &str) -> String {
+        format!("aux.{name}")
+    }
+
+    /// `decoder_{name}.*`, `post_quant_conv_{name}`, `to_pixel_{name}` (`vb` at the state
+    /// dict's root), reading latents of the tokenizer `s`.
+    pub fn new(
+        vb: &VarBuilder,
         name: &str,
         loss: AuxLoss,
-        latent_dim: i64,
-        heads: i64,
+        d: &DecoderShape,
+        s: &MaetokShape,
     ) -> Result<Self, WeightError> {
-        let decoder = tch::no_grad(|| {
-            Decoder::from_weights_named(w, DecoderNames::aux(name), latent_dim, |_| heads)
-        })?;
+        let decoder = Decoder::new(&vb.part(&Self::part(name)), DecoderNames::aux(name), d, s)?;
         Ok(Self {
             name: name.to_string(),
             loss,
@@ -63,14 +67,6 @@ impl AuxDecoder {
     /// is true (`aux_loss_mask: True`).
     pub fn loss(&self, pred: &Tensor, target: &Tensor, mask: &Tensor) -> Tensor {
         aux_loss(self.loss, pred, target, mask)
-    }
-
-    pub fn params(&self, out: &mut save::Named) {
-        self.decoder.params(out);
-    }
-
-    pub fn state_dict(&self, out: &mut save::Named) {
-        self.decoder.state_dict(out);
     }
 }
 

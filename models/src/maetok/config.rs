@@ -6,6 +6,16 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::MaetokShape;
+
+/// A `config.json` that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct AeConfigError {
+    pub path: std::path::PathBuf,
+    pub message: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AeConfig {
@@ -86,11 +96,46 @@ impl AeConfig {
         out
     }
 
-    pub fn load(path: &Path) -> Result<Self, crate::error::ConfigError> {
-        use crate::error::ConfigError;
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::in_file(path, e))?;
-        serde_json::from_str(&text)
-            .map_err(|e| ConfigError::in_file(path, format!("not an AEModel config: {e}")))
+    pub fn load(path: &Path) -> Result<Self, AeConfigError> {
+        let err = |message: String| AeConfigError {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        serde_json::from_str(&text).map_err(|e| err(format!("not an AEModel config: {e}")))
+    }
+
+    /// Write `dir/config.json` in the released layout ([`AeConfig::to_official_json`]),
+    /// atomically.
+    pub fn save(&self, dir: &Path) -> std::io::Result<()> {
+        let text =
+            serde_json::to_vec_pretty(&self.to_official_json()).map_err(std::io::Error::other)?;
+        maetok_nn::atomic::write(&dir.join("config.json"), &text)
+    }
+
+    /// The released `config.json` of a model of shape `s`.
+    pub fn from_shape(s: &MaetokShape) -> Self {
+        let d = Self::default();
+        let (enc, dec) = (&s.encoder, &s.decoder.tower);
+        Self {
+            image_size: s.image_size(),
+            base_image_size: s.image_size(),
+            codebook_embed_dim: s.latent_dim,
+            num_latent_tokens: s.num_latent,
+            enc_patch_size: s.patch,
+            dec_patch_size: s.patch,
+            decoder_model: if s.decoder.movq {
+                d.decoder_model.clone()
+            } else {
+                "vit_base_patch14_dinov2.lvd142m".into()
+            },
+            dec_cls_token: dec.cls_token,
+            rope_theta: s.rope_theta,
+            // Official names imply 64-wide heads; write ours when they differ.
+            enc_num_heads: (enc.width / enc.heads != 64).then_some(enc.heads),
+            dec_num_heads: (dec.width / dec.heads != 64).then_some(dec.heads),
+            ..d
+        }
     }
 
     /// Heads for a transformer `width` wide built from timm model `name`, unless `given`.

@@ -291,3 +291,24 @@ pub fn file_sha256(path: &Path) -> std::io::Result<String> {
     }
     Ok(hex::encode(h.finalize()))
 }
+
+/// Write `tensors` as fp32 on the CPU to `path` through a temporary name in the same folder,
+/// so a reader sees the old file or the whole new one, never a part.
+pub fn write_safetensors_atomic(tensors: &[(String, Tensor)], path: &Path) -> std::io::Result<()> {
+    let tensors: Vec<(String, Tensor)> = tensors
+        .iter()
+        .map(|(k, t)| {
+            (
+                k.clone(),
+                t.detach()
+                    .to_kind(Kind::Float)
+                    .to_device(tch::Device::Cpu)
+                    .contiguous(),
+            )
+        })
+        .collect();
+    let tmp = crate::atomic::temp_path(path);
+    Tensor::write_safetensors(&tensors, &tmp).map_err(std::io::Error::other)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    crate::atomic::commit(&tmp, path)
+}
