@@ -128,6 +128,11 @@ impl DinoBackbone {
         })
     }
 
+    /// Every tensor, under the name it was read by.
+    pub fn vars(&self) -> &Vars {
+        &self.vars
+    }
+
     /// Move every tensor to `device` (fp32), in place.
     pub fn to(&mut self, device: tch::Device) {
         self.vars.to(device, Kind::Float);

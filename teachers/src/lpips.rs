@@ -110,6 +110,11 @@ impl Lpips {
         Ok(stages)
     }
 
+    /// Every tensor, under the name it was read by.
+    pub fn vars(&self) -> &Vars {
+        &self.vars
+    }
+
     /// Move every tensor to `device`, in place.
     pub fn to(&mut self, device: tch::Device) {
         self.vars.to(device, tch::Kind::Float);

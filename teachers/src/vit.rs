@@ -244,6 +244,11 @@ impl VisionTransformer {
         })
     }
 
+    /// Every tensor, under the name it was read by.
+    pub fn vars(&self) -> &Vars {
+        &self.vars
+    }
+
     pub fn num_prefix_tokens(&self) -> i64 {
         i64::from(self.shape.class_token) + self.shape.reg_tokens
     }
