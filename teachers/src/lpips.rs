@@ -12,6 +12,7 @@
 
 use std::path::Path;
 
+use maetok_nn::rng::SplitMix;
 use maetok_nn::vars::{self, VarBuilder, Vars};
 use maetok_nn::{Init, WeightError, Weights};
 use tch::Tensor;
@@ -137,8 +138,11 @@ impl Lpips {
     }
 
     /// LPIPS of each pair, (B, 1, 1, 1). `dropout`: the heads' Dropout(0.5) is active (the
-    /// reference's training mode; its masks come from libtorch's generator).
-    pub fn forward(&self, a: &Tensor, b: &Tensor, dropout: bool) -> Tensor {
+    /// reference's training mode), with one key per pair: pair i's masks are drawn from
+    /// libtorch's generator seeded from (key i, stage), so they depend on that key alone,
+    /// not on the pairs beside it in the batch (training keys them by global sample index).
+    /// `None`: eval mode.
+    pub fn forward(&self, a: &Tensor, b: &Tensor, dropout: Option<&[u64]>) -> Tensor {
         let n = a.size()[0];
         // One VGG pass over both images (batch-independent ops, same result as two passes).
         let f = self.features(&Tensor::cat(&[a, b], 0));
@@ -146,7 +150,11 @@ impl Lpips {
         let mut total: Option<Tensor> = None;
         for (k, fk) in f.iter().enumerate() {
             let (fa, fb) = (unit(&fk.narrow(0, 0, n)), unit(&fk.narrow(0, n, n)));
-            let d = (fa - fb).square().dropout(0.5, dropout);
+            let d = (fa - fb).square();
+            let d = match dropout {
+                Some(keys) => &d * keyed_keep_mask(&d, keys, k as u64) * 2.0,
+                None => d,
+            };
             let v = d
                 .conv2d(&self.lins[k], None::<&Tensor>, [1, 1], [0, 0], [1, 1], 1)
                 .mean_dim(&[2i64, 3][..], true, d.kind());
@@ -157,4 +165,19 @@ impl Lpips {
         }
         total.expect("five stages")
     }
+}
+
+/// Dropout(0.5)'s keep mask for `d` (B, …): row i from libtorch's generator seeded from
+/// (`keys[i]`, `stage`).
+fn keyed_keep_mask(d: &Tensor, keys: &[u64], stage: u64) -> Tensor {
+    assert_eq!(keys.len() as i64, d.size()[0], "one dropout key per pair");
+    let rows: Vec<Tensor> = keys
+        .iter()
+        .map(|&key| {
+            let seed = SplitMix::new(key ^ stage.wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_u64();
+            tch::manual_seed((seed >> 1) as i64);
+            d.get(0).empty_like().bernoulli_float_(0.5)
+        })
+        .collect();
+    Tensor::stack(&rows, 0)
 }

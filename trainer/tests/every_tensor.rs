@@ -102,11 +102,17 @@ fn tokenizer_tensors_come_from_one_definition() {
         let a = fresh(&cfg, 0);
         let b = fresh(&cfg, 1);
         let (oa, ob) = (outputs(&a), outputs(&b));
-        assert!(oa.iter().zip(&ob).all(|(x, y)| !same(x, y)), "{decoder}: seeds differ");
+        assert!(
+            oa.iter().zip(&ob).all(|(x, y)| !same(x, y)),
+            "{decoder}: seeds differ"
+        );
         copy_values(&a.ae.vars, &b.ae.vars);
         copy_values(&a.aux_vars, &b.aux_vars);
         for (i, (x, y)) in oa.iter().zip(&outputs(&b)).enumerate() {
-            assert!(same(x, y), "{decoder}: output {i} reads a tensor outside Vars");
+            assert!(
+                same(x, y),
+                "{decoder}: output {i} reads a tensor outside Vars"
+            );
         }
 
         // Saved and reloaded: the same names, bit-identical tensors and outputs.
@@ -116,7 +122,10 @@ fn tokenizer_tensors_come_from_one_definition() {
         for (va, vc) in [(&a.ae.vars, &c.ae.vars), (&a.aux_vars, &c.aux_vars)] {
             assert_eq!(names(va), names(vc), "{decoder}: saved names");
             for (k, t) in va.named() {
-                assert!(same(&t, vc.get(&k).unwrap()), "{decoder}: `{k}` reloads changed");
+                assert!(
+                    same(&t, vc.get(&k).unwrap()),
+                    "{decoder}: `{k}` reloads changed"
+                );
             }
         }
         assert!(oa.iter().zip(&outputs(&c)).all(|(x, y)| same(x, y)));
@@ -129,9 +138,7 @@ fn tokenizer_tensors_come_from_one_definition() {
             .collect();
         let decoder_side: BTreeSet<String> = all
             .iter()
-            .filter(|k| {
-                k.starts_with("decoder.") || k.starts_with("post_quant_conv.")
-            })
+            .filter(|k| k.starts_with("decoder.") || k.starts_with("post_quant_conv."))
             .cloned()
             .collect();
         assert!(decoder_side.contains("decoder.to_pixel.model.weight"));
@@ -159,7 +166,11 @@ fn doubled(path: &Path, dir: &Path, name: &str) -> PathBuf {
         .unwrap()
         .into_iter()
         .map(|(k, t)| {
-            let t = if t.is_floating_point() { t * 2.0 + 0.5 } else { t };
+            let t = if t.is_floating_point() {
+                t * 2.0 + 0.5
+            } else {
+                t
+            };
             (k, t)
         })
         .collect();
@@ -194,12 +205,19 @@ fn teacher_lpips_and_discriminator_tensors_come_from_one_definition() {
         };
         let (a, left) = load(&weights);
         assert!(left.is_empty(), "{case}: keys not read: {left:?}");
-        let (b, _) = load(&doubled(&weights, tmp.path(), &format!("{case}.safetensors")));
+        let (b, _) = load(&doubled(
+            &weights,
+            tmp.path(),
+            &format!("{case}.safetensors"),
+        ));
         let x = Tensor::rand([1, 3, 56, 56], (Kind::Float, Device::Cpu));
         let ya = tch::no_grad(|| a.forward_features(&x));
         assert!(!same(&ya, &tch::no_grad(|| b.forward_features(&x))));
         copy_values(a.vars(), b.vars());
-        assert!(same(&ya, &tch::no_grad(|| b.forward_features(&x))), "{case}");
+        assert!(
+            same(&ya, &tch::no_grad(|| b.forward_features(&x))),
+            "{case}"
+        );
     }
 
     // LPIPS.
@@ -215,22 +233,27 @@ fn teacher_lpips_and_discriminator_tensors_come_from_one_definition() {
         Tensor::rand([2, 3, 32, 32], (Kind::Float, Device::Cpu)),
         Tensor::rand([2, 3, 32, 32], (Kind::Float, Device::Cpu)),
     );
-    let la = tch::no_grad(|| a.forward(&x, &y, false));
-    assert!(!same(&la, &tch::no_grad(|| b.forward(&x, &y, false))));
+    let la = tch::no_grad(|| a.forward(&x, &y, None));
+    assert!(!same(&la, &tch::no_grad(|| b.forward(&x, &y, None))));
     copy_values(a.vars(), b.vars());
-    assert!(same(&la, &tch::no_grad(|| b.forward(&x, &y, false))), "LPIPS");
+    assert!(
+        same(&la, &tch::no_grad(|| b.forward(&x, &y, None))),
+        "LPIPS"
+    );
 
     // The discriminator: the frozen backbone as above, the heads fresh from two seeds.
     let dino = fixtures().join("step/dino.safetensors");
     tch::manual_seed(0);
     let a = Discriminator::new(&dino, 2, Device::Cpu).unwrap();
     tch::manual_seed(1);
-    let b = Discriminator::new(&doubled(&dino, tmp.path(), "dino.safetensors"), 2, Device::Cpu)
-        .unwrap();
+    let b = Discriminator::new(
+        &doubled(&dino, tmp.path(), "dino.safetensors"),
+        2,
+        Device::Cpu,
+    )
+    .unwrap();
     let x = Tensor::rand([2, 3, 32, 32], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
-    let logits = |d: &Discriminator| {
-        tch::no_grad(|| d.forward(&x, false, &mut SplitMix::new(3)))
-    };
+    let logits = |d: &Discriminator| tch::no_grad(|| d.forward(&x, false, &mut SplitMix::new(3)));
     let da = logits(&a);
     assert!(!same(&da, &logits(&b)));
     copy_values(a.backbone.vars(), b.backbone.vars());

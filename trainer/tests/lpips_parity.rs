@@ -29,7 +29,7 @@ fn lpips_matches_the_reference_values_and_gradients() {
     )
     .unwrap();
     let b = runs["b"].set_requires_grad(true);
-    let out = lpips.forward(&runs["a"], &b, false);
+    let out = lpips.forward(&runs["a"], &b, None);
     let e = rel(&out, &runs["lpips"]);
     assert!(e <= 1e-5, "lpips: {e:.2e}\n{out}\n{}", runs["lpips"]);
     out.sum(tch::Kind::Float).backward();
@@ -51,18 +51,27 @@ fn training_mode_applies_dropout_to_the_heads() {
         .unwrap()
         .into_iter()
         .collect();
-    tch::manual_seed(1);
-    let a = lpips.forward(&runs["a"], &runs["b"], true);
-    tch::manual_seed(1);
-    let b = lpips.forward(&runs["a"], &runs["b"], true);
-    tch::manual_seed(2);
-    let c = lpips.forward(&runs["a"], &runs["b"], true);
-    assert!(a.equal(&b), "same generator state, same masks");
-    assert!(!a.equal(&c), "another generator state, other masks");
-    let eval = lpips.forward(&runs["a"], &runs["b"], false);
+    let n = runs["a"].size()[0] as u64;
+    let keys = |base: u64| (0..n).map(|i| base + i).collect::<Vec<u64>>();
+    let a = lpips.forward(&runs["a"], &runs["b"], Some(&keys(1)));
+    let b = lpips.forward(&runs["a"], &runs["b"], Some(&keys(1)));
+    let c = lpips.forward(&runs["a"], &runs["b"], Some(&keys(100)));
+    assert!(a.equal(&b), "same keys, same masks");
+    assert!(!a.equal(&c), "other keys, other masks");
+    // A pair's masks depend on its key alone, not on the pairs beside it.
+    let first = lpips.forward(
+        &runs["a"].narrow(0, 0, 1),
+        &runs["b"].narrow(0, 0, 1),
+        Some(&keys(1)[..1]),
+    );
+    // (Equal up to the convolutions' batch-size-dependent rounding; other masks differ by
+    // far more, see `c`.)
+    assert!(rel(&first, &a.narrow(0, 0, 1)) < 1e-5, "per-pair masks");
+    assert!(rel(&c.narrow(0, 0, 1), &a.narrow(0, 0, 1)) > 1e-3);
+    let eval = lpips.forward(&runs["a"], &runs["b"], None);
     // Inverted dropout keeps the expectation: the mean over many masks approaches eval.
     let mean = (0..100)
-        .map(|_| lpips.forward(&runs["a"], &runs["b"], true))
+        .map(|r| lpips.forward(&runs["a"], &runs["b"], Some(&keys(1000 + r * n))))
         .fold(eval.zeros_like(), |acc, x| acc + x)
         / 100.0;
     assert!(rel(&mean, &eval) < 0.05, "{mean} vs {eval}");

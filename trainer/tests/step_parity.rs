@@ -145,6 +145,7 @@ disc_start = 0
         &w,
         &mut replay,
         &mut crop,
+        &[0, 1],
     );
     let term = |k: &str| {
         obj.terms

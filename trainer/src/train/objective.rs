@@ -22,7 +22,8 @@ pub struct PixelObjective {
 }
 
 /// `x` the input, `xhat` its reconstruction (both (B, 3, H, W) in [-1, 1]); `last_layer`
-/// the `to_pixel` weight; `step` 0-based.
+/// the `to_pixel` weight; `step` 0-based; `dropout_keys` one key per row for the LPIPS
+/// heads' dropout masks (`train::rng::Stream::Dropout`).
 #[allow(clippy::too_many_arguments)]
 pub fn pixel_objective(
     x: &Tensor,
@@ -34,13 +35,14 @@ pub fn pixel_objective(
     last_layer: &Tensor,
     aug: &mut impl Draws,
     crop: &mut SplitMix,
+    dropout_keys: &[u64],
 ) -> PixelObjective {
     let rec = (xhat - x).square().mean(tch::Kind::Float);
     let mut terms: Vec<(String, Tensor)> = vec![("rec".into(), rec.shallow_clone())];
     let mut loss = rec * cfg.losses.pixel_weight;
     if let Some(lp) = lpips {
         let p = lp
-            .forward(x, xhat, cfg.losses.lpips_dropout)
+            .forward(x, xhat, cfg.losses.lpips_dropout.then_some(dropout_keys))
             .mean(tch::Kind::Float);
         loss += &p * cfg.losses.perceptual_at(step);
         terms.push(("lpips".into(), p));

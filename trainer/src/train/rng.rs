@@ -3,15 +3,17 @@
 //!
 //! * per-step draws (mask ratio, DiffAugment coins, the discriminator's crop) come from the
 //!   generator of (seed, step, stream): `step_rng`;
-//! * per-sample draws (mask positions, DiffAugment offsets and factors) come from the
+//! * per-sample draws (mask positions, DiffAugment offsets and factors, LPIPS dropout) come from the
 //!   generator of (seed, step, stream, global sample index): `sample_rng`, where the index
 //!   is the sample's place in the step's global batch (`Ranks::global_rows`). Rank r of W
 //!   holds global rows r, r + W, …, so each sample gets the same draws on 1 or N processes.
 //!
 //! Both are reached directly (SplitMix is counter-based), so a run resumed at step s makes
 //! exactly the draws an uninterrupted run makes there, without saving generator state.
-//! libtorch's own generator (LPIPS dropout) is seeded per step (`seed_torch`); it is not yet
-//! keyed per sample.
+//! LPIPS dropout masks come from libtorch's generator (they are the size of VGG's feature
+//! maps, drawn on the device), seeded per sample and stage from the sample's key of
+//! `Stream::Dropout`, so they too depend on the sample alone. The global generator is also
+//! seeded per step (`seed_torch`) for any other libtorch draw; none is made in a step today.
 
 pub use maetok_nn::rng::SplitMix;
 
@@ -29,6 +31,8 @@ pub enum Stream {
     Init = 4,
     /// The discriminator's input crops.
     Crop = 5,
+    /// LPIPS heads' dropout masks (one key per sample, seeding libtorch's generator).
+    Dropout = 6,
 }
 
 /// The generator of `stream` at `step` of a run seeded with `seed`.

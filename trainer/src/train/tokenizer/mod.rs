@@ -182,6 +182,10 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
             rows: sample_rngs(seed, step, Stream::Augment, &rows),
         };
         let mut crop_rng = step_rng(seed, step, Stream::Crop);
+        let dropout_keys: Vec<u64> = sample_rngs(seed, step, Stream::Dropout, &rows)
+            .iter_mut()
+            .map(|r| r.next_u64())
+            .collect();
 
         // Forward and losses, under autocast when the precision asks for it (backward runs
         // outside, as in PyTorch).
@@ -208,6 +212,7 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
                 model.ae.decoder.last_layer(),
                 &mut aug_rng,
                 &mut crop_rng,
+                &dropout_keys,
             );
             if stage == Stage::Tokenizer {
                 let mask = mask.as_ref().context("stage 1 always masks")?;
