@@ -291,20 +291,15 @@ impl LatentFolder {
 
     /// Every row of every shard, in manifest order.
     pub fn read_all(&self) -> impl Iterator<Item = Result<LatentRows, ShardError>> + '_ {
-        self.manifest.shards.iter().flat_map(move |s| {
-            let path = self.dir.join(&s.file);
-            let it: Box<dyn Iterator<Item = Result<LatentRows, ShardError>>> =
-                match super::reader::open(&path).and_then(|b| Ok(b.build()?)) {
-                    Ok(reader) => Box::new(reader.map(move |b| {
-                        Ok(LatentRows {
-                            batch: b?,
-                            len: self.latent_len(),
-                        })
-                    })),
-                    Err(e) => Box::new(std::iter::once(Err(e))),
-                };
-            it
-        })
+        super::reader::chain_files(self.manifest.shards.iter().map(move |s| {
+            let reader = super::reader::open(&self.dir.join(&s.file))?.build()?;
+            Ok(reader.map(move |b| {
+                Ok(LatentRows {
+                    batch: b?,
+                    len: self.latent_len(),
+                })
+            }))
+        }))
     }
 }
 

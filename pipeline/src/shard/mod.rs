@@ -28,9 +28,10 @@ pub enum ShardError {
         path: PathBuf,
         source: parquet::errors::ParquetError,
     },
-    #[error("{dir}: no `{column}` column (there are: {have})")]
+    /// `path`: the shard file, or the shard folder for a target its manifest lacks.
+    #[error("{path}: no `{column}` column (there are: {have})")]
     MissingColumn {
-        dir: PathBuf,
+        path: PathBuf,
         column: String,
         have: String,
     },

@@ -93,7 +93,7 @@ impl ShardFolder {
             .iter()
             .find(|t| t.name == name)
             .ok_or_else(|| ShardError::MissingColumn {
-                dir: self.dir.clone(),
+                path: self.dir.clone(),
                 column: name.to_string(),
                 have: self
                     .manifest
@@ -170,15 +170,26 @@ impl ShardFolder {
         columns: Option<&[String]>,
     ) -> impl Iterator<Item = Result<Rows, ShardError>> + '_ {
         let columns = columns.map(|c| c.to_vec());
-        (0..self.shards()).flat_map(move |s| {
-            let it: Box<dyn Iterator<Item = Result<Rows, ShardError>>> =
-                match self.read_shard(s, columns.as_deref()) {
-                    Ok(it) => Box::new(it),
-                    Err(e) => Box::new(std::iter::once(Err(e))),
-                };
-            it
-        })
+        chain_files((0..self.shards()).map(move |s| self.read_shard(s, columns.as_deref())))
     }
+}
+
+/// The rows of files opened one after another: each opened file's batches, and a file
+/// that failed to open as one `Err` in its place.
+pub(super) fn chain_files<'a, T: 'a, I>(
+    files: impl Iterator<Item = Result<I, ShardError>> + 'a,
+) -> impl Iterator<Item = Result<T, ShardError>> + 'a
+where
+    I: Iterator<Item = Result<T, ShardError>> + 'a,
+{
+    files.flat_map(
+        |f| -> Box<dyn Iterator<Item = Result<T, ShardError>> + 'a> {
+            match f {
+                Ok(it) => Box::new(it),
+                Err(e) => Box::new(std::iter::once(Err(e))),
+            }
+        },
+    )
 }
 
 pub(super) fn open(
@@ -239,7 +250,7 @@ impl Rows {
             .column_by_name(name)
             .map(|c| c.as_ref())
             .ok_or_else(|| ShardError::MissingColumn {
-                dir: self.path.clone(),
+                path: self.path.clone(),
                 column: name.to_string(),
                 have: self
                     .batch
