@@ -296,9 +296,11 @@ impl<'a> VarBuilder<'a> {
         let full = self.path(name);
         match &mut self.building.borrow_mut().source {
             Source::Load(w) => w.take_any(&full),
-            Source::Init => {
-                unreachable!("take_raw is for loading; `{full}` was asked while initialising")
-            }
+            Source::Init => Err(WeightError::Layout {
+                path: "<fresh init>".into(),
+                message: format!("`{full}` can only be loaded, not initialised"),
+                hint: String::new(),
+            }),
         }
     }
 
