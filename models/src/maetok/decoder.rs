@@ -7,14 +7,11 @@
 
 use maetok_nn::rope::{grid_positions, init_mixed_freqs, layer_phases};
 use maetok_nn::{
-    Activation, Attention, Block, BlockShape, Init, LayerNorm, Linear, LinearInit, Mlp, VarBuilder,
-    WeightError,
+    Activation, Attention, Block, Init, LayerNorm, Linear, LinearInit, Mlp, VarBuilder, WeightError,
 };
 use tch::Tensor;
 
-use super::shape::{DecoderShape, MaetokShape};
-
-const EPS: f64 = 1e-6;
+use super::shape::{DecoderShape, MaetokShape, EPS};
 
 enum DecBlock {
     Movq {
@@ -157,15 +154,11 @@ impl Decoder {
                     ada: Linear::new(&b.pp("adaLN_modulation.1"), z, 4 * c, LinearInit::Zeros)?,
                 }
             } else {
-                let shape = BlockShape {
-                    width: c,
-                    heads: t.heads,
-                    hidden: t.hidden,
-                    act: Activation::Gelu,
-                    eps: EPS,
-                    layer_scale: t.layer_scale.then_some(s.layer_scale_init),
-                };
-                DecBlock::Plain(Block::new(&b, &shape, LinearInit::Timm)?)
+                DecBlock::Plain(Block::new(
+                    &b,
+                    &t.block(s.layer_scale_init),
+                    LinearInit::Timm,
+                )?)
             });
         }
         let final_norm = if d.movq {

@@ -4,11 +4,10 @@
 //! final LayerNorm; the last L tokens are the latent tokens (before `quant_conv`).
 
 use maetok_nn::rope::{grid_positions, init_mixed_freqs, layer_phases};
-use maetok_nn::{
-    Activation, Block, BlockShape, Init, LayerNorm, LinearInit, PatchEmbed, VarBuilder, WeightError,
-};
+use maetok_nn::{Block, Init, LayerNorm, LinearInit, PatchEmbed, VarBuilder, WeightError};
 use tch::Tensor;
 
+use super::shape::EPS;
 use super::MaetokShape;
 
 pub struct Encoder {
@@ -26,8 +25,6 @@ pub struct Encoder {
     pub grid: (i64, i64),
     pub num_latent: i64,
 }
-
-const EPS: f64 = 1e-6;
 
 impl Encoder {
     /// `vb` at `encoder`. Fresh tensors follow spec §2.5 (timm's ViT init; latent tokens,
@@ -56,14 +53,7 @@ impl Encoder {
         let rows = i64::from(t.cls_token) + g * g;
         let pos_embed = m.param("pos_embed", &[1, rows, c], Init::TruncNormal(0.02))?;
         let patch_embed = PatchEmbed::new(&m.pp("patch_embed"), c, s.patch, true)?;
-        let block = BlockShape {
-            width: c,
-            heads: t.heads,
-            hidden: t.hidden,
-            act: Activation::Gelu,
-            eps: EPS,
-            layer_scale: t.layer_scale.then_some(s.layer_scale_init),
-        };
+        let block = t.block(s.layer_scale_init);
         let blocks = (0..t.depth)
             .map(|i| Block::new(&m.pp("blocks").pp(i), &block, LinearInit::Timm))
             .collect::<Result<Vec<_>, _>>()?;

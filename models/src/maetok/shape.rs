@@ -4,8 +4,7 @@
 //! from a training config's `[model]` section (`maetok-trainer`), and is written back as
 //! the official `config.json` ([`super::AeConfig::from_shape`]).
 
-use maetok_nn::WeightError;
-use maetok_nn::Weights;
+use maetok_nn::{Activation, BlockShape, WeightError, Weights};
 
 use super::decoder::DecoderNames;
 use super::AeConfig;
@@ -21,6 +20,23 @@ pub struct TowerShape {
     pub cls_token: bool,
     /// LayerScale in the (plain) blocks.
     pub layer_scale: bool,
+}
+
+/// LayerNorm eps of every MAETok tower (timm's `partial(nn.LayerNorm, eps=1e-6)`).
+pub const EPS: f64 = 1e-6;
+
+impl TowerShape {
+    /// The shape of this tower's (plain) blocks; LayerScale starts at `layer_scale_init`.
+    pub fn block(&self, layer_scale_init: f64) -> BlockShape {
+        BlockShape {
+            width: self.width,
+            heads: self.heads,
+            hidden: self.hidden,
+            act: Activation::Gelu,
+            eps: EPS,
+            layer_scale: self.layer_scale.then_some(layer_scale_init),
+        }
+    }
 }
 
 /// A decoder tower with its head.
