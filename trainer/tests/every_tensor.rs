@@ -72,10 +72,18 @@ fn fresh(cfg: &TrainConfig, seed: i64) -> Tokenizer {
     Tokenizer::fresh(cfg, &dims).unwrap()
 }
 
+/// A fixed input in [-1, 1] that no random generator touches (the tests of this file run
+/// in parallel threads, which share libtorch's global generator).
+fn images(shape: &[i64]) -> Tensor {
+    let n: i64 = shape.iter().product();
+    (Tensor::arange(n, (Kind::Float, Device::Cpu)) * 0.37)
+        .sin()
+        .reshape(shape)
+}
+
 /// Every output of a training forward: latents, reconstruction, each aux prediction.
 fn outputs(m: &Tokenizer) -> Vec<Tensor> {
-    tch::manual_seed(7);
-    let x = Tensor::rand([2, 3, 32, 32], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+    let x = images(&[2, 3, 32, 32]);
     let mut rows: Vec<SplitMix> = (0..2).map(SplitMix::new).collect();
     let mask = sample_mask(16, 0.5, &mut rows);
     tch::no_grad(|| {
@@ -210,7 +218,7 @@ fn teacher_lpips_and_discriminator_tensors_come_from_one_definition() {
             tmp.path(),
             &format!("{case}.safetensors"),
         ));
-        let x = Tensor::rand([1, 3, 56, 56], (Kind::Float, Device::Cpu));
+        let x = images(&[1, 3, 56, 56]);
         let ya = tch::no_grad(|| a.forward_features(&x));
         assert!(!same(&ya, &tch::no_grad(|| b.forward_features(&x))));
         copy_values(a.vars(), b.vars());
@@ -229,10 +237,7 @@ fn teacher_lpips_and_discriminator_tensors_come_from_one_definition() {
         &doubled(&heads, tmp.path(), "heads.safetensors"),
     )
     .unwrap();
-    let (x, y) = (
-        Tensor::rand([2, 3, 32, 32], (Kind::Float, Device::Cpu)),
-        Tensor::rand([2, 3, 32, 32], (Kind::Float, Device::Cpu)),
-    );
+    let (x, y) = (images(&[2, 3, 32, 32]), images(&[2, 3, 32, 32]).flip([3]));
     let la = tch::no_grad(|| a.forward(&x, &y, None));
     assert!(!same(&la, &tch::no_grad(|| b.forward(&x, &y, None))));
     copy_values(a.vars(), b.vars());
@@ -252,7 +257,7 @@ fn teacher_lpips_and_discriminator_tensors_come_from_one_definition() {
         Device::Cpu,
     )
     .unwrap();
-    let x = Tensor::rand([2, 3, 32, 32], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+    let x = images(&[2, 3, 32, 32]);
     let logits = |d: &Discriminator| tch::no_grad(|| d.forward(&x, false, &mut SplitMix::new(3)));
     let da = logits(&a);
     assert!(!same(&da, &logits(&b)));
