@@ -40,6 +40,17 @@ pub enum WeightError {
         found: String,
         hint: String,
     },
+    #[error(
+        "{path}: key `{key}` holds {count} non-finite values (NaN or ±Inf) of {total}: the file \
+         is damaged or comes from a diverged run. {hint}"
+    )]
+    NonFinite {
+        path: PathBuf,
+        key: String,
+        count: i64,
+        total: i64,
+        hint: String,
+    },
     #[error("{path}: {message}. {hint}")]
     Layout {
         path: PathBuf,
@@ -103,7 +114,20 @@ impl Weights {
                     });
                 }
             }
-            tensors.insert(key, t.to_kind(Kind::Float));
+            let t = t.to_kind(Kind::Float);
+            // A NaN weight turns every output into NaN without a word downstream (features,
+            // reconstructions, latents): refuse it here, naming the tensor.
+            let bad = t.isfinite().logical_not().sum(Kind::Int64).int64_value(&[]);
+            if bad > 0 {
+                return Err(WeightError::NonFinite {
+                    path: path.to_path_buf(),
+                    key,
+                    count: bad,
+                    total: t.numel() as i64,
+                    hint: hint.to_string(),
+                });
+            }
+            tensors.insert(key, t);
         }
         Ok(Self {
             path: path.to_path_buf(),

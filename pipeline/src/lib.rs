@@ -9,3 +9,4 @@ pub mod preprocess;
 pub mod shard;
 pub mod source;
 pub mod synth;
+pub mod threads;

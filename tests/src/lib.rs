@@ -39,6 +39,30 @@ pub fn run(args: &[&str]) -> Output {
     maetok().args(args).output().expect("spawn maetok")
 }
 
+/// Runs `maetok args...`, asserting that it fails with exit status 1 (an error) or 2 (a
+/// usage error from the argument parser), not a panic (101) or a signal, and that stderr
+/// contains each of `needles`.
+pub fn fails_naming(args: &[&str], needles: &[&str]) -> Output {
+    let o = run(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        matches!(o.status.code(), Some(1 | 2)),
+        "maetok {args:?}: expected exit status 1 (an error), got {:?}:\n{err}",
+        o.status
+    );
+    assert!(
+        !err.contains("panicked"),
+        "maetok {args:?} panicked:\n{err}"
+    );
+    for n in needles {
+        assert!(
+            err.contains(n),
+            "maetok {args:?}: error lacks {n:?}:\n{err}"
+        );
+    }
+    o
+}
+
 /// Runs and asserts success, printing the output on failure.
 pub fn run_ok(args: &[&str]) -> Output {
     let out = run(args);

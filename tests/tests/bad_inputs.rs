@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use maetok_e2e::{manifest, preprocess, run, run_ok};
+use maetok_e2e::{fails_naming, manifest, preprocess, run_ok};
 use maetok_pipeline::synth;
 
 fn tar_member(b: &mut tar::Builder<std::fs::File>, name: &str, data: &[u8]) {
@@ -179,19 +179,6 @@ fn bad_tars_yield_everything_before_the_damage() {
 }
 
 /// Runs `maetok args`, expects failure, and checks stderr names every needle.
-fn fails_naming(args: &[&str], needles: &[&str]) -> std::process::Output {
-    let o = run(args);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "maetok {args:?} succeeded");
-    for n in needles {
-        assert!(
-            err.contains(n),
-            "maetok {args:?}: error lacks {n:?}:\n{err}"
-        );
-    }
-    o
-}
-
 #[test]
 fn wrong_flags_and_config_values_name_what_is_allowed() {
     let tmp = tempfile::tempdir().unwrap();

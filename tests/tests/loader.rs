@@ -19,6 +19,7 @@ fn cfg(dir: &std::path::Path, batch: usize, rank: usize, world: usize) -> Loader
         prefetch: 2,
         text: false,
         decode_threads: 1,
+        verify: false,
     }
 }
 

@@ -29,6 +29,7 @@ fn the_loader_thread_starts_no_openmp_team() {
             prefetch: 2,
             text: false,
             decode_threads: 1,
+            verify: false,
         },
         DataCursor::default(),
     )

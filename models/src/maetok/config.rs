@@ -102,7 +102,65 @@ impl AeConfig {
             message,
         };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        serde_json::from_str(&text).map_err(|e| err(format!("not an AEModel config: {e}")))
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| err(format!("not JSON: {e}")))?;
+        // serde would read a JSON array positionally into the fields; an AEModel config is
+        // an object.
+        if !v.is_object() {
+            return Err(err(format!(
+                "not an AEModel config: expected a JSON object of `ModelArgs` fields, found {}",
+                match v {
+                    serde_json::Value::Array(_) => "an array",
+                    serde_json::Value::String(_) => "a string",
+                    serde_json::Value::Number(_) => "a number",
+                    serde_json::Value::Bool(_) => "a boolean",
+                    _ => "null",
+                }
+            )));
+        }
+        let c: Self =
+            serde_json::from_value(v).map_err(|e| err(format!("not an AEModel config: {e}")))?;
+        c.check().map_err(err)?;
+        Ok(c)
+    }
+
+    /// The fields the architecture reads, checked (names the field and what is allowed).
+    pub fn check(&self) -> Result<(), String> {
+        for (k, v) in [
+            ("image_size", self.image_size),
+            ("codebook_embed_dim", self.codebook_embed_dim),
+            ("num_latent_tokens", self.num_latent_tokens),
+            ("enc_patch_size", self.enc_patch_size),
+            ("dec_patch_size", self.dec_patch_size),
+        ] {
+            if v < 1 {
+                return Err(format!("`{k}` = {v}: must be at least 1"));
+            }
+        }
+        for (k, v) in [
+            ("enc_num_heads", self.enc_num_heads),
+            ("dec_num_heads", self.dec_num_heads),
+        ] {
+            if let Some(h) = v.filter(|&h| h < 1) {
+                return Err(format!("`{k}` = {h}: must be at least 1"));
+            }
+        }
+        if !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
+            return Err(format!(
+                "`rope_theta` = {}: must be a finite number above 0",
+                self.rope_theta
+            ));
+        }
+        if let Some((k, v)) = [("vq_mean", self.vq_mean), ("vq_std", self.vq_std)]
+            .into_iter()
+            .find(|(_, v)| v.is_some_and(|x| !x.is_finite()))
+        {
+            return Err(format!("`{k}` = {v:?}: must be finite"));
+        }
+        if self.vq_std.is_some_and(|s| s <= 0.0) {
+            return Err(format!("`vq_std` = {:?}: must be above 0", self.vq_std));
+        }
+        Ok(())
     }
 
     /// Write `dir/config.json` in the released layout ([`AeConfig::to_official_json`]),

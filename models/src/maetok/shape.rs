@@ -199,6 +199,26 @@ impl MaetokShape {
                 decoder.out_dim
             )));
         }
+        for (what, t) in [
+            ("encoder (`enc_num_heads`)", &encoder),
+            ("decoder (`dec_num_heads`)", &decoder.tower),
+        ] {
+            if t.heads < 1 || t.width % t.heads != 0 || (t.width / t.heads) % 4 != 0 {
+                return Err(w.layout_error(format!(
+                    "config.json gives the {what} {} heads, which do not split its width {} \
+                     into heads whose width is a multiple of 4 (2-D RoPE)",
+                    t.heads, t.width
+                )));
+            }
+        }
+        if side * patch != cfg.image_size {
+            return Err(w.layout_error(format!(
+                "config.json says `image_size` = {}, but the weights' grid of {side}×{side} \
+                 patches of {patch} px serves {} px images",
+                cfg.image_size,
+                side * patch
+            )));
+        }
         Ok(Self {
             patch,
             grid: side,

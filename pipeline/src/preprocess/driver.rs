@@ -75,6 +75,8 @@ pub enum PreprocessError {
     Node { rank: usize, nodes: usize },
     #[error(transparent)]
     Teacher(#[from] maetok_teachers::TeacherError),
+    #[error("{0}")]
+    Threads(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -131,6 +133,8 @@ pub fn run(cfg: &PreprocessConfig, opts: &RunOptions) -> Result<Summary, Preproc
             nodes: opts.num_nodes,
         });
     }
+    let threads =
+        crate::threads::resolve("--threads", opts.threads).map_err(PreprocessError::Threads)?;
     let started = Instant::now();
     let cpu_start = cpu_seconds();
     let out = &opts.output;
@@ -198,11 +202,6 @@ pub fn run(cfg: &PreprocessConfig, opts: &RunOptions) -> Result<Summary, Preproc
             });
         }
         fresh
-    };
-    let threads = if opts.threads == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        opts.threads
     };
     let resumed_images = manifest.stats.images;
     if manifest.complete {

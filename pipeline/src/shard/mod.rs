@@ -41,6 +41,16 @@ pub enum ShardError {
     Manifest { path: PathBuf, message: String },
     #[error("{0}")]
     Config(String),
+    /// A target value that is NaN or ±Inf, refused by the writer.
+    #[error("{path}: row `{key}`: the `{column}` target holds NaN or ±Inf values; refusing to store them (check the teacher's weights)")]
+    NonFinite {
+        path: PathBuf,
+        key: String,
+        column: String,
+    },
+    /// A listed shard that is not what the manifest says (gone, resized, other bytes).
+    #[error("{path}: {message} (the shard folder changed after preprocess wrote it; rerun `maetok shards verify` on it)")]
+    Damaged { path: PathBuf, message: String },
 }
 
 impl ShardError {

@@ -80,6 +80,40 @@ impl ShardFolder {
             .max(1) as u16
     }
 
+    /// Checks that every shard the manifest lists is there with its size (and, with
+    /// `sha256`, its bytes' hash) before a job starts reading: a missing or truncated shard
+    /// is found now, not thousands of steps in, and a shard that left the manifest is never
+    /// silently skipped.
+    pub fn check_files(&self, sha256: bool) -> Result<(), ShardError> {
+        for s in &self.manifest.shards {
+            let path = self.dir.join(&s.file);
+            let damaged = |message: String| ShardError::Damaged {
+                path: path.clone(),
+                message,
+            };
+            let size = std::fs::metadata(&path)
+                .map_err(|e| damaged(format!("listed in the manifest but cannot be read: {e}")))?
+                .len();
+            if size != s.bytes {
+                return Err(damaged(format!(
+                    "{size} bytes, the manifest says {}",
+                    s.bytes
+                )));
+            }
+            if sha256 {
+                let h = maetok_nn::weights::file_sha256(&path)
+                    .map_err(|e| damaged(format!("cannot read: {e}")))?;
+                if h != s.sha256 {
+                    return Err(damaged(format!(
+                        "sha256 {h}, the manifest says {}",
+                        s.sha256
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Side of the stored views in pixels (`preprocess.resolution`; 0 when absent).
     pub fn resolution(&self) -> usize {
         self.manifest.preprocess["resolution"].as_u64().unwrap_or(0) as usize
@@ -225,7 +259,7 @@ pub struct Rows {
 }
 
 impl Rows {
-    fn new(batch: RecordBatch, path: &Path) -> Self {
+    pub(super) fn new(batch: RecordBatch, path: &Path) -> Self {
         Self {
             batch,
             path: path.to_path_buf(),

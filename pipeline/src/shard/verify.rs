@@ -10,7 +10,8 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::Float16Type;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::manifest::Manifest;
+use super::manifest::{Manifest, INT8_ENCODING};
+use super::reader::{Rows, TargetColumn};
 use super::schema::{arrow_schema, schema_differences};
 use super::ShardError;
 
@@ -159,21 +160,48 @@ fn check_shard(
             .get("resolution")
             .and_then(|v| v.as_u64())
             .unwrap_or(0) as usize;
-        if let Err(e) = deep_check(builder, resolution, &mut problem) {
+        let targets: Vec<TargetColumn> = m
+            .teachers
+            .iter()
+            .map(|t| TargetColumn {
+                name: t.name.clone(),
+                tokens: t.grid[0] * t.grid[1],
+                dim: t.dim,
+                int8: t.encoding == INT8_ENCODING,
+            })
+            .collect();
+        if let Err(e) = deep_check(builder, &path, resolution, &targets, &mut problem) {
             problem(format!("reading rows failed: {e}"));
         }
     }
 }
 
-/// Reads every row: images decode to `resolution²`, HOG values are finite.
+/// Reads every row: images decode to `resolution²`, HOG and teacher targets are finite.
 fn deep_check(
     builder: ParquetRecordBatchReaderBuilder<File>,
+    path: &Path,
     resolution: usize,
+    targets: &[TargetColumn],
     problem: &mut dyn FnMut(String),
 ) -> Result<(), ShardError> {
     let opts = crate::image::decode::DecodeOptions::default();
     for batch in builder.with_batch_size(256).build()? {
         let batch = batch?;
+        let rows = Rows::new(batch.clone(), path);
+        for t in targets {
+            let bad = (0..rows.len())
+                .filter(|&i| {
+                    rows.target(t, i)
+                        .map_or(true, |v| v.iter().any(|x| !x.is_finite()))
+                })
+                .count();
+            if bad > 0 {
+                problem(format!(
+                    "`{}` target: {bad} row(s) hold NaN, ±Inf or unreadable values",
+                    t.name
+                ));
+            }
+        }
         let keys = batch
             .column_by_name("key")
             .expect("schema checked")

@@ -169,6 +169,9 @@ impl ShardWriter {
 
     /// Adds the views of one image.
     pub fn push_image(&mut self, rows: Vec<Row>) -> Result<(), ShardError> {
+        for r in &rows {
+            self.check_finite(r)?;
+        }
         self.rows += rows.len() as u64;
         self.images += 1;
         self.pending.extend(rows);
@@ -176,6 +179,34 @@ impl ShardWriter {
             let rest = self.pending.split_off(self.batch_rows);
             let batch = std::mem::replace(&mut self.pending, rest);
             self.write_batch(batch)?;
+        }
+        Ok(())
+    }
+
+    /// A target that is NaN or ±Inf (a diverged teacher, an f16 overflow) would train every
+    /// step that reads it on garbage: refused, naming the row and the column.
+    fn check_finite(&self, r: &Row) -> Result<(), ShardError> {
+        let refuse = |column: &str| {
+            Err(ShardError::NonFinite {
+                path: self.final_path.clone(),
+                key: r.key.clone(),
+                column: column.to_string(),
+            })
+        };
+        if r.hog
+            .as_ref()
+            .is_some_and(|h| h.iter().any(|v| !v.is_finite()))
+        {
+            return refuse("hog");
+        }
+        for (t, f) in self.teachers.iter().zip(&r.teachers) {
+            let bad = match f {
+                Features::F16(v) => v.iter().any(|x| !x.is_finite()),
+                Features::Int8 { scales, .. } => scales.iter().any(|x| !x.is_finite()),
+            };
+            if bad {
+                return refuse(&t.name);
+            }
         }
         Ok(())
     }

@@ -47,7 +47,12 @@ fn loader(a: LoaderArgs) -> anyhow::Result<ExitCode> {
             targets: a.targets.clone(),
             prefetch: a.prefetch,
             text: false,
-            decode_threads: a.decode_threads,
+            verify: false,
+            decode_threads: maetok_pipeline::threads::resolve(
+                "--decode-threads",
+                a.decode_threads.max(1),
+            )
+            .map_err(anyhow::Error::msg)?,
         },
         DataCursor::default(),
     )?;

@@ -102,6 +102,7 @@ pub fn run(
         config: s1,
         run_dir: run1.clone(),
         max_steps: None,
+        verify_shards: false,
     })?;
     let mut s2 = TrainConfig::parse(include_str!("../../../configs/demo-decoder.toml"))
         .map_err(anyhow::Error::msg)?;
@@ -120,6 +121,7 @@ pub fn run(
         config: s2,
         run_dir: run2.clone(),
         max_steps: None,
+        verify_shards: false,
     })?;
 
     let mut seen = super::images::load(&shards.display().to_string(), RES)?;

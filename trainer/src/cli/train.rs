@@ -32,6 +32,10 @@ pub struct Args {
     /// Stop after this many steps in this call (the schedule still spans `train.steps`).
     #[arg(long)]
     max_steps: Option<u64>,
+    /// Check every shard's sha256 against the manifest before the first step (sizes are
+    /// always checked).
+    #[arg(long)]
+    verify: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -81,6 +85,7 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
         config,
         run_dir: args.run.clone(),
         max_steps: args.max_steps,
+        verify_shards: args.verify,
     })?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(ExitCode::SUCCESS)

@@ -32,6 +32,9 @@ pub struct LoaderConfig {
     /// Threads decoding a batch's PNGs (1: the loader thread alone). More only pays when
     /// the cores are not libtorch's, as on a GPU machine.
     pub decode_threads: usize,
+    /// Check every shard's sha256 against the manifest before the first batch (sizes are
+    /// always checked).
+    pub verify: bool,
 }
 
 /// One rank's batch.
@@ -109,6 +112,7 @@ impl Index {
                 cfg.dir.display()
             );
         }
+        folder.check_files(cfg.verify)?;
         let views = folder.views();
         let mut starts = vec![0usize];
         for s in &m.shards {
@@ -185,7 +189,12 @@ fn make_batch(
     for (s, mut rows) in by_shard {
         rows.sort_unstable();
         rows.dedup();
-        let batches = ix.folder.read_rows(s, &rows, &columns)?;
+        let batches = ix.folder.read_rows(s, &rows, &columns).with_context(|| {
+            format!(
+                "reading rows {rows:?} of {}",
+                ix.folder.shard_path(s).display()
+            )
+        })?;
         let mut it = rows.iter();
         for b in batches {
             let b = Arc::new(b);
@@ -209,22 +218,43 @@ fn make_batch(
     for sr in &wanted {
         let (b, i) = found.get(sr).context("a selected row was not returned")?;
         let i = *i;
-        let key = b.key(i)?;
-        keys.push(key.to_string());
-        views.push(b.view(i)?);
-        labels.push(b.label(i)?);
-        pngs.push(b.image(i)?.with_context(|| format!("{key}: no image"))?);
-        for (k, t) in ix.targets.iter().enumerate() {
-            target_vals[k].extend(b.target(t, i)?);
-        }
-        if ix.text {
-            text_ids.push(b.text_ids(i)?);
-        }
+        let at = || format!("{} row {}", ix.folder.shard_path(sr.0).display(), sr.1);
+        let mut row = || -> anyhow::Result<()> {
+            let key = b.key(i)?;
+            keys.push(key.to_string());
+            views.push(b.view(i)?);
+            labels.push(b.label(i)?);
+            pngs.push(b.image(i)?.context("no image")?);
+            for (k, t) in ix.targets.iter().enumerate() {
+                target_vals[k].extend(b.target(t, i)?);
+            }
+            if ix.text {
+                text_ids.push(b.text_ids(i)?);
+            }
+            Ok(())
+        };
+        row().with_context(at)?;
     }
-    let decode = |png: &&[u8]| image::load_from_memory(png).map(|i| i.into_rgb8());
+    let decode = |(k, png): (usize, &&[u8])| {
+        image::load_from_memory(png)
+            .map(|i| i.into_rgb8())
+            .with_context(|| {
+                let (s, r) = wanted[k];
+                format!(
+                    "{}: {} row {r}: the stored view does not decode",
+                    keys[k],
+                    ix.folder.shard_path(s).display()
+                )
+            })
+    };
     let images = match pool {
-        Some(pool) => pool.install(|| pngs.par_iter().map(decode).collect::<Result<Vec<_>, _>>()),
-        None => pngs.iter().map(decode).collect(),
+        Some(pool) => pool.install(|| {
+            pngs.par_iter()
+                .enumerate()
+                .map(decode)
+                .collect::<anyhow::Result<Vec<_>>>()
+        }),
+        None => pngs.iter().enumerate().map(decode).collect(),
     }?;
     let side = images.first().map_or((0, 0), |i| i.dimensions());
     let mut pixels: Vec<u8> = Vec::with_capacity(n * (side.0 * side.1 * 3) as usize);
@@ -280,6 +310,15 @@ impl Loader {
             cfg.dir.display(),
             cfg.batch_size,
             cfg.world
+        );
+        let step = (cfg.batch_size * cfg.world) as u64;
+        anyhow::ensure!(
+            start.position + step <= images as u64,
+            "{}: the saved data cursor (epoch {}, position {}) lies past the {images} images \
+             of this shard folder: it is not the dataset the run was saved on",
+            cfg.dir.display(),
+            start.epoch,
+            start.position
         );
         let (tx, rx) = bounded(cfg.prefetch.max(1));
         let rank = cfg.rank;

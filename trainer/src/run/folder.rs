@@ -22,15 +22,50 @@ pub struct TrainState {
     /// Data cursor after the last completed step.
     pub cursor: DataCursor,
     pub world: usize,
-    /// sha256 of the resolved `config.toml`.
+    /// sha256 of the run's identity: the resolved config without the paths that may move
+    /// (see [`RunDir::open`]).
     pub config_sha256: String,
+    /// The dataset's identity ([`dataset_identity`]); empty in states written before it.
+    #[serde(default)]
+    pub dataset_sha256: String,
     /// LeCAM's logit EMAs (GAN runs).
     #[serde(default)]
     pub lecam: crate::losses::gan::LeCam,
 }
 
+/// The identity of a shard folder: what its shards hold (file names, row counts, sha256),
+/// not where it lies, so a run resumes after its data moves to another disk or behind a
+/// symlink, and refuses to resume on other data at the same path.
+pub fn dataset_identity(folder: &maetok_pipeline::shard::reader::ShardFolder) -> String {
+    let shards: Vec<(&str, u64, &str)> = folder
+        .manifest()
+        .shards
+        .iter()
+        .map(|s| (s.file.as_str(), s.rows, s.sha256.as_str()))
+        .collect();
+    sha256_hex(
+        serde_json::to_string(&shards)
+            .unwrap_or_default()
+            .as_bytes(),
+    )
+}
+
+/// An open run folder; holds its lock (`.lock`, removed when dropped).
 pub struct RunDir {
     pub root: PathBuf,
+    /// sha256 of the identity text given to [`RunDir::open`].
+    identity_sha: String,
+    lock: Option<(std::fs::File, PathBuf)>,
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        if let Some((file, path)) = self.lock.take() {
+            // Unlink before unlocking, so a waiting job never locks a file that is gone.
+            std::fs::remove_file(&path).ok();
+            drop(file);
+        }
+    }
 }
 
 fn step_name(step: u64) -> String {
@@ -45,33 +80,35 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 use maetok_nn::atomic::write as write_atomic;
 
 impl RunDir {
-    /// Open `root` for `config_toml`: a new run writes the config; an existing one must
-    /// hold the same config (a changed config would not continue the same run).
-    pub fn open(root: &Path, config_toml: &str) -> anyhow::Result<Self> {
-        let cfg_path = root.join("config.toml");
-        if cfg_path.exists() {
-            let old = std::fs::read_to_string(&cfg_path)
-                .with_context(|| format!("reading {}", cfg_path.display()))?;
-            if old != config_toml {
-                let diff: Vec<String> = old
-                    .lines()
-                    .zip(config_toml.lines())
-                    .filter(|(a, b)| a != b)
-                    .take(5)
-                    .map(|(a, b)| format!("  run has `{a}`, now `{b}`"))
-                    .collect();
-                bail!(
-                    "{} belongs to a run with another configuration; resume with the same \
-                     config or choose a new run folder. First differences:\n{}",
-                    root.display(),
-                    diff.join("\n")
-                );
-            }
-        } else {
-            std::fs::create_dir_all(root)
-                .with_context(|| format!("creating the run folder {}", root.display()))?;
-            write_atomic(&cfg_path, config_toml.as_bytes())?;
+    /// Open `root` for a run whose resolved config is `config_toml` and whose identity
+    /// (that config with the paths that may move, such as the shard folder, left out) is
+    /// `identity`. Takes the folder's lock: a second job on the same run folder is refused.
+    ///
+    /// A new run writes `config.toml`. An existing run with a complete step folder must
+    /// have the same identity (a changed config would not continue the same run); one that
+    /// stopped before its first step folder starts again under the new config.
+    pub fn open(
+        root: &Path,
+        config_toml: &str,
+        identity: impl Fn(&str) -> anyhow::Result<String>,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(root)
+            .with_context(|| format!("creating the run folder {}", root.display()))?;
+        let lock_path = root.join(".lock");
+        let lock = std::fs::File::create(&lock_path)
+            .with_context(|| format!("creating {}", lock_path.display()))?;
+        if lock.try_lock().is_err() {
+            bail!(
+                "another job is training in {} (its lock file `.lock` is held); wait for it \
+                 or choose another run folder",
+                root.display()
+            );
         }
+        let mut run = Self {
+            root: root.to_path_buf(),
+            identity_sha: String::new(),
+            lock: Some((lock, lock_path)),
+        };
         for sub in ["checkpoints", "samples"] {
             std::fs::create_dir_all(root.join(sub))?;
         }
@@ -82,27 +119,82 @@ impl RunDir {
                 std::fs::remove_dir_all(e.path()).ok();
             }
         }
-        Ok(Self {
-            root: root.to_path_buf(),
-        })
+        let now = identity(config_toml)?;
+        let cfg_path = root.join("config.toml");
+        if cfg_path.exists() {
+            let text = std::fs::read_to_string(&cfg_path)
+                .with_context(|| format!("reading {}", cfg_path.display()))?;
+            let old = identity(&text).with_context(|| format!("{}", cfg_path.display()))?;
+            if old != now {
+                if run.latest()?.is_some() {
+                    let diff: Vec<String> = old
+                        .lines()
+                        .zip(now.lines())
+                        .filter(|(a, b)| a != b)
+                        .take(5)
+                        .map(|(a, b)| format!("  run has `{a}`, now `{b}`"))
+                        .collect();
+                    bail!(
+                        "{} belongs to a run with another configuration; resume with the same \
+                         config or choose a new run folder. First differences:\n{}",
+                        root.display(),
+                        diff.join("\n")
+                    );
+                }
+                tracing::warn!(
+                    "{}: no step folder yet, so the run starts again under the new config",
+                    root.display()
+                );
+                std::fs::remove_file(run.metrics_path()).ok();
+            }
+        }
+        // The config as resolved now (its paths may have moved since).
+        write_atomic(&cfg_path, config_toml.as_bytes())?;
+        run.identity_sha = sha256_hex(now.as_bytes());
+        Ok(run)
     }
 
+    /// sha256 of the run's identity (what a step folder's state records).
     pub fn config_sha256(&self) -> anyhow::Result<String> {
-        Ok(sha256_hex(&std::fs::read(self.root.join("config.toml"))?))
+        Ok(self.identity_sha.clone())
     }
 
-    /// The newest complete step folder, if any.
+    /// The newest complete step folder, if any: the one `latest` names, or, when `latest`
+    /// is missing or names a folder that is not complete, the newest complete one there is
+    /// (with a warning), so a lost `latest` never restarts a run from step 0.
     pub fn latest(&self) -> anyhow::Result<Option<PathBuf>> {
         let p = self.root.join("latest");
-        if !p.exists() {
-            return Ok(None);
-        }
-        let name = std::fs::read_to_string(&p)?;
-        let dir = self.root.join("checkpoints").join(name.trim());
-        if !dir.join("state.json").exists() {
-            bail!(
-                "{} names {}, which is not a complete step folder",
+        let ckpts = self.root.join("checkpoints");
+        if p.exists() {
+            let name = std::fs::read_to_string(&p)?;
+            let dir = ckpts.join(name.trim());
+            if dir.join("state.json").exists() {
+                return Ok(Some(dir));
+            }
+            tracing::warn!(
+                "{} names {}, which is not a complete step folder; looking for the newest \
+                 complete one",
                 p.display(),
+                dir.display()
+            );
+        }
+        let mut steps: Vec<String> = match std::fs::read_dir(&ckpts) {
+            Ok(rd) => rd
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("step-") && ckpts.join(n).join("state.json").exists())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        steps.sort();
+        let Some(newest) = steps.pop() else {
+            return Ok(None);
+        };
+        let dir = ckpts.join(newest);
+        if !p.exists() {
+            tracing::warn!(
+                "{}: no `latest` file; resuming from the newest complete step folder {}",
+                self.root.display(),
                 dir.display()
             );
         }

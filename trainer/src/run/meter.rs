@@ -52,15 +52,16 @@ impl Meter {
         self.window_steps += 1;
     }
 
-    /// Closes a logging window at `step` of `total`: adds `it_per_sec`, `images_per_sec`
-    /// and `data_wait` to `record`, logs `line` with the rate and ETA, appends `record` to
-    /// metrics.jsonl and redraws loss.png.
+    /// Closes a logging window at `step`: adds `it_per_sec`, `images_per_sec` and
+    /// `data_wait` to `record`, logs `line` with the rate and the ETA of this call (which
+    /// stops at `stop`; named when it is before the schedule's `total`), appends `record`
+    /// to metrics.jsonl and redraws loss.png.
     pub fn log(
         &mut self,
         run: &RunDir,
         record: &mut serde_json::Value,
         line: &str,
-        (step, total): (u64, u64),
+        (step, stop, total): (u64, u64, u64),
         batch: usize,
     ) -> anyhow::Result<()> {
         let dt = self.window.elapsed().as_secs_f64().max(1e-9);
@@ -68,8 +69,13 @@ impl Meter {
         record["it_per_sec"] = serde_json::json!(it_s);
         record["images_per_sec"] = serde_json::json!(it_s * batch as f64);
         record["data_wait"] = serde_json::json!(self.window_wait / dt);
-        let eta = total.saturating_sub(step) as f64 / it_s.max(1e-9);
-        tracing::info!("{line}  {it_s:.2} it/s  ETA {}", fmt_eta(eta));
+        let eta = stop.saturating_sub(step) as f64 / it_s.max(1e-9);
+        let until = if stop < total {
+            format!(" (this call stops at step {stop})")
+        } else {
+            String::new()
+        };
+        tracing::info!("{line}  {it_s:.2} it/s  ETA {}{until}", fmt_eta(eta));
         run.append_metrics(record)?;
         self.push_curves(record);
         write_loss_curves(&self.title, &self.curves, &run.root.join("loss.png"))?;

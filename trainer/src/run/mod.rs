@@ -1,12 +1,13 @@
 //! What every training loop does around its step (ARCHITECTURE §5), used by both tokenizer
 //! stages and, next, by SiT: the run folder with its checkpoints, retention, state and
 //! resume (`folder`), the metrics log, loss curves and progress meter (`meter`), and the
-//! guard that stops a run on a non-finite loss or gradient before the update (`guard`).
+//! guard that stops a run on a non-finite loss, gradient or parameter before it is used or
+//! published, and on damaged data, naming the last good state (`guard`).
 
 pub mod folder;
 pub mod guard;
 pub mod meter;
 
-pub use folder::{read_state, RunDir, TrainState};
+pub use folder::{dataset_identity, read_state, RunDir, TrainState};
 pub use guard::Guard;
 pub use meter::Meter;

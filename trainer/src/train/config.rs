@@ -349,9 +349,15 @@ impl TrainConfig {
     }
 
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let c: Self = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let c = Self::parse_unchecked(text)?;
         c.validate()?;
         Ok(c)
+    }
+
+    /// Parsed, with the values not checked against each other (e.g. a run folder's saved
+    /// config, compared before the new one replaces it).
+    pub fn parse_unchecked(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))
     }
 
     /// Checks the values against each other (names the key and what is allowed).
@@ -360,63 +366,7 @@ impl TrainConfig {
     }
 
     fn check(&self) -> Result<(), String> {
-        let m = &self.model;
-        if m.decoder != "movq" && m.decoder != "plain" {
-            return Err(format!(
-                "model.decoder = {:?}: expected \"movq\" or \"plain\"",
-                m.decoder
-            ));
-        }
-        if m.image_size % m.patch_size != 0 {
-            return Err(format!(
-                "model.image_size {} is not a multiple of model.patch_size {}",
-                m.image_size, m.patch_size
-            ));
-        }
-        for (k, w, h) in [
-            ("model.width / model.enc_heads", m.width, m.enc_heads),
-            ("model.width / model.dec_heads", m.width, m.dec_heads),
-            (
-                "model.aux_width / model.aux_heads",
-                m.aux_width,
-                m.aux_heads,
-            ),
-        ] {
-            if h <= 0 || w % h != 0 || (w / h) % 4 != 0 {
-                return Err(format!(
-                    "{k} = {w} / {h}: the head width must be a multiple of 4 (2-D RoPE)"
-                ));
-            }
-        }
-        let mut names: Vec<&str> = self.aux.iter().map(|a| a.name.as_str()).collect();
-        names.sort_unstable();
-        if names.windows(2).any(|w| w[0] == w[1]) {
-            return Err(format!("aux: a name appears twice ({names:?})"));
-        }
-        if self.data.batch_size == 0 || self.train.steps == 0 {
-            return Err("data.batch_size and train.steps must be at least 1".into());
-        }
-        let l = &self.losses;
-        if l.perceptual_weight > 0.0 && (l.lpips_vgg.is_none() || l.lpips_heads.is_none()) {
-            return Err(
-                "losses.perceptual_weight > 0 needs losses.lpips_vgg (VGG16 `features.*` \
-                        safetensors) and losses.lpips_heads (LPIPS v0.1 heads); see \
-                        docs/training.md for the files, or set losses.perceptual_weight = 0"
-                    .into(),
-            );
-        }
-        if self.gan.disc_weight > 0.0 && self.gan.backbone.is_none() {
-            return Err(
-                "gan.disc_weight > 0 needs gan.backbone (DINO ViT-S/16: timm \
-                        `vit_small_patch16_224.dino` model.safetensors; see docs/training.md), \
-                        or set gan.disc_weight = 0"
-                    .into(),
-            );
-        }
-        if self.data.shards.as_os_str().is_empty() {
-            return Err("data.shards: the shard folder to train on is not set".into());
-        }
-        Ok(())
+        super::validate::check(self)
     }
 
     pub fn adamw(&self) -> AdamWConfig {

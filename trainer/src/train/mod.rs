@@ -12,3 +12,4 @@ pub mod restore;
 pub mod rng;
 pub mod schedule;
 pub mod tokenizer;
+pub mod validate;

@@ -143,9 +143,10 @@ pub fn read_tensors(dir: &Path) -> anyhow::Result<HashMap<String, Tensor>> {
     for f in ["model.safetensors", "aux.safetensors"] {
         let p = dir.join(f);
         if p.exists() {
-            let t =
-                Tensor::read_safetensors(&p).with_context(|| format!("reading {}", p.display()))?;
-            out.extend(t);
+            out.extend(crate::train::restore::read_state_file(
+                &p,
+                tch::Device::Cpu,
+            )?);
         }
     }
     Ok(out)

@@ -2,10 +2,35 @@
 //! in place, so every handle to them (the optimizer's, the model's) sees the restored values.
 
 use std::collections::HashMap;
+use std::path::Path;
 
-use tch::Tensor;
+use anyhow::Context;
+use tch::{Device, Kind, Tensor};
 
 use crate::error::StateError;
+
+/// A step folder's saved state file (optimiser moments, EMA, discriminator), on `device`.
+/// Refused when a tensor holds NaN or ±Inf, naming it: the guard never publishes such a
+/// state, so one there was damaged afterwards, and resuming from it would train on NaN.
+pub fn read_state_file(path: &Path, device: Device) -> anyhow::Result<HashMap<String, Tensor>> {
+    let list =
+        Tensor::read_safetensors(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = HashMap::with_capacity(list.len());
+    for (k, t) in list {
+        if t.is_floating_point() {
+            let bad = t.isfinite().logical_not().sum(Kind::Int64).int64_value(&[]);
+            anyhow::ensure!(
+                bad == 0,
+                "{}: `{k}` holds {bad} non-finite values (NaN or ±Inf) of {}; the file was \
+                 damaged after it was written: resume from an earlier step folder",
+                path.display(),
+                t.numel()
+            );
+        }
+        out.insert(k, t.to_device(device));
+    }
+    Ok(out)
+}
 
 /// Copy `saved[key]` into `dst` (same shape; cast to `dst`'s kind), removing it from `saved`.
 /// `what` names the file's contents in errors ("optimizer state", "EMA weights", …).

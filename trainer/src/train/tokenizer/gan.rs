@@ -2,7 +2,6 @@
 //! LeCAM's EMAs; where its heads start; its step after the generator's; its files in a step
 //! folder.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -15,6 +14,7 @@ use crate::losses::gan::{discriminator_loss, LeCam};
 use crate::run::{read_state, TrainState};
 use crate::train::adamw::AdamW;
 use crate::train::config::TrainConfig;
+use crate::train::restore::read_state_file;
 use crate::train::rng::{seed_torch_for, SplitMix, Stream};
 use maetok_nn::autocast::autocast;
 use maetok_nn::weights::write_safetensors_atomic;
@@ -132,13 +132,7 @@ impl GanState {
     /// Heads from `dir` (a step folder, or the folder above an `ema/`); with `optimizer`,
     /// the discriminator's optimiser state too.
     fn load(&mut self, dir: &Path, device: Device, optimizer: bool) -> anyhow::Result<()> {
-        let read = |p: PathBuf| -> anyhow::Result<HashMap<String, Tensor>> {
-            Ok(Tensor::read_safetensors(&p)
-                .with_context(|| format!("reading {}", p.display()))?
-                .into_iter()
-                .map(|(k, t)| (k, t.to_device(device)))
-                .collect())
-        };
+        let read = |p: PathBuf| read_state_file(&p, device);
         self.disc
             .load_state(read(dir.join("disc.safetensors"))?)
             .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;

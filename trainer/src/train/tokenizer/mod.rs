@@ -36,7 +36,7 @@ use tch::Tensor;
 use crate::data::index::DataCursor;
 use crate::data::loader::Batch;
 use crate::losses::diffaug::SampleDraws;
-use crate::run::{Guard, Meter, RunDir, TrainState};
+use crate::run::{dataset_identity, Guard, Meter, RunDir, TrainState};
 use crate::viz::{tensor_to_rgb8, write_grid};
 use maetok_models::maetok::aux::{caption_target, AuxLoss};
 use maetok_models::maetok::mask::{masked_count, sample_mask, sample_ratio};
@@ -81,6 +81,21 @@ pub struct TrainOptions {
     /// Stop after this many steps in this process (the schedule still spans
     /// `train.steps`), e.g. for smoke tests.
     pub max_steps: Option<u64>,
+    /// Check every shard's sha256 against the manifest before the first step (sizes are
+    /// always checked).
+    pub verify_shards: bool,
+}
+
+/// What ties a step folder to its run: the resolved config without the paths that may
+/// move between a run and its resume (the shard folder, stage 2's source run, whose step
+/// folder is no longer read once the run has its own) and the device it runs on. The
+/// dataset itself is tied by content (`dataset_identity`).
+fn identity(config_toml: &str) -> anyhow::Result<String> {
+    let mut c = TrainConfig::parse_unchecked(config_toml)?;
+    c.data.shards = PathBuf::new();
+    c.decoder_ft.from = None;
+    c.train.device = String::new();
+    Ok(c.to_toml())
 }
 
 /// What a finished (or stopped) call did.
@@ -108,11 +123,24 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
         .map_err(|e| anyhow::anyhow!("train.device: {e}"))?;
     let stage = opts.stage;
     let seed = cfg.train.seed;
-    let run = RunDir::open(&opts.run_dir, &cfg.to_toml())?;
+    // The config against the shards before anything is built (stage 1: the model is the
+    // config's), then the model actually built against them (stage 2: the source's).
+    let shards = maetok_pipeline::shard::reader::ShardFolder::open(&cfg.data.shards)
+        .with_context(|| format!("data.shards = {}", cfg.data.shards.display()))?;
+    let against = |image_size, aux_on| {
+        super::validate::check_against_shards(cfg, &shards, image_size, aux_on)
+            .map_err(anyhow::Error::msg)
+    };
+    if stage == Stage::Tokenizer {
+        against(cfg.model.image_size, true)?;
+    }
+    let dataset_sha = dataset_identity(&shards);
+    let run = RunDir::open(&opts.run_dir, &cfg.to_toml(), identity)?;
     let config_sha = run.config_sha256()?;
 
     // The model, what trains, the optimiser and the EMA (resumed, from stage 1, or fresh).
-    let start = setup::Start::open(&run, cfg, stage)?;
+    let start = setup::Start::open(&run, cfg, stage, &dataset_sha)?;
+    against(start.model.ae.shape.image_size(), false)?;
     let mut model = start.model;
     model.to(device);
     let grid = model.ae.encoder.grid;
@@ -132,7 +160,7 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
     let lpips = setup::lpips(cfg, device)?;
     let resume = start.resume.as_ref().map(|(d, st)| (d.as_path(), st));
     let mut gan = GanState::start(cfg, stage, resume, device)?;
-    let loader = setup::loader(cfg, stage, ranks, device, cursor)?;
+    let loader = setup::loader(cfg, stage, ranks, device, cursor, opts.verify_shards)?;
     let sched = cfg.schedule(ranks.world, cfg.optim.warmup_steps);
     let autocast_kind = cfg.train.precision.autocast_kind(device);
     let total = cfg.train.steps;
@@ -153,7 +181,7 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
     let mut final_losses = Vec::new();
     while step < stop_at {
         let t0 = Instant::now();
-        let batch = loader.next_batch()?;
+        let batch = loader.next_batch().map_err(|e| guard.data(step, e))?;
         meter.waited(t0.elapsed().as_secs_f64());
         let x = batch.images.to_device(device);
         let b = x.size()[0];
@@ -280,7 +308,7 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
                     .collect::<Vec<_>>()
                     .join("  "),
             );
-            meter.log(&run, &mut record, &line, (step, total), b as usize)?;
+            meter.log(&run, &mut record, &line, (step, stop_at, total), b as usize)?;
         }
         if (cfg.train.sample_every > 0 && step % cfg.train.sample_every == 0) || step == stop_at {
             let n = (cfg.train.grid_images as i64).min(b);
@@ -293,12 +321,16 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
             write_grid(&o, &r, res, n as usize, &run.sample_path(step))?;
         }
         if step % cfg.train.checkpoint_every.max(1) == 0 || step == stop_at {
+            // Nothing non-finite is ever published as a step folder.
+            guard.params(step, &params)?;
+            guard.params(step, ema.tensors())?;
             let st = TrainState {
                 stage: stage.name().into(),
                 step,
                 cursor,
                 world: ranks.world,
                 config_sha256: config_sha.clone(),
+                dataset_sha256: dataset_sha.clone(),
                 lecam: gan.as_ref().map(|g| g.lecam).unwrap_or_default(),
             };
             let dir = save_step(&run, cfg, &st, &model, &ema, &opt, gan.as_ref())?;

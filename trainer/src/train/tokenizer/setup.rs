@@ -18,6 +18,7 @@ use crate::train::config::TrainConfig;
 use crate::train::ema::Ema;
 use crate::train::model::{read_tensors, Tokenizer};
 use crate::train::ranks::Ranks;
+use crate::train::restore::read_state_file;
 use crate::train::rng::{seed_torch_for, Stream};
 use maetok_models::maetok::aux::AuxLoss;
 use maetok_teachers::lpips::Lpips;
@@ -64,7 +65,12 @@ pub struct Start {
 
 impl Start {
     /// Resumed from the run's latest step folder, started from stage 1, or fresh.
-    pub fn open(run: &RunDir, cfg: &TrainConfig, stage: Stage) -> anyhow::Result<Self> {
+    pub fn open(
+        run: &RunDir,
+        cfg: &TrainConfig,
+        stage: Stage,
+        dataset_sha: &str,
+    ) -> anyhow::Result<Self> {
         let config_sha = run.config_sha256()?;
         let aux_on = stage == Stage::Tokenizer;
         if let Some(dir) = run.latest()? {
@@ -81,6 +87,15 @@ impl Start {
                 bail!(
                     "{}: state.json was written under another config.toml",
                     dir.display()
+                );
+            }
+            if !st.dataset_sha256.is_empty() && st.dataset_sha256 != dataset_sha {
+                bail!(
+                    "{}: the run was trained on another dataset than the shards at {} (their \
+                     files, row counts or hashes differ); point data.shards (or --shards) at \
+                     the run's dataset, wherever it now lies",
+                    dir.display(),
+                    cfg.data.shards.display()
                 );
             }
             tracing::info!(
@@ -129,11 +144,7 @@ pub fn restore(
     device: Device,
 ) -> anyhow::Result<()> {
     let p = dir.join("optimizer.safetensors");
-    let saved: HashMap<String, Tensor> = Tensor::read_safetensors(&p)
-        .with_context(|| format!("reading {}", p.display()))?
-        .into_iter()
-        .map(|(k, t)| (k, t.to_device(device)))
-        .collect();
+    let saved = read_state_file(&p, device)?;
     opt.load_state(st.step, saved)
         .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
     let saved: HashMap<String, Tensor> = read_tensors(&dir.join("ema"))?
@@ -165,6 +176,7 @@ pub fn loader(
     ranks: Ranks,
     device: Device,
     cursor: DataCursor,
+    verify: bool,
 ) -> anyhow::Result<Loader> {
     let aux_on = stage == Stage::Tokenizer;
     let targets: Vec<String> = if aux_on {
@@ -191,6 +203,7 @@ pub fn loader(
                 (n, _) => n,
             },
             text: aux_on && cfg.aux.iter().any(|a| a.loss == AuxLoss::Caption),
+            verify,
         },
         cursor,
     )
