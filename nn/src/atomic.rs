@@ -31,8 +31,11 @@ pub fn commit(tmp: &Path, path: &Path) -> std::io::Result<()> {
     sync_parent(path)
 }
 
-/// Writes `bytes` to `path` atomically.
+/// Writes `bytes` to `path` atomically (creating its folder if needed).
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
     let tmp = temp_path(path);
     {
         let mut f = File::create(&tmp)?;

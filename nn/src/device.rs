@@ -17,14 +17,24 @@ pub enum DeviceError {
     UnknownDtype(String),
 }
 
-pub fn parse_device(s: &str) -> Result<Device, DeviceError> {
-    let d = match s {
-        "cpu" => return Ok(Device::Cpu),
-        "cuda" => 0,
+/// The device `s` names, without checking that this machine has it (a config written on
+/// a machine without GPUs names the devices of the one it runs on).
+pub fn device_name(s: &str) -> Result<Device, DeviceError> {
+    match s {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Ok(Device::Cuda(0)),
         other => other
             .strip_prefix("cuda:")
             .and_then(|n| n.parse::<usize>().ok())
-            .ok_or_else(|| DeviceError::Unknown(s.to_string()))?,
+            .map(Device::Cuda)
+            .ok_or_else(|| DeviceError::Unknown(s.to_string())),
+    }
+}
+
+/// The device `s` names, checked against what this machine has.
+pub fn parse_device(s: &str) -> Result<Device, DeviceError> {
+    let Device::Cuda(d) = device_name(s)? else {
+        return Ok(Device::Cpu);
     };
     let count = tch::Cuda::device_count() as usize;
     if d >= count {

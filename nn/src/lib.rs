@@ -19,6 +19,7 @@ pub mod block;
 pub mod device;
 pub mod init;
 pub mod linear;
+pub mod lock;
 pub mod mlp;
 pub mod norm;
 pub mod patch_embed;

@@ -95,17 +95,27 @@ pub fn synth_shards(dir: &Path, per_class: usize, extra: &[&str]) -> PathBuf {
     out
 }
 
-/// sha256 of every regular file in `dir` whose name passes `keep`, by name.
+/// sha256 of every regular file in `dir` and its `__maetok__/` sidecar folder whose name
+/// passes `keep`, by path relative to `dir`.
 pub fn fingerprint(dir: &Path, keep: impl Fn(&str) -> bool) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    for e in std::fs::read_dir(dir).expect("read output dir") {
-        let e = e.unwrap();
-        let name = e.file_name().to_string_lossy().into_owned();
-        if e.file_type().unwrap().is_file() && keep(&name) {
-            out.insert(
-                name,
-                hex::encode(Sha256::digest(std::fs::read(e.path()).unwrap())),
-            );
+    let side = dir.join(maetok_pipeline::shard::SIDECAR);
+    for (d, prefix) in [
+        (dir.to_path_buf(), String::new()),
+        (side, format!("{}/", maetok_pipeline::shard::SIDECAR)),
+    ] {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.file_type().unwrap().is_file() && keep(&name) {
+                out.insert(
+                    format!("{prefix}{name}"),
+                    hex::encode(Sha256::digest(std::fs::read(e.path()).unwrap())),
+                );
+            }
         }
     }
     out
@@ -142,10 +152,18 @@ pub fn dataset_files(name: &str) -> bool {
     name.ends_with(".parquet") || name.starts_with("manifest") || name.starts_with("rejects")
 }
 
-/// Parsed `manifest.json` (or another manifest file) of `dir`.
+/// A parsed JSON file.
+pub fn json_file(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(
+        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Parsed `manifest.json` (or another manifest file, e.g. `manifest-r001.json`) of the
+/// shard folder `dir`, from its `__maetok__/` sidecar folder.
 pub fn manifest(dir: &Path, name: &str) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(dir.join(name)).expect("manifest"))
-        .expect("manifest JSON")
+    json_file(&dir.join(maetok_pipeline::shard::SIDECAR).join(name))
 }
 
 /// Every record batch of every shard a folder's `manifest.json` lists, in order (read

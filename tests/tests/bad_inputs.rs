@@ -22,7 +22,7 @@ fn jpeg(class: usize, i: usize) -> Vec<u8> {
 }
 
 fn rejects_log(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("rejects.jsonl"))
+    std::fs::read_to_string(dir.join("__maetok__/rejects.jsonl"))
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

@@ -90,9 +90,13 @@ fn nodes_partition_and_merge_back_to_the_whole() {
             && names.iter().any(|n| n.starts_with("shard-r001-")),
         "{names:?}"
     );
+    let side: Vec<String> = std::fs::read_dir(shared.join("__maetok__"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert!(
-        names.contains(&"manifest-r000.json".into())
-            && names.contains(&"manifest-r001.json".into())
+        side.contains(&"manifest-r000.json".into()) && side.contains(&"manifest-r001.json".into()),
+        "{side:?}"
     );
     // Before the merge, verify checks the node manifests.
     run_ok(&["shards", "verify", s]);

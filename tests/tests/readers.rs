@@ -1,6 +1,9 @@
-//! Shards are ordinary Parquet: pyarrow, pandas and DuckDB read every shard, with the
-//! column types of ARCHITECTURE §4, and the stored images and HOG round-trip. Uses the
-//! project's Python environment (`./run test` exports `MAETOK_PYTHON_BIN`).
+//! Shards are ordinary Parquet and a shard folder is one dataset: pyarrow, pandas and
+//! DuckDB open the folder itself (the manifest and logs sit in `__maetok__/`, which they
+//! skip) and read every shard with the column types of ARCHITECTURE §4; the stored images
+//! and HOG round-trip. HF `datasets` is checked too when it is installed (it is not in the
+//! project's environment). Uses the project's Python environment (`./run test` exports
+//! `MAETOK_PYTHON_BIN`).
 
 use maetok_e2e::preprocess;
 use maetok_pipeline::synth;
@@ -11,7 +14,21 @@ import duckdb, numpy as np, pandas as pd, pyarrow as pa, pyarrow.parquet as pq
 from PIL import Image
 
 root = sys.argv[1]
-m = json.load(open(f"{root}/manifest.json"))
+m = json.load(open(f"{root}/__maetok__/manifest.json"))
+total = m["stats"]["rows"]
+# The folder as one dataset, as each reader opens a folder.
+assert pq.read_table(root).num_rows == total
+assert pq.ParquetDataset(root).read().num_rows == total
+assert len(pd.read_parquet(root)) == total
+assert duckdb.sql(f"select count(*) from read_parquet('{root}/*.parquet')").fetchall()[0][0] == total
+try:
+    import datasets
+except ImportError:
+    datasets = None
+if datasets is not None:
+    ds = datasets.load_dataset("parquet", data_dir=root, split="train")
+    assert len(ds) == total, len(ds)
+    print("HF datasets opens the folder")
 res = m["preprocess"]["resolution"]
 tokens = (res // 16) ** 2
 rows = 0
@@ -58,7 +75,7 @@ for s in m["shards"]:
         assert abs(float(first) - float(raw[0, 0, 0])) < 1e-6, (name, first, raw[0, 0, 0])
     rows += t.num_rows
 assert rows == m["stats"]["rows"]
-print(f"pyarrow, pandas and duckdb read {len(m['shards'])} shards, {rows} rows")
+print(f"pyarrow, pandas and duckdb read the folder and {len(m['shards'])} shards, {rows} rows")
 "#;
 
 #[test]
@@ -116,4 +133,37 @@ fn pyarrow_pandas_and_duckdb_read_every_shard() {
         String::from_utf8_lossy(&o.stderr)
     );
     println!("{}", String::from_utf8_lossy(&o.stdout));
+}
+
+#[test]
+fn folders_written_before_the_sidecar_folder_still_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = maetok_e2e::synth_shards(tmp.path(), 2, &["--resolution", "64"]);
+    // The old layout: manifest, rejects log and summary beside the shards.
+    let side = out.join("__maetok__");
+    for e in std::fs::read_dir(&side).unwrap() {
+        let e = e.unwrap();
+        std::fs::rename(e.path(), out.join(e.file_name())).unwrap();
+    }
+    std::fs::remove_dir(&side).unwrap();
+    let mpath = out.join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&mpath).unwrap()).unwrap();
+    m["rejects_file"] = "rejects.jsonl".into();
+    std::fs::write(&mpath, m.to_string()).unwrap();
+    let o = maetok_e2e::run_ok(&["shards", "verify", out.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("OK"));
+    let folder = maetok_pipeline::shard::reader::ShardFolder::open(&out).unwrap();
+    assert_eq!(folder.manifest().stats.images, 8);
+    // Resuming the finished job in place leaves it in its layout.
+    let o = maetok_e2e::preprocess(
+        tmp.path().join("f").to_str().unwrap(),
+        &out,
+        &["--resolution", "64"],
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("already complete"),
+        "{o:?}"
+    );
+    assert!(mpath.exists() && !side.join("manifest.json").exists());
 }

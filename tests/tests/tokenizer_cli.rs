@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray};
-use maetok_e2e::{batches, fixtures, manifest, photo_folder, preprocess, run_ok};
+use maetok_e2e::{batches, fixtures, json_file, manifest, photo_folder, preprocess, run_ok};
 use maetok_models::maetok::AeModel;
 use maetok_trainer::metrics::to_u8;
 use tch::{Kind, Tensor};
@@ -21,8 +21,8 @@ fn checkpoint(dir: &Path) -> PathBuf {
         ckpt.join("model.safetensors"),
     )
     .unwrap();
-    let arch = manifest(&src, "arch.json");
-    let mut cfg = manifest(&src, "config.json");
+    let arch = json_file(&src.join("arch.json"));
+    let mut cfg = json_file(&src.join("config.json"));
     cfg["enc_num_heads"] = arch["encoder"]["num_heads"].clone();
     cfg["dec_num_heads"] = arch["decoder"]["num_heads"].clone();
     std::fs::write(ckpt.join("config.json"), cfg.to_string()).unwrap();
@@ -140,7 +140,7 @@ fn encode_and_reconstruct_a_shard_folder() {
         (grid.width(), grid.height()),
         (label_w + 8 * 68 + 4, 2 * 68 + 4)
     );
-    let m = manifest(&out, "metrics.json");
+    let m = json_file(&out.join("metrics.json"));
     assert_eq!(m["images"], 8);
     assert!(m["psnr"].as_f64().unwrap().is_finite() && m["ssim"].as_f64().unwrap() <= 1.0);
     assert!(m["psnr_mean_colour_baseline"].as_f64().unwrap() > 5.0);
@@ -188,8 +188,10 @@ fn encode_and_reconstruct_a_shard_folder() {
 import json, sys, os
 import pyarrow.parquet as pq, pandas as pd, duckdb
 d = sys.argv[1]
-m = json.load(open(os.path.join(d, "manifest.json")))
+m = json.load(open(os.path.join(d, "__maetok__", "manifest.json")))
 files = [os.path.join(d, s["file"]) for s in m["shards"]]
+# The folder is one dataset: the sidecar folder is skipped.
+assert pq.read_table(d).num_rows == sum(s["rows"] for s in m["shards"])
 t = pq.read_table(files[0])
 assert t.schema.field("latent").type.list_size == 32, t.schema
 rows = sum(len(pd.read_parquet(f)) for f in files)

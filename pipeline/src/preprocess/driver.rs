@@ -144,10 +144,12 @@ pub fn run(cfg: &PreprocessConfig, opts: &RunOptions) -> Result<Summary, Preproc
         ".lock{}",
         node.map(|r| format!("-r{r:03}")).unwrap_or_default()
     ));
-    let lock = File::create(&lock_path).map_err(io(&lock_path))?;
-    if lock.try_lock().is_err() {
-        return Err(PreprocessError::Locked(out.clone()));
-    }
+    // Held until the job returns (removed then, also on an error).
+    let _lock = maetok_nn::lock::LockFile::try_acquire(&lock_path)
+        .map_err(io(&lock_path))?
+        .ok_or_else(|| PreprocessError::Locked(out.clone()))?;
+    let side = out.join(crate::shard::SIDECAR);
+    std::fs::create_dir_all(&side).map_err(io(&side))?;
 
     let dataset = Dataset::open(
         &cfg.inputs,
@@ -159,7 +161,7 @@ pub fn run(cfg: &PreprocessConfig, opts: &RunOptions) -> Result<Summary, Preproc
         opts.node_rank,
         opts.num_nodes,
     )?;
-    let manifest_path = out.join(manifest_file_name(node));
+    let manifest_path = node_manifest_path(out, node);
     let teachers = load_teachers(cfg)?;
     let bpe = load_bpe(cfg)?;
     let fresh = fresh_manifest(cfg, opts, &dataset, &teachers, bpe.as_ref().map(|b| &b.1));
@@ -776,6 +778,19 @@ fn shard_files(dir: &Path, node: Option<usize>) -> Result<Vec<String>, Preproces
     Ok(names)
 }
 
+/// This job's manifest: in `__maetok__/`, or beside the shards when resuming a job that
+/// started before the sidecar folder (its manifest is there and not in `__maetok__/`).
+fn node_manifest_path(out: &Path, node: Option<usize>) -> PathBuf {
+    let new = out.join(manifest_file_name(node));
+    let name = manifest_file_name(node);
+    let old = out.join(name.trim_start_matches(&format!("{}/", crate::shard::SIDECAR)));
+    if !new.exists() && old.exists() {
+        old
+    } else {
+        new
+    }
+}
+
 /// Deletes what a killed run left past the manifest: temporary files and shards the
 /// manifest does not list.
 fn discard_uncommitted(
@@ -792,8 +807,8 @@ fn discard_uncommitted(
             std::fs::remove_file(&p).map_err(io(&p))?;
         }
     }
-    for name in [manifest_file_name(node), m.rejects_file.clone()] {
-        let _ = std::fs::remove_file(maetok_nn::atomic::temp_path(&dir.join(name)));
+    for path in [node_manifest_path(dir, node), dir.join(&m.rejects_file)] {
+        let _ = std::fs::remove_file(maetok_nn::atomic::temp_path(&path));
     }
     for s in &m.shards {
         let p = dir.join(&s.file);

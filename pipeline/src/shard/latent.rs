@@ -96,7 +96,7 @@ impl LatentWriter {
         rows_per_shard: usize,
         source: serde_json::Value,
     ) -> std::io::Result<Self> {
-        if dir.join("manifest.json").exists() {
+        if super::is_shard_folder(dir) {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::AlreadyExists,
                 format!(
@@ -219,7 +219,7 @@ impl LatentWriter {
 
     fn write_manifest(&self) -> std::io::Result<()> {
         let text = serde_json::to_vec_pretty(&self.manifest).map_err(std::io::Error::other)?;
-        maetok_nn::atomic::write(&self.dir.join("manifest.json"), &text)
+        maetok_nn::atomic::write(&self.dir.join(super::manifest_file_name(None)), &text)
     }
 
     /// Write the last shard and the complete manifest with the statistics.
@@ -248,7 +248,7 @@ pub struct LatentFolder {
 impl LatentFolder {
     /// Reads `dir/manifest.json`, refusing a folder that is not a complete latent folder.
     pub fn open(dir: &Path) -> Result<Self, ShardError> {
-        let path = dir.join("manifest.json");
+        let path = super::manifest_path(dir);
         let manifest = LatentManifest::read(&path).map_err(|e| ShardError::io(&path, e))?;
         let bad = |message: String| ShardError::Manifest {
             path: path.clone(),

@@ -71,20 +71,53 @@ pub fn shard_file_name(index: usize, node: Option<usize>) -> String {
     }
 }
 
-/// Manifest name: `manifest.json`, or `manifest-rRRR.json` for a node of a multi-node job.
+/// The folder inside a shard folder that holds everything besides the shards (manifests,
+/// rejects logs, job summaries). Readers that open the folder as one dataset skip it:
+/// pyarrow (and pandas, which uses it) skips names starting with `_` or `.`, HF `datasets`
+/// skips `.`-files and `__`-folders, DuckDB globs `*.parquet`. Folders written before it
+/// kept these files beside the shards; they are still read.
+pub const SIDECAR: &str = "__maetok__";
+
+/// Manifest path relative to the shard folder: `__maetok__/manifest.json`, or
+/// `__maetok__/manifest-rRRR.json` for a node of a multi-node job.
 pub fn manifest_file_name(node: Option<usize>) -> String {
     match node {
-        None => "manifest.json".into(),
-        Some(r) => format!("manifest-r{r:03}.json"),
+        None => format!("{SIDECAR}/manifest.json"),
+        Some(r) => format!("{SIDECAR}/manifest-r{r:03}.json"),
     }
 }
 
-/// Rejects log name, paired with the manifest name.
+/// Rejects log path relative to the shard folder, paired with the manifest.
 pub fn rejects_file_name(node: Option<usize>) -> String {
     match node {
-        None => "rejects.jsonl".into(),
-        Some(r) => format!("rejects-r{r:03}.jsonl"),
+        None => format!("{SIDECAR}/rejects.jsonl"),
+        Some(r) => format!("{SIDECAR}/rejects-r{r:03}.jsonl"),
     }
+}
+
+/// Job summary path relative to the shard folder.
+pub fn summary_file_name(node: Option<usize>) -> String {
+    match node {
+        None => format!("{SIDECAR}/summary.json"),
+        Some(r) => format!("{SIDECAR}/summary-r{r:03}.json"),
+    }
+}
+
+/// The main manifest of `dir` to read: `__maetok__/manifest.json`, else the
+/// `manifest.json` beside the shards of a folder written before the sidecar folder.
+pub fn manifest_path(dir: &Path) -> PathBuf {
+    let new = dir.join(manifest_file_name(None));
+    let old = dir.join("manifest.json");
+    if !new.exists() && old.exists() {
+        old
+    } else {
+        new
+    }
+}
+
+/// Whether `dir` is a shard (or latent) folder: it has a main manifest, new or old layout.
+pub fn is_shard_folder(dir: &Path) -> bool {
+    manifest_path(dir).is_file()
 }
 
 #[cfg(test)]
@@ -95,6 +128,7 @@ mod tests {
     fn names_follow_the_architecture() {
         assert_eq!(shard_file_name(3, None), "shard-00003.parquet");
         assert_eq!(shard_file_name(12, Some(2)), "shard-r002-00012.parquet");
-        assert_eq!(manifest_file_name(Some(1)), "manifest-r001.json");
+        assert_eq!(manifest_file_name(Some(1)), "__maetok__/manifest-r001.json");
+        assert_eq!(rejects_file_name(None), "__maetok__/rejects.jsonl");
     }
 }

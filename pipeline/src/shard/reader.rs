@@ -47,7 +47,7 @@ impl TargetColumn {
 impl ShardFolder {
     /// Reads `dir/manifest.json`.
     pub fn open(dir: &Path) -> Result<Self, ShardError> {
-        let manifest = Manifest::read(&dir.join("manifest.json"))?;
+        let manifest = Manifest::read(&super::manifest_path(dir))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             manifest,

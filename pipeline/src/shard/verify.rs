@@ -25,25 +25,43 @@ pub struct VerifyReport {
     pub problems: Vec<String>,
 }
 
-/// The manifests of a folder: `manifest.json` if present, else the per-node ones.
+/// The manifests of a folder: the main manifest if present, else the per-node ones (in
+/// `__maetok__/`, or beside the shards in folders written before it).
 pub fn find_manifests(dir: &Path) -> Result<Vec<PathBuf>, ShardError> {
-    let main = dir.join("manifest.json");
+    let main = super::manifest_path(dir);
     if main.exists() {
         return Ok(vec![main]);
     }
-    let mut nodes: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| ShardError::io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            n.starts_with("manifest-r") && n.ends_with(".json")
-        })
-        .collect();
-    nodes.sort();
+    let side = dir.join(super::SIDECAR);
+    let node_manifests = |d: &Path| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(d)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| {
+                        let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                        n.starts_with("manifest-r") && n.ends_with(".json")
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    if !dir.is_dir() {
+        return Err(ShardError::io(
+            dir,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such folder"),
+        ));
+    }
+    let mut nodes = node_manifests(&side);
+    if nodes.is_empty() {
+        nodes = node_manifests(dir);
+    }
     if nodes.is_empty() {
         return Err(ShardError::Manifest {
             path: main,
-            message: "no manifest.json (or manifest-rNNN.json) in this folder".into(),
+            message: "no manifest (__maetok__/manifest.json or manifest-rNNN.json) in this folder"
+                .into(),
         });
     }
     Ok(nodes)

@@ -73,7 +73,7 @@ pub fn for_each_chunk(
         }
     };
     let mut seen = 0usize;
-    if Path::new(input).join("manifest.json").is_file() {
+    if maetok_pipeline::shard::is_shard_folder(Path::new(input)) {
         let dir = Path::new(input);
         let folder = ShardFolder::open(dir)?;
         let stored = folder.resolution();

@@ -195,12 +195,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let summary = preprocess::run(&cfg, &opts)
         .with_context(|| format!("preprocess into {}", a.output.display()))?;
     print!("{}", render(&summary));
-    let name = if num_nodes > 1 {
-        format!("summary-r{node_rank:03}.json")
-    } else {
-        "summary.json".into()
-    };
-    let path = a.output.join(name);
+    let node = (num_nodes > 1).then_some(node_rank);
+    let path = a
+        .output
+        .join(maetok_pipeline::shard::summary_file_name(node));
     let json = serde_json::to_vec_pretty(&summary)?;
     maetok_nn::atomic::write(&path, &json)
         .with_context(|| format!("writing {}", path.display()))?;

@@ -76,7 +76,9 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 r.nodes,
                 r.shards,
                 r.rows,
-                output.join("manifest.json").display(),
+                output
+                    .join(maetok_pipeline::shard::manifest_file_name(None))
+                    .display(),
                 r.linked,
                 r.copied
             );

@@ -55,17 +55,7 @@ pub struct RunDir {
     pub root: PathBuf,
     /// sha256 of the identity text given to [`RunDir::open`].
     identity_sha: String,
-    lock: Option<(std::fs::File, PathBuf)>,
-}
-
-impl Drop for RunDir {
-    fn drop(&mut self) {
-        if let Some((file, path)) = self.lock.take() {
-            // Unlink before unlocking, so a waiting job never locks a file that is gone.
-            std::fs::remove_file(&path).ok();
-            drop(file);
-        }
-    }
+    _lock: maetok_nn::lock::LockFile,
 }
 
 fn step_name(step: u64) -> String {
@@ -95,19 +85,19 @@ impl RunDir {
         std::fs::create_dir_all(root)
             .with_context(|| format!("creating the run folder {}", root.display()))?;
         let lock_path = root.join(".lock");
-        let lock = std::fs::File::create(&lock_path)
-            .with_context(|| format!("creating {}", lock_path.display()))?;
-        if lock.try_lock().is_err() {
+        let Some(lock) = maetok_nn::lock::LockFile::try_acquire(&lock_path)
+            .with_context(|| format!("creating {}", lock_path.display()))?
+        else {
             bail!(
                 "another job is training in {} (its lock file `.lock` is held); wait for it \
                  or choose another run folder",
                 root.display()
             );
-        }
+        };
         let mut run = Self {
             root: root.to_path_buf(),
             identity_sha: String::new(),
-            lock: Some((lock, lock_path)),
+            _lock: lock,
         };
         for sub in ["checkpoints", "samples"] {
             std::fs::create_dir_all(root.join(sub))?;

@@ -198,7 +198,7 @@ pub fn check(c: &TrainConfig) -> Result<(), String> {
     if t.steps == 0 {
         return Err("train.steps = 0: must be at least 1".into());
     }
-    maetok_nn::device::parse_device(&t.device)
+    maetok_nn::device::device_name(&t.device)
         .map_err(|e| format!("train.device = {:?}: {e}", t.device))?;
 
     within(

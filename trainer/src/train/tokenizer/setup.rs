@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use maetok_pipeline::shard::manifest::Manifest;
+use maetok_pipeline::shard::reader::ShardFolder;
 use tch::{Device, Tensor};
 
 use super::Stage;
@@ -44,8 +44,9 @@ pub fn resolve_from(from: &Path, ema: bool) -> anyhow::Result<PathBuf> {
 
 /// Widths of the target columns in the shard folder.
 fn target_dims(cfg: &TrainConfig) -> anyhow::Result<HashMap<String, i64>> {
-    let m = Manifest::read(&cfg.data.shards.join("manifest.json"))
+    let folder = ShardFolder::open(&cfg.data.shards)
         .with_context(|| format!("reading the shard folder {}", cfg.data.shards.display()))?;
+    let m = folder.manifest();
     let mut dims: HashMap<String, i64> = m
         .teachers
         .iter()
