@@ -152,6 +152,20 @@ pub fn dataset_files(name: &str) -> bool {
     name.ends_with(".parquet") || name.starts_with("manifest") || name.starts_with("rejects")
 }
 
+/// Appends a file member `name` holding `data` to a tar being written.
+pub fn tar_member(b: &mut tar::Builder<std::fs::File>, name: &str, data: &[u8]) {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, name, data).expect("tar member");
+}
+
+/// JPEG bytes of synthetic sample `i` of class `class`.
+pub fn jpeg(class: usize, i: usize) -> Vec<u8> {
+    maetok_pipeline::synth::encode(&maetok_pipeline::synth::sample(class, i), 0).0
+}
+
 /// A parsed JSON file.
 pub fn json_file(path: &Path) -> serde_json::Value {
     serde_json::from_slice(

@@ -6,20 +6,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use maetok_e2e::{fails_naming, manifest, preprocess, run_ok};
+use maetok_e2e::{fails_naming, jpeg, manifest, preprocess, run_ok, tar_member};
 use maetok_pipeline::synth;
-
-fn tar_member(b: &mut tar::Builder<std::fs::File>, name: &str, data: &[u8]) {
-    let mut h = tar::Header::new_gnu();
-    h.set_size(data.len() as u64);
-    h.set_mode(0o644);
-    h.set_cksum();
-    b.append_data(&mut h, name, data).unwrap();
-}
-
-fn jpeg(class: usize, i: usize) -> Vec<u8> {
-    synth::encode(&synth::sample(class, i), 0).0
-}
 
 fn rejects_log(dir: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(dir.join("__maetok__/rejects.jsonl"))

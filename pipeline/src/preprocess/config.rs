@@ -52,6 +52,23 @@ pub struct PreprocessConfig {
     /// CLIP BPE vocabulary (`bpe_simple_vocab_16e6.txt.gz` or a `tokenizer.json`): when set,
     /// captions are tokenized into `text_ids` (spec §4.5).
     pub caption_bpe: Option<PathBuf>,
+    /// What to do with a sample whose key an earlier one has (the same basename twice in a
+    /// tar, `a.jpg` and `a.png` in one folder, an input given twice).
+    pub duplicates: Duplicates,
+}
+
+/// The duplicate-key policy: keys are unique in a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Duplicates {
+    /// Keep the first, skip and count the others (`duplicate_key`), with a warning.
+    #[default]
+    Skip,
+    /// Stop the job at the first duplicate.
+    Error,
+    /// Keep every one, renaming later ones `key~2`, `key~3`, … (counted, logged).
+    Suffix,
 }
 
 /// One ViT teacher of the job: which network, where it runs, how its output is stored.
@@ -156,6 +173,7 @@ impl Default for PreprocessConfig {
                 .to_vec(),
             teachers: Vec::new(),
             caption_bpe: None,
+            duplicates: Duplicates::Skip,
         }
     }
 }

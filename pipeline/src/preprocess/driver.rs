@@ -11,6 +11,7 @@
 //! order, the per-view randomness and the shard cuts depend only on the inputs and
 //! settings, the finished shards equal an uninterrupted run's, byte for byte.
 
+use crate::preprocess::config::Duplicates;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -77,6 +78,8 @@ pub enum PreprocessError {
     Teacher(#[from] maetok_teachers::TeacherError),
     #[error("{0}")]
     Threads(String),
+    #[error("duplicate key `{key}` ({origin}): an earlier sample has it (duplicates = \"error\"; \"skip\" keeps the first, \"suffix\" renames)")]
+    DuplicateKey { key: String, origin: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -238,6 +241,7 @@ pub fn run(cfg: &PreprocessConfig, opts: &RunOptions) -> Result<Summary, Preproc
     }
 
     let done_bytes = manifest.stats.input_bytes;
+    let keys = committed_keys(out, &manifest)?;
     let mut writer = Writer {
         cfg,
         out,
@@ -252,6 +256,7 @@ pub fn run(cfg: &PreprocessConfig, opts: &RunOptions) -> Result<Summary, Preproc
         manifest,
         shard: None,
         pending_log: Vec::new(),
+        keys,
         rejects_log,
         progress: Progress::new(
             dataset.total_bytes(),
@@ -551,6 +556,8 @@ struct Writer<'a> {
     pending_log: Vec<u8>,
     rejects_log: File,
     progress: Progress,
+    /// Keys written so far (this node's), so a key is stored once whatever the inputs repeat.
+    keys: std::collections::HashSet<String>,
 }
 
 #[derive(serde::Serialize)]
@@ -578,20 +585,74 @@ impl Writer<'_> {
         self.pending_log.push(b'\n');
     }
 
+    /// A skipped input: counted by reason and logged.
+    fn skip(&mut self, key: &str, origin: &str, reason: &str, detail: &str) {
+        *self
+            .manifest
+            .stats
+            .rejects
+            .entry(reason.to_string())
+            .or_default() += 1;
+        tracing::debug!(%key, %reason, %detail, "skipped");
+        self.log(key, origin, reason, "skipped", detail);
+    }
+
+    /// A kept image with a problem: counted by reason and logged as `kept`.
+    fn note(&mut self, key: &str, origin: &str, reason: &str, detail: &str) {
+        *self
+            .manifest
+            .stats
+            .kept_with_notes
+            .entry(reason.to_string())
+            .or_default() += 1;
+        self.log(key, origin, reason, "kept", detail);
+    }
+
     fn handle(&mut self, step: Step) -> Result<(), PreprocessError> {
-        let stats = &mut self.manifest.stats;
-        stats.input_bytes += step.bytes;
+        self.manifest.stats.input_bytes += step.bytes;
         self.manifest.cursor = step.after;
         let mut images = 0;
         match step.outcome {
             Some(Outcome::Rows {
-                rows,
+                mut rows,
                 converted,
                 caption_missing,
-                key,
+                notes,
+                mut key,
                 origin,
                 ..
             }) => {
+                if !self.keys.insert(key.clone()) {
+                    match self.cfg.duplicates {
+                        Duplicates::Error => {
+                            return Err(PreprocessError::DuplicateKey { key, origin });
+                        }
+                        Duplicates::Skip => {
+                            let detail = "an earlier sample has this key; kept the first";
+                            self.skip(&key, &origin, "duplicate_key", detail);
+                            self.progress.advance(step.bytes, 0);
+                            return Ok(());
+                        }
+                        Duplicates::Suffix => {
+                            let new = (2..)
+                                .map(|n| format!("{key}~{n}"))
+                                .find(|k| !self.keys.contains(k))
+                                .expect("some suffix is free");
+                            self.keys.insert(new.clone());
+                            self.note(
+                                &new,
+                                &origin,
+                                "duplicate_key_renamed",
+                                &format!("renamed from `{key}`, which an earlier sample has"),
+                            );
+                            for r in &mut rows {
+                                r.key = new.clone();
+                            }
+                            key = new;
+                        }
+                    }
+                }
+                let stats = &mut self.manifest.stats;
                 images = 1;
                 stats.images += 1;
                 stats.rows += rows.len() as u64;
@@ -607,6 +668,9 @@ impl Writer<'_> {
                         "kept",
                         "no .txt caption and no caption field in .json",
                     );
+                }
+                for (reason, detail) in &notes {
+                    self.note(&key, &origin, reason, detail);
                 }
                 if self.shard.is_none() {
                     let name = shard_file_name(self.manifest.shards.len(), self.node);
@@ -629,11 +693,7 @@ impl Writer<'_> {
                 origin,
                 reason,
                 detail,
-            })) => {
-                *stats.rejects.entry(reason.clone()).or_default() += 1;
-                tracing::debug!(%key, %reason, %detail, "skipped");
-                self.log(&key, &origin, &reason, "skipped", &detail);
-            }
+            })) => self.skip(&key, &origin, &reason, &detail),
             None => {}
         }
         self.progress.advance(step.bytes, images);
@@ -776,6 +836,26 @@ fn shard_files(dir: &Path, node: Option<usize>) -> Result<Vec<String>, Preproces
         .collect();
     names.sort();
     Ok(names)
+}
+
+/// The keys of the shards a resumed job already committed: the duplicate check continues
+/// where it stopped.
+fn committed_keys(
+    out: &Path,
+    m: &Manifest,
+) -> Result<std::collections::HashSet<String>, PreprocessError> {
+    let mut keys = std::collections::HashSet::new();
+    let columns = ["key".to_string()];
+    for s in &m.shards {
+        let path = out.join(&s.file);
+        for rows in crate::shard::reader::read_file(&path, Some(&columns))? {
+            let rows = rows?;
+            for i in 0..rows.len() {
+                keys.insert(rows.key(i)?.to_string());
+            }
+        }
+    }
+    Ok(keys)
 }
 
 /// This job's manifest: in `__maetok__/`, or beside the shards when resuming a job that

@@ -17,6 +17,8 @@ pub enum Outcome {
         /// Source colour mode when a conversion to RGB8 was needed.
         converted: Option<&'static str>,
         caption_missing: bool,
+        /// The sample's kept-with-a-note problems (see `RawSample::notes`).
+        notes: Vec<(&'static str, String)>,
         key: String,
         origin: String,
         /// The views' pixels, kept for the teacher stage (empty without ViT teachers).
@@ -34,6 +36,7 @@ pub fn process(sample: RawSample, cfg: &PreprocessConfig, bpe: Option<&ClipBpe>)
         label,
         caption,
         caption_missing,
+        notes,
     } = sample;
     let reject = |reason: &str, detail: String| {
         Outcome::Reject(Reject {
@@ -104,6 +107,7 @@ pub fn process(sample: RawSample, cfg: &PreprocessConfig, bpe: Option<&ClipBpe>)
         rows,
         converted,
         caption_missing,
+        notes,
         key,
         origin,
         pixels,

@@ -117,6 +117,11 @@ pub struct Stats {
     pub converted: BTreeMap<String, u64>,
     /// Kept images whose source carries captions but which had none.
     pub missing_captions: u64,
+    /// Kept images with a problem in their side files, by reason (`bad_label`: label
+    /// stored null; `caption_malformed_json`; `caption_invalid_utf8`; a duplicate key
+    /// renamed), each also a `kept` line in the rejects log.
+    #[serde(default)]
+    pub kept_with_notes: BTreeMap<String, u64>,
     /// Input bytes consumed.
     pub input_bytes: u64,
     /// Shard bytes written.
@@ -139,6 +144,9 @@ impl Stats {
             *self.converted.entry(k.clone()).or_default() += v;
         }
         self.missing_captions += other.missing_captions;
+        for (k, v) in &other.kept_with_notes {
+            *self.kept_with_notes.entry(k.clone()).or_default() += v;
+        }
         self.input_bytes += other.input_bytes;
         self.output_bytes += other.output_bytes;
     }

@@ -185,17 +185,7 @@ impl ShardFolder {
         shard: usize,
         columns: Option<&[String]>,
     ) -> Result<impl Iterator<Item = Result<Rows, ShardError>>, ShardError> {
-        let path = self.shard_path(shard);
-        let builder = open(&path)?;
-        let builder = match columns {
-            Some(c) => {
-                let mask = projection(&builder, c);
-                builder.with_projection(mask)
-            }
-            None => builder,
-        };
-        let reader = builder.build()?;
-        Ok(reader.map(move |b| Ok(Rows::new(b?, &path))))
+        read_file(&self.shard_path(shard), columns)
     }
 
     /// Every row of every shard, in manifest order.
@@ -224,6 +214,25 @@ where
             }
         },
     )
+}
+
+/// Every row of the shard file `path` in order, projected to `columns` (`None`: all), for
+/// the writer's own files before a manifest lists them as a folder (a resumed job).
+pub fn read_file(
+    path: &Path,
+    columns: Option<&[String]>,
+) -> Result<impl Iterator<Item = Result<Rows, ShardError>> + use<>, ShardError> {
+    let builder = open(path)?;
+    let builder = match columns {
+        Some(c) => {
+            let mask = projection(&builder, c);
+            builder.with_projection(mask)
+        }
+        None => builder,
+    };
+    let reader = builder.build()?;
+    let path = path.to_path_buf();
+    Ok(reader.map(move |b| Ok(Rows::new(b?, &path))))
 }
 
 pub(super) fn open(

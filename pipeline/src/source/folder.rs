@@ -29,10 +29,21 @@ pub(super) struct ListedFile {
     pub class: Option<String>,
 }
 
+/// Something the listing passed over, counted like a reject (`rel` relative to the root).
+pub(super) struct Skipped {
+    pub rel: String,
+    pub reason: &'static str,
+    pub detail: String,
+}
+
 pub(super) struct Listing {
     pub kind: RootKind,
     pub files: Vec<ListedFile>,
     pub has_captions: bool,
+    /// Files and folders not read, with why (sorted by path).
+    pub skipped: Vec<Skipped>,
+    /// Class folders of an ImageFolder, empty ones included (sorted).
+    pub classes: Vec<String>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SourceError + '_ {
@@ -48,6 +59,10 @@ fn lower_ext(name: &str) -> Option<String> {
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase)
 }
+
+/// Image formats we do not decode (counted as `unsupported_format`, not silently passed).
+const OTHER_IMAGE_EXTENSIONS: [&str; 8] =
+    ["gif", "bmp", "tif", "tiff", "heic", "heif", "avif", "jxl"];
 
 /// Lists a folder in sorted relative-path order.
 pub(super) fn list(root: &Path, layout: FolderLayout) -> Result<Listing, SourceError> {
@@ -71,58 +86,134 @@ pub(super) fn list(root: &Path, layout: FolderLayout) -> Result<Listing, SourceE
         FolderLayout::Auto if has_dirs && !has_top_images => RootKind::ImageFolder,
         FolderLayout::Auto => RootKind::Flat,
     };
-    let mut files = Vec::new();
-    let mut has_captions = false;
-    walk(root, "", &mut files, &mut has_captions)?;
+    let mut w = Walk {
+        files: Vec::new(),
+        skipped: Vec::new(),
+        has_captions: false,
+        visited: HashMap::new(),
+    };
+    w.enter(root, "")?;
+    w.walk(root, "")?;
+    let Walk {
+        mut files,
+        mut skipped,
+        has_captions,
+        ..
+    } = w;
     files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    skipped.sort_by(|a, b| a.rel.cmp(&b.rel));
+    let mut classes = Vec::new();
     if kind == RootKind::ImageFolder {
         // Images directly in the root of an ImageFolder have no class: drop them from labels.
         for f in &mut files {
             f.class = f.rel.split_once('/').map(|(c, _)| c.to_string());
         }
+        classes = top
+            .iter()
+            .filter(|(n, d)| *d && !n.starts_with('.'))
+            .map(|(n, _)| n.clone())
+            .collect();
+        classes.sort();
     }
     Ok(Listing {
         kind,
         files,
         has_captions,
+        skipped,
+        classes,
     })
 }
 
-fn walk(
-    dir: &Path,
-    prefix: &str,
-    out: &mut Vec<ListedFile>,
-    has_captions: &mut bool,
-) -> Result<(), SourceError> {
-    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
-        let entry = entry.map_err(io_err(dir))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
+/// The recursive listing, which enters each directory once.
+struct Walk {
+    files: Vec<ListedFile>,
+    skipped: Vec<Skipped>,
+    has_captions: bool,
+    /// Directories entered, by (device, inode) → the path they were entered under: a
+    /// symlink back up the tree (`ln -s .. a/loop`) would otherwise list the same images
+    /// again under ever longer keys.
+    visited: HashMap<(u64, u64), String>,
+}
+
+impl Walk {
+    /// Marks `dir` entered; false (and a `symlink_loop` skip) if it was entered before.
+    fn enter(&mut self, dir: &Path, rel: &str) -> Result<bool, SourceError> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(dir).map_err(io_err(dir))?;
+        if let Some(first) = self.visited.get(&(m.dev(), m.ino())) {
+            self.skipped.push(Skipped {
+                rel: rel.to_string(),
+                reason: "symlink_loop",
+                detail: format!(
+                    "the folder was already listed as `{}`; each folder is read once",
+                    if first.is_empty() { "." } else { first }
+                ),
+            });
+            return Ok(false);
         }
-        let rel = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let meta = std::fs::metadata(entry.path());
-        if meta.as_ref().is_ok_and(|m| m.is_dir()) {
-            walk(&entry.path(), &rel, out, has_captions)?;
-            continue;
-        }
-        match lower_ext(&name).as_deref() {
-            Some(e) if is_image_extension(e) => {
-                out.push(ListedFile {
-                    rel,
-                    size: meta.map(|m| m.len()).unwrap_or(0),
-                    class: None,
-                });
-            }
-            Some("txt") | Some("json") => *has_captions = true,
-            _ => {}
-        }
+        self.visited.insert((m.dev(), m.ino()), rel.to_string());
+        Ok(true)
     }
-    Ok(())
+
+    fn walk(&mut self, dir: &Path, prefix: &str) -> Result<(), SourceError> {
+        let mut entries: Vec<std::fs::DirEntry> = std::fs::read_dir(dir)
+            .map_err(io_err(dir))?
+            .collect::<Result<_, _>>()
+            .map_err(io_err(dir))?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let rel = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let meta = std::fs::metadata(entry.path());
+            let is_dir = meta.as_ref().is_ok_and(|m| m.is_dir());
+            let skip = |reason: &'static str, detail: &str| Skipped {
+                rel: rel.clone(),
+                reason,
+                detail: detail.to_string(),
+            };
+            if name.starts_with('.') {
+                let what = if is_dir { "folder" } else { "file" };
+                self.skipped.push(skip(
+                    "hidden",
+                    &format!("hidden {what} (name starts with `.`)"),
+                ));
+                continue;
+            }
+            if is_dir {
+                if self.enter(&entry.path(), &rel)? {
+                    self.walk(&entry.path(), &rel)?;
+                }
+                continue;
+            }
+            match lower_ext(&name).as_deref() {
+                Some(e) if is_image_extension(e) => {
+                    self.files.push(ListedFile {
+                        rel,
+                        size: meta.map(|m| m.len()).unwrap_or(0),
+                        class: None,
+                    });
+                }
+                Some("txt") | Some("json") => self.has_captions = true,
+                Some(e) if OTHER_IMAGE_EXTENSIONS.contains(&e) => self.skipped.push(skip(
+                    "unsupported_format",
+                    &format!(".{e} images are not read (JPEG, PNG and WebP are)"),
+                )),
+                Some("cls") | Some("csv") => {}
+                Some(e) => self.skipped.push(skip(
+                    "non_image_file",
+                    &format!(".{e} is not an image, caption or label file"),
+                )),
+                None => self
+                    .skipped
+                    .push(skip("no_extension", "a file without extension is not read")),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `rel` without its extension: the sample key.
@@ -178,12 +269,16 @@ pub(super) fn read_labels_csv(path: &Path) -> Result<HashMap<String, String>, So
 }
 
 /// Caption from a sibling `.txt`, else from the first configured field of a sibling `.json`.
-fn read_caption(image: &Path, fields: &[String]) -> Option<String> {
+fn read_caption(
+    image: &Path,
+    fields: &[String],
+    notes: &mut Vec<(&'static str, String)>,
+) -> Option<String> {
     if let Ok(text) = std::fs::read(image.with_extension("txt")) {
-        return Some(String::from_utf8_lossy(&text).into_owned());
+        return Some(super::caption_text(&text, notes));
     }
     let json = std::fs::read(image.with_extension("json")).ok()?;
-    super::webdataset::caption_from_json(&json, fields)
+    super::webdataset::caption_from_json(&json, fields, notes)
 }
 
 pub(super) fn read_sample(
@@ -197,7 +292,8 @@ pub(super) fn read_sample(
     let key = key_of(rel).to_string();
     match std::fs::read(&path) {
         Ok(bytes) => {
-            let caption = read_caption(&path, &options.caption_fields);
+            let mut notes = Vec::new();
+            let caption = read_caption(&path, &options.caption_fields, &mut notes);
             let caption_missing = caption.is_none() && root.has_captions;
             Event::Sample(RawSample {
                 key,
@@ -206,6 +302,7 @@ pub(super) fn read_sample(
                 label,
                 caption,
                 caption_missing,
+                notes,
             })
         }
         Err(e) => Event::Reject(Reject {

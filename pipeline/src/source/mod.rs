@@ -90,14 +90,57 @@ pub enum Unit {
         path: PathBuf,
         size: u64,
     },
+    /// Something the listing passed over (a hidden or non-image file, a folder reached
+    /// twice through a symlink, an empty class folder): one counted reject.
+    Skip {
+        root: usize,
+        rel: String,
+        reason: &'static str,
+        detail: String,
+    },
 }
 
 impl Unit {
     pub fn size(&self) -> u64 {
         match self {
             Unit::File { size, .. } | Unit::Tar { size, .. } => *size,
+            Unit::Skip { .. } => 0,
         }
     }
+}
+
+/// Whether a path names a WebDataset tar we read (plain or gzip-compressed, as
+/// img2dataset writes either).
+pub fn is_tar_name(p: &str) -> bool {
+    p.ends_with(".tar") || p.ends_with(".tar.gz") || p.ends_with(".tgz")
+}
+
+/// The tars directly inside `dir`, sorted, when it holds tars and no images (a folder of
+/// WebDataset shards, as img2dataset writes it); else `None`.
+fn tar_folder(dir: &std::path::Path) -> Result<Option<Vec<PathBuf>>, SourceError> {
+    let io = |e| SourceError::Io {
+        path: dir.to_path_buf(),
+        source: e,
+    };
+    let mut tars = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(io)? {
+        let e = e.map_err(io)?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let is_dir = std::fs::metadata(e.path()).is_ok_and(|m| m.is_dir());
+        if is_dir && !name.starts_with('.') {
+            return Ok(None);
+        }
+        if is_tar_name(&name) {
+            tars.push(e.path());
+        } else if name
+            .rsplit_once('.')
+            .is_some_and(|(_, x)| is_image_extension(&x.to_ascii_lowercase()))
+        {
+            return Ok(None);
+        }
+    }
+    tars.sort();
+    Ok((!tars.is_empty()).then_some(tars))
 }
 
 /// Position in a node's unit list: `within` events of unit `unit` are done.
@@ -129,6 +172,27 @@ pub struct RawSample {
     pub caption: Option<String>,
     /// The source carries captions but this sample has none.
     pub caption_missing: bool,
+    /// What was wrong with the sample's side files though its image is kept: (reason,
+    /// detail), e.g. a `.cls` that is not a class index (label stored null), a `.json`
+    /// that does not parse, a caption whose invalid UTF-8 was replaced. Counted and logged.
+    pub notes: Vec<(&'static str, String)>,
+}
+
+/// Caption text from a side file's bytes, noting replaced invalid UTF-8.
+pub(crate) fn caption_text(bytes: &[u8], notes: &mut Vec<(&'static str, String)>) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_string(),
+        Err(e) => {
+            notes.push((
+                "caption_invalid_utf8",
+                format!(
+                    "invalid UTF-8 at byte {} replaced by U+FFFD",
+                    e.valid_up_to()
+                ),
+            ));
+            String::from_utf8_lossy(bytes).into_owned()
+        }
+    }
 }
 
 /// Something that was skipped, with a stable reason code.
@@ -174,10 +238,18 @@ impl Dataset {
         let mut units = Vec::new();
         // Class folder of each unit (ImageFolder files), parallel to `units`.
         let mut classes: Vec<Option<String>> = Vec::new();
+        // Every class folder of the ImageFolder roots, empty ones included: an empty class
+        // keeps its index.
+        let mut declared: Vec<String> = Vec::new();
         for input in inputs {
             let path = PathBuf::from(input);
-            if path.is_dir() {
-                let listing = folder::list(&path, options.layout)?;
+            let tars_in_folder = if path.is_dir() {
+                tar_folder(&path)?
+            } else {
+                None
+            };
+            if path.is_dir() && tars_in_folder.is_none() {
+                let mut listing = folder::list(&path, options.layout)?;
                 let root = roots.len();
                 roots.push(Root {
                     path: path.clone(),
@@ -186,6 +258,20 @@ impl Dataset {
                 });
                 if listing.files.is_empty() {
                     return Err(SourceError::Empty(path));
+                }
+                for c in &listing.classes {
+                    declared.push(c.clone());
+                    if !listing
+                        .files
+                        .iter()
+                        .any(|f| f.class.as_deref() == Some(c.as_str()))
+                    {
+                        listing.skipped.push(folder::Skipped {
+                            rel: c.clone(),
+                            reason: "empty_class",
+                            detail: "class folder without images; its label index is kept".into(),
+                        });
+                    }
                 }
                 for f in listing.files {
                     classes.push(f.class);
@@ -196,9 +282,21 @@ impl Dataset {
                         label: None,
                     });
                 }
+                for s in listing.skipped {
+                    classes.push(None);
+                    units.push(Unit::Skip {
+                        root,
+                        rel: s.rel,
+                        reason: s.reason,
+                        detail: s.detail,
+                    });
+                }
             } else {
-                let expanded = brace::expand(input)?;
-                let looks_like_tar = expanded.iter().all(|p| p.ends_with(".tar"));
+                let expanded: Vec<String> = match tars_in_folder {
+                    Some(t) => t.iter().map(|p| p.display().to_string()).collect(),
+                    None => brace::expand(input)?,
+                };
+                let looks_like_tar = expanded.iter().all(|p| is_tar_name(p));
                 if !looks_like_tar {
                     return Err(SourceError::NotASource(input.clone()));
                 }
@@ -223,7 +321,7 @@ impl Dataset {
                 }
             }
         }
-        let label_set = assign_labels(&mut units, &roots, &classes, &options)?;
+        let label_set = assign_labels(&mut units, &roots, &classes, &declared, &options)?;
         let total_units = units.len();
         let listing_hash = listing_hash(&units);
         let units = units
@@ -271,6 +369,34 @@ impl Dataset {
                         event: Some(event),
                         after,
                         bytes: *size,
+                    }) {
+                        return;
+                    }
+                }
+                Unit::Skip {
+                    root,
+                    rel,
+                    reason,
+                    detail,
+                } => {
+                    if skip > 0 {
+                        continue;
+                    }
+                    let origin = self.roots[*root].path.join(rel).display().to_string();
+                    let event = Event::Reject(Reject {
+                        key: rel.clone(),
+                        origin,
+                        reason: reason.to_string(),
+                        detail: detail.clone(),
+                    });
+                    let after = Cursor {
+                        unit: u + 1,
+                        within: 0,
+                    };
+                    if !emit(Positioned {
+                        event: Some(event),
+                        after,
+                        bytes: 0,
                     }) {
                         return;
                     }
@@ -329,6 +455,9 @@ fn listing_hash(units: &[Unit]) -> String {
                 root, rel, size, ..
             } => h.update(format!("F\0{root}\0{rel}\0{size}\n")),
             Unit::Tar { path, size, .. } => h.update(format!("T\0{}\0{size}\n", path.display())),
+            Unit::Skip {
+                root, rel, reason, ..
+            } => h.update(format!("S\0{root}\0{rel}\0{reason}\n")),
         }
     }
     hex::encode(&h.finalize()[..16])
@@ -339,6 +468,7 @@ fn assign_labels(
     units: &mut [Unit],
     roots: &[Root],
     classes: &[Option<String>],
+    declared: &[String],
     options: &SourceOptions,
 ) -> Result<Option<LabelSet>, SourceError> {
     let csv = match &options.labels_csv {
@@ -361,10 +491,15 @@ fn assign_labels(
             names.push((i, n));
         }
     }
-    if names.is_empty() {
+    if names.is_empty() && declared.is_empty() {
         return Ok(None);
     }
-    let set = LabelSet::for_classes(names.iter().map(|(_, n)| n.as_str()));
+    let set = LabelSet::for_classes(
+        names
+            .iter()
+            .map(|(_, n)| n.as_str())
+            .chain(declared.iter().map(String::as_str)),
+    );
     let index = set.index();
     for (unit, name) in names {
         if let Unit::File { label, .. } = &mut units[unit] {

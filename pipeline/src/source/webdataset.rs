@@ -10,14 +10,133 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
+/// Whether `block` (the first 512 bytes of a stream) is a tar header: the POSIX `ustar`
+/// magic, or an old-style header whose checksum adds up.
+fn is_tar_header(block: &[u8]) -> bool {
+    if block.len() < 512 {
+        return false;
+    }
+    if &block[257..262] == b"ustar" {
+        return true;
+    }
+    let field = String::from_utf8_lossy(&block[148..156]);
+    let Ok(want) = u32::from_str_radix(field.trim_matches(|c: char| c == '\0' || c == ' '), 8)
+    else {
+        return false;
+    };
+    let sum: u32 = block
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                b' ' as u32
+            } else {
+                b as u32
+            }
+        })
+        .sum();
+    sum == want
+}
+
+/// What a file that is not a tar holds, for the reject's detail.
+fn describe_non_tar(head: &[u8], gzip: bool) -> String {
+    if gzip {
+        return "gzip data that does not hold a tar archive".into();
+    }
+    if head.len() < 512 {
+        return format!("{} bytes: shorter than one tar header", head.len());
+    }
+    let text = head
+        .iter()
+        .all(|&b| b == b'\n' || b == b'\r' || b == b'\t' || (0x20..0x7f).contains(&b) || b >= 0x80);
+    if text && std::str::from_utf8(head).is_ok() {
+        let shown: String = String::from_utf8_lossy(&head[..40]).into_owned();
+        format!("text ({shown:?}…), not a tar archive")
+    } else {
+        "binary data that is not a tar archive (no tar header)".into()
+    }
+}
+
+/// Opens a tar, plain or gzip-compressed (`.tar.gz` as img2dataset writes it), checking
+/// that it starts with a tar header: `Err((reason, detail))` for an empty file or one that
+/// is not a tar at all (a renamed gzip or text file), which would otherwise read as a
+/// damaged tar with garbled member names.
+fn open_tar(path: &Path, size: u64) -> Result<Box<dyn Read>, (&'static str, String)> {
+    if size == 0 {
+        return Err(("empty_file", "0 bytes".into()));
+    }
+    let mut f = File::open(path).map_err(|e| ("unreadable", e.to_string()))?;
+    let mut magic = [0u8; 2];
+    let n = f
+        .read(&mut magic)
+        .map_err(|e| ("unreadable", e.to_string()))?;
+    let gzip = n == 2 && magic == [0x1f, 0x8b];
+    let f = File::open(path).map_err(|e| ("unreadable", e.to_string()))?;
+    let mut inner: Box<dyn Read> = if gzip {
+        Box::new(flate2::read::GzDecoder::new(BufReader::with_capacity(
+            1 << 20,
+            f,
+        )))
+    } else {
+        Box::new(BufReader::with_capacity(1 << 20, f))
+    };
+    let mut head = Vec::with_capacity(512);
+    (&mut inner).take(512).read_to_end(&mut head).map_err(|e| {
+        if gzip {
+            (
+                "not_a_tar",
+                format!("gzip data that does not decompress: {e}"),
+            )
+        } else {
+            ("unreadable", e.to_string())
+        }
+    })?;
+    // An all-zero first block is a tar with no members (its end marker).
+    let empty_archive = head.len() == 512 && head.iter().all(|&b| b == 0);
+    if !(is_tar_header(&head) || empty_archive) {
+        return Err(("not_a_tar", describe_non_tar(&head, gzip)));
+    }
+    Ok(Box::new(std::io::Cursor::new(head).chain(inner)))
+}
+
 use super::{is_image_extension, Event, RawSample, Reject};
 
-/// Caption from a JSON object: the first of `fields` holding a string.
-pub(super) fn caption_from_json(json: &[u8], fields: &[String]) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_slice(json).ok()?;
+/// Caption from a JSON object: the first of `fields` holding a string. A `.json` that does
+/// not parse is noted (`caption_malformed_json`), not mistaken for one without the field.
+pub(super) fn caption_from_json(
+    json: &[u8],
+    fields: &[String],
+    notes: &mut Vec<(&'static str, String)>,
+) -> Option<String> {
+    let value: serde_json::Value = match serde_json::from_slice(json) {
+        Ok(v) => v,
+        Err(e) => {
+            notes.push((
+                "caption_malformed_json",
+                format!("the .json does not parse: {e}"),
+            ));
+            return None;
+        }
+    };
     fields
         .iter()
         .find_map(|f| value.get(f).and_then(|v| v.as_str()).map(str::to_string))
+}
+
+/// The class index in a `.cls` member: a non-negative integer, else noted and `None`.
+fn class_of(cls: &[u8], notes: &mut Vec<(&'static str, String)>) -> Option<i32> {
+    let text = String::from_utf8_lossy(cls);
+    match text.trim().parse::<i32>() {
+        Ok(v) if v >= 0 => Some(v),
+        _ => {
+            let shown: String = text.trim().chars().take(40).collect();
+            notes.push((
+                "bad_label",
+                format!(".cls holds {shown:?}, not a class index (a non-negative integer); label stored null"),
+            ));
+            None
+        }
+    }
 }
 
 /// (key, field) of a member path: `dir/abc.seg.png` → (`dir/abc`, `seg.png`).
@@ -57,15 +176,15 @@ pub(super) fn read_tar(
             detail,
         })
     };
-    let file = match File::open(path) {
+    let file = match open_tar(path, size) {
         Ok(f) => f,
-        Err(e) => {
+        Err((reason, detail)) => {
             let o = path.display().to_string();
-            emit(reject(o.clone(), o, "unreadable", e.to_string()), 0);
+            emit(reject(o.clone(), o, reason, detail), 0);
             return Some(size);
         }
     };
-    let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 20, file));
+    let mut archive = tar::Archive::new(file);
     let mut consumed = 0u64;
     let mut group = Group::default();
     // Turns a finished group into its event.
@@ -81,13 +200,15 @@ pub(super) fn read_tar(
                 "sample has no jpg/jpeg/png/webp member".into(),
             ),
             Some((member, image)) => {
+                let mut notes = Vec::new();
                 let caption = match g.txt {
-                    Some(t) => Some(String::from_utf8_lossy(&t).into_owned()),
-                    None => g.json.as_deref().and_then(|j| caption_from_json(j, fields)),
+                    Some(t) => Some(super::caption_text(&t, &mut notes)),
+                    None => g
+                        .json
+                        .as_deref()
+                        .and_then(|j| caption_from_json(j, fields, &mut notes)),
                 };
-                let label = g
-                    .cls
-                    .and_then(|c| String::from_utf8_lossy(&c).trim().parse::<i32>().ok());
+                let label = g.cls.and_then(|c| class_of(&c, &mut notes));
                 Event::Sample(RawSample {
                     key: g.key,
                     origin: origin(&member),
@@ -95,6 +216,7 @@ pub(super) fn read_tar(
                     label,
                     caption_missing: caption.is_none(),
                     caption,
+                    notes,
                 })
             }
         };
@@ -235,15 +357,30 @@ mod tests {
         let f: Vec<String> = ["caption", "top_caption", "TEXT"]
             .map(String::from)
             .to_vec();
+        let mut n = Vec::new();
         assert_eq!(
-            caption_from_json(br#"{"TEXT":"a","top_caption":"b"}"#, &f).as_deref(),
+            caption_from_json(br#"{"TEXT":"a","top_caption":"b"}"#, &f, &mut n).as_deref(),
             Some("b")
         );
         assert_eq!(
-            caption_from_json(br#"{"caption":null,"TEXT":"c"}"#, &f).as_deref(),
+            caption_from_json(br#"{"caption":null,"TEXT":"c"}"#, &f, &mut n).as_deref(),
             Some("c")
         );
-        assert_eq!(caption_from_json(br#"{"url":"x"}"#, &f), None);
-        assert_eq!(caption_from_json(b"not json", &f), None);
+        assert_eq!(caption_from_json(br#"{"url":"x"}"#, &f, &mut n), None);
+        assert!(n.is_empty());
+        assert_eq!(caption_from_json(b"not json", &f, &mut n), None);
+        assert_eq!(n[0].0, "caption_malformed_json");
+    }
+
+    #[test]
+    fn class_files_hold_non_negative_integers() {
+        let mut n = Vec::new();
+        assert_eq!(class_of(b" 7\n", &mut n), Some(7));
+        assert!(n.is_empty());
+        assert_eq!(class_of(b"-1", &mut n), None);
+        assert_eq!(class_of(b"dog", &mut n), None);
+        assert_eq!(class_of(b"3.5", &mut n), None);
+        assert_eq!(n.len(), 3);
+        assert!(n.iter().all(|(r, _)| *r == "bad_label"));
     }
 }

@@ -161,6 +161,16 @@ pub fn encode(a: EncodeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A key as one file name, one to one: `%` → `%25`, `/` → `%2F` (so `x/y` and `x__y` never
+/// share a file, and no key reaches outside `images/`).
+fn output_name(key: &str) -> String {
+    let mut s = key.replace('%', "%25").replace('/', "%2F");
+    if s.starts_with('.') {
+        s = format!("%2E{}", &s[1..]);
+    }
+    s
+}
+
 pub fn reconstruct(a: ReconstructArgs) -> anyhow::Result<ExitCode> {
     let (model, device) = load_model(&a.checkpoint, &a.device, a.dtype.as_deref())?;
     let res = model.config.image_size as usize;
@@ -168,13 +178,22 @@ pub fn reconstruct(a: ReconstructArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&out_images)
         .with_context(|| format!("creating {}", out_images.display()))?;
     let mut rows = Vec::new();
+    let mut written = std::collections::HashSet::new();
     // Only the grid's images are kept in memory.
     let (mut originals, mut recons): (Vec<Vec<u8>>, Vec<Vec<u8>>) = (Vec::new(), Vec::new());
     let skipped = super::images::for_each_chunk(&a.input, res, a.batch_size, |c| {
         let refs: Vec<&Rgb8> = c.images.iter().collect();
         let y = tch::no_grad(|| model.reconstruct(&to_input(&refs).to_device(device)));
         for ((img, rec), key) in c.images.iter().zip(tensor_to_rgb8(&y)).zip(&c.keys) {
-            let path = out_images.join(format!("{}.png", key.replace('/', "__")));
+            let name = output_name(key);
+            if !written.insert(name.clone()) {
+                anyhow::bail!(
+                    "two inputs have the key `{key}` (e.g. `a.jpg` and `a.png` in one folder); \
+                     their reconstructions would share images/{name}.png: give each image its \
+                     own name, or preprocess the input first (it skips duplicate keys)"
+                );
+            }
+            let path = out_images.join(format!("{name}.png"));
             image::RgbImage::from_raw(res as u32, res as u32, rec.clone())
                 .context("image buffer")?
                 .save(&path)

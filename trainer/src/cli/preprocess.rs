@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use maetok_pipeline::image::png::PngCompression;
-use maetok_pipeline::preprocess::config::TeacherConfig;
+use maetok_pipeline::preprocess::config::{Duplicates, TeacherConfig};
 use maetok_pipeline::preprocess::teach::Storage;
 use maetok_pipeline::preprocess::{self, PreprocessConfig, RunOptions, Summary};
 use maetok_pipeline::source::FolderLayout;
@@ -56,6 +56,10 @@ pub struct Args {
     /// zstd level of the Parquet pages, 1-22 [default: 3].
     #[arg(long)]
     zstd_level: Option<i32>,
+    /// A key an earlier sample has: skip (count, warn), error, or suffix (`key~2`)
+    /// [default: skip].
+    #[arg(long, value_enum)]
+    duplicates: Option<Duplicates>,
     /// How to read folders [default: auto].
     #[arg(long, value_enum)]
     layout: Option<FolderLayout>,
@@ -127,7 +131,8 @@ fn resolve(a: &Args) -> anyhow::Result<PreprocessConfig> {
         min_side,
         png_compression,
         zstd_level,
-        layout
+        layout,
+        duplicates
     );
     if a.labels_csv.is_some() {
         c.labels_csv = a.labels_csv.clone();
