@@ -2,6 +2,11 @@
 //! pipeline without downloads. Their features carry no meaning; the file's safetensors
 //! metadata and its `config.json` say so.
 
+/// The note a random-weight teacher carries in its `config.json` (and weight metadata),
+/// which the manifest records as `random_weights` so nobody trains on it unknowingly.
+pub const RANDOM_NOTE: &str =
+    "RANDOM WEIGHTS written by maetok for the demo; not a trained teacher";
+
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -100,7 +105,7 @@ pub fn write_random_vit(dir: &Path, v: &RandomVit) -> std::io::Result<()> {
                 .map_err(std::io::Error::other)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let note = "RANDOM WEIGHTS written by maetok for the demo; not a trained teacher";
+    let note = RANDOM_NOTE;
     let meta: HashMap<String, String> = [("maetok_note".to_string(), note.to_string())].into();
     safetensors::serialize_to_file(views, Some(meta), &dir.join("model.safetensors"))
         .map_err(std::io::Error::other)?;

@@ -298,6 +298,12 @@ impl Teacher for VitTeacher {
             "weights": self.spec.weights.as_ref().map(|p| p.display().to_string()),
             "weights_sha256": self.weights_sha256,
             "model_config": self.config.source.as_ref().map(|p| p.display().to_string()),
+            "random_weights": self
+                .config
+                .raw
+                .get("note")
+                .and_then(|n| n.as_str())
+                .is_some_and(|n| n == crate::random::RANDOM_NOTE),
             "architecture": self.model.shape,
             "resolution": [self.spec.resolution.0, self.spec.resolution.1],
             "patch_size": self.spec.patch_size,

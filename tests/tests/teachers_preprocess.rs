@@ -288,3 +288,49 @@ fn killed_run_with_teachers_resumes_to_identical_output() {
         );
     }
 }
+
+#[test]
+fn a_random_weight_teacher_is_marked_in_the_manifest_and_by_inspect() {
+    use maetok_teachers::family::Family;
+    use maetok_teachers::random::{write_random_vit, RandomVit};
+    let tmp = tempfile::tempdir().unwrap();
+    let (input, _) = photo_folder(tmp.path());
+    let weights = tmp.path().join("random-dinov2");
+    write_random_vit(
+        &weights,
+        &RandomVit {
+            family: Family::Dinov2,
+            width: 32,
+            depth: 1,
+            heads: 2,
+            patch: 14,
+            grid: 4,
+            seed: 0,
+        },
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let teacher = format!("dinov2={}", weights.join("model.safetensors").display());
+    preprocess(
+        input.to_str().unwrap(),
+        &out,
+        &["--resolution", "64", "--teacher", &teacher],
+    );
+    let m = manifest(&out, "manifest.json");
+    let t = &m["teachers"][1];
+    assert_eq!(
+        (t["name"].as_str(), t["config"]["random_weights"].as_bool()),
+        (Some("dinov2"), Some(true))
+    );
+    assert_eq!(
+        m["teachers"][0]["config"]["random_weights"].as_bool(),
+        None,
+        "HOG is not a ViT"
+    );
+    let o = run_ok(&["shards", "inspect", out.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("dinov2") && text.contains("RANDOM WEIGHTS"),
+        "{text}"
+    );
+}

@@ -152,12 +152,21 @@ fn encode_and_reconstruct_a_shard_folder() {
         &ckpt,
         &shards,
         &folder,
-        &["--batch-size", "3", "--shard-rows", "5"],
+        &["--batch-size", "3", "--shard-rows", "5", "--write-stats"],
     ));
     let m = manifest(&folder, "manifest.json");
     assert_eq!(
         (m["complete"].as_bool(), m["images"].as_u64()),
         (Some(true), Some(8))
+    );
+    // --write-stats put the measured statistics into the checkpoint's config.json, where
+    // the official SiT scripts read them; every other field is kept.
+    let cfg = json_file(&ckpt.join("config.json"));
+    assert_eq!(cfg["vq_mean"], m["mean"]);
+    assert_eq!(cfg["vq_std"], m["std"]);
+    assert_eq!(
+        (cfg["image_size"].as_i64(), cfg["enc_num_heads"].as_i64()),
+        (Some(64), Some(2))
     );
     assert_eq!(m["shards"].as_array().unwrap().len(), 2);
     assert_eq!(m["latent_shape"], serde_json::json!([8, 4]));

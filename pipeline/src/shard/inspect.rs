@@ -80,9 +80,14 @@ fn summarize(out: &mut String, path: &Path, m: &Manifest) {
         .collect();
     let _ = writeln!(out, "columns      {}", cols.join("\n             "));
     for t in &m.teachers {
+        let random = if t.config["random_weights"].as_bool() == Some(true) {
+            "  RANDOM WEIGHTS: not a trained teacher"
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
-            "target       {} ({}x{} tokens x {}, {} {})",
+            "target       {} ({}x{} tokens x {}, {} {}){random}",
             t.name, t.grid[0], t.grid[1], t.dim, t.dtype, t.encoding
         );
     }
@@ -96,6 +101,18 @@ fn summarize(out: &mut String, path: &Path, m: &Manifest) {
                 "labels       {} classes of the dataset's own: {}",
                 names.len(),
                 names.iter().take(8).cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+        None if m
+            .source
+            .roots
+            .iter()
+            .any(|r| r.kind == crate::source::RootKind::WebDataset) =>
+        {
+            let _ = writeln!(
+                out,
+                "labels       class indices from the samples' .cls members (null where none; \
+                 bad ones counted in kept_with_notes)"
             );
         }
         None => {

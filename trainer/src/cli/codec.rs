@@ -32,6 +32,10 @@ pub struct EncodeArgs {
     /// Images per latent shard (folder output).
     #[arg(long, default_value_t = 4096)]
     shard_rows: usize,
+    /// Write the measured latent mean and std into the checkpoint's config.json as
+    /// `vq_mean` / `vq_std` (folder output; the SiT scripts normalise latents with them).
+    #[arg(long)]
+    write_stats: bool,
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
     /// cpu, cuda, cuda:N.
@@ -66,6 +70,32 @@ pub struct ReconstructArgs {
     dtype: Option<String>,
 }
 
+/// Writes the measured latent mean and std into the checkpoint's `config.json` as
+/// `vq_mean` / `vq_std` (spec §6), atomically, keeping every other field.
+fn write_stats(checkpoint: &Path, mean: Option<f64>, std: Option<f64>) -> anyhow::Result<()> {
+    let (Some(mean), Some(std)) = (mean, std) else {
+        anyhow::bail!("--write-stats: no latents were encoded, so there are no statistics");
+    };
+    anyhow::ensure!(
+        mean.is_finite() && std.is_finite() && std > 0.0,
+        "--write-stats: the measured statistics (mean {mean}, std {std}) are not usable"
+    );
+    let p = checkpoint.join("config.json");
+    let mut cfg: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?,
+    )
+    .with_context(|| format!("{}: not JSON", p.display()))?;
+    cfg["vq_mean"] = mean.into();
+    cfg["vq_std"] = std.into();
+    maetok_nn::atomic::write(&p, &serde_json::to_vec_pretty(&cfg)?)
+        .with_context(|| format!("writing {}", p.display()))?;
+    println!(
+        "wrote vq_mean {mean:.6}, vq_std {std:.6} into {}",
+        p.display()
+    );
+    Ok(())
+}
+
 fn load_model(dir: &Path, device: &str, dtype: Option<&str>) -> anyhow::Result<(AeModel, Device)> {
     let device = parse_device(device)
         .map_err(anyhow::Error::msg)
@@ -88,6 +118,10 @@ pub fn encode(a: EncodeArgs) -> anyhow::Result<ExitCode> {
     let (model, device) = load_model(&a.checkpoint, &a.device, a.dtype.as_deref())?;
     let res = model.config.image_size as usize;
     let to_file = a.output.extension().and_then(|e| e.to_str()) == Some("safetensors");
+    anyhow::ensure!(
+        !(to_file && a.write_stats),
+        "--write-stats needs a folder output (its statistics are measured while writing latent shards)"
+    );
     let started = std::time::Instant::now();
     let run = |x: &Tensor| {
         tch::no_grad(|| {
@@ -103,12 +137,13 @@ pub fn encode(a: EncodeArgs) -> anyhow::Result<ExitCode> {
     });
     let (n, skipped, what) = if to_file {
         let (mut keys, mut outs) = (Vec::new(), Vec::new());
-        let skipped = super::images::for_each_chunk(&a.input, res, a.batch_size, |c| {
-            let refs: Vec<&Rgb8> = c.images.iter().collect();
-            outs.push(run(&to_input(&refs)));
-            keys.extend(c.keys);
-            Ok(())
-        })?;
+        let skipped =
+            super::images::for_each_chunk(&a.input, res, a.batch_size, Some("encode"), |c| {
+                let refs: Vec<&Rgb8> = c.images.iter().collect();
+                outs.push(run(&to_input(&refs)));
+                keys.extend(c.keys);
+                Ok(())
+            })?;
         let latents = Tensor::cat(&outs, 0);
         let meta = serde_json::json!({ "checkpoint": source["checkpoint"], "resolution": res });
         super::images::write_keyed(&a.output, "latents", &latents, &keys, ("maetok", meta))?;
@@ -120,28 +155,27 @@ pub fn encode(a: EncodeArgs) -> anyhow::Result<ExitCode> {
         ];
         let mut w = LatentWriter::create(&a.output, shape, a.shard_rows, source)?;
         let mut n = 0usize;
-        let skipped = super::images::for_each_chunk(&a.input, res, a.batch_size, |c| {
-            let refs: Vec<&Rgb8> = c.images.iter().collect();
-            let x = to_input(&refs);
-            // Spec §6: the latent of the crop and of its horizontal flip.
-            let (z, zf) = (run(&x), run(&x.flip([3])));
-            let per = (shape[0] * shape[1]) as i64;
-            for (i, (key, label)) in c.keys.into_iter().zip(c.labels).enumerate() {
-                let row = |t: &Tensor| -> Vec<f32> {
-                    Vec::try_from(t.get(i as i64).reshape([per]).contiguous()).unwrap_or_default()
-                };
-                w.push(key, label, row(&z), row(&zf))?;
-                n += 1;
-            }
-            if n % (a.batch_size * 16).max(1) < a.batch_size {
-                tracing::info!(
-                    "{n} images, {:.1} images/s",
-                    n as f64 / started.elapsed().as_secs_f64()
-                );
-            }
-            Ok(())
-        })?;
+        let skipped =
+            super::images::for_each_chunk(&a.input, res, a.batch_size, Some("encode"), |c| {
+                let refs: Vec<&Rgb8> = c.images.iter().collect();
+                let x = to_input(&refs);
+                // Spec §6: the latent of the crop and of its horizontal flip.
+                let (z, zf) = (run(&x), run(&x.flip([3])));
+                let per = (shape[0] * shape[1]) as i64;
+                for (i, (key, label)) in c.keys.into_iter().zip(c.labels).enumerate() {
+                    let row = |t: &Tensor| -> Vec<f32> {
+                        Vec::try_from(t.get(i as i64).reshape([per]).contiguous())
+                            .unwrap_or_default()
+                    };
+                    w.push(key, label, row(&z), row(&zf))?;
+                    n += 1;
+                }
+                Ok(())
+            })?;
         let m = w.finish()?;
+        if a.write_stats {
+            write_stats(&a.checkpoint, m.mean, m.std)?;
+        }
         (
             n,
             skipped,
@@ -181,36 +215,37 @@ pub fn reconstruct(a: ReconstructArgs) -> anyhow::Result<ExitCode> {
     let mut written = std::collections::HashSet::new();
     // Only the grid's images are kept in memory.
     let (mut originals, mut recons): (Vec<Vec<u8>>, Vec<Vec<u8>>) = (Vec::new(), Vec::new());
-    let skipped = super::images::for_each_chunk(&a.input, res, a.batch_size, |c| {
-        let refs: Vec<&Rgb8> = c.images.iter().collect();
-        let y = tch::no_grad(|| model.reconstruct(&to_input(&refs).to_device(device)));
-        for ((img, rec), key) in c.images.iter().zip(tensor_to_rgb8(&y)).zip(&c.keys) {
-            let name = output_name(key);
-            if !written.insert(name.clone()) {
-                anyhow::bail!(
+    let skipped =
+        super::images::for_each_chunk(&a.input, res, a.batch_size, Some("reconstruct"), |c| {
+            let refs: Vec<&Rgb8> = c.images.iter().collect();
+            let y = tch::no_grad(|| model.reconstruct(&to_input(&refs).to_device(device)));
+            for ((img, rec), key) in c.images.iter().zip(tensor_to_rgb8(&y)).zip(&c.keys) {
+                let name = output_name(key);
+                if !written.insert(name.clone()) {
+                    anyhow::bail!(
                     "two inputs have the key `{key}` (e.g. `a.jpg` and `a.png` in one folder); \
                      their reconstructions would share images/{name}.png: give each image its \
                      own name, or preprocess the input first (it skips duplicate keys)"
                 );
+                }
+                let path = out_images.join(format!("{name}.png"));
+                image::RgbImage::from_raw(res as u32, res as u32, rec.clone())
+                    .context("image buffer")?
+                    .save(&path)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                rows.push(serde_json::json!({
+                    "key": key,
+                    "psnr": psnr(&img.data, &rec),
+                    "ssim": ssim(&rec, &img.data, res, res),
+                    "psnr_mean_colour": psnr(&img.data, &mean_colour(&img.data)),
+                }));
+                if recons.len() < a.grid.max(1) {
+                    originals.push(img.data.clone());
+                    recons.push(rec);
+                }
             }
-            let path = out_images.join(format!("{name}.png"));
-            image::RgbImage::from_raw(res as u32, res as u32, rec.clone())
-                .context("image buffer")?
-                .save(&path)
-                .with_context(|| format!("writing {}", path.display()))?;
-            rows.push(serde_json::json!({
-                "key": key,
-                "psnr": psnr(&img.data, &rec),
-                "ssim": ssim(&rec, &img.data, res, res),
-                "psnr_mean_colour": psnr(&img.data, &mean_colour(&img.data)),
-            }));
-            if recons.len() < a.grid.max(1) {
-                originals.push(img.data.clone());
-                recons.push(rec);
-            }
-        }
-        Ok(())
-    })?;
+            Ok(())
+        })?;
     let mean = |k: &str| {
         rows.iter()
             .map(|r| r[k].as_f64().unwrap_or(0.0))

@@ -23,7 +23,7 @@ pub struct Images {
 /// (for inspection-sized inputs; `for_each_chunk` streams).
 pub fn load(input: &str, resolution: usize) -> anyhow::Result<Images> {
     let (mut keys, mut images) = (Vec::new(), Vec::new());
-    let skipped = for_each_chunk(input, resolution, 256, |c| {
+    let skipped = for_each_chunk(input, resolution, 256, None, |c| {
         keys.extend(c.keys);
         images.extend(c.images);
         Ok(())
@@ -49,9 +49,21 @@ pub fn for_each_chunk(
     input: &str,
     resolution: usize,
     chunk: usize,
+    progress: Option<&str>,
     mut f: impl FnMut(Chunk) -> anyhow::Result<()>,
 ) -> anyhow::Result<usize> {
     let chunk = chunk.max(1);
+    // Count, rate and ETA every few seconds (with `progress`, the command's name).
+    let total = std::cell::Cell::new(0usize);
+    let mut meter = progress.map(|what| Meter::new(what.to_string()));
+    let mut f = |c: Chunk| -> anyhow::Result<()> {
+        let n = c.keys.len();
+        f(c)?;
+        if let Some(m) = meter.as_mut() {
+            m.advance(n, total.get());
+        }
+        Ok(())
+    };
     let mut buf = Chunk {
         keys: Vec::new(),
         labels: Vec::new(),
@@ -82,6 +94,7 @@ pub fn for_each_chunk(
             "{} holds {stored} px views but the checkpoint works at {resolution} px",
             dir.display()
         );
+        total.set(folder.manifest().stats.images as usize);
         let columns = ["key", "view", "label", "image"].map(String::from);
         for rows in folder.read_all(Some(&columns)) {
             let rows = rows?;
@@ -127,6 +140,7 @@ pub fn for_each_chunk(
         true
     });
     samples.sort_by(|x, y| x.0.cmp(&y.0));
+    total.set(samples.len());
     for part in samples.chunks(chunk) {
         let decoded: Vec<(String, Option<i32>, Result<Rgb8, String>)> = part
             .par_iter()
@@ -155,6 +169,44 @@ pub fn for_each_chunk(
     }
     anyhow::ensure!(seen > 0, "no decodable images in {input}");
     Ok(skipped)
+}
+
+/// Progress of a command over its images: a log line every 5 s and at the end.
+struct Meter {
+    what: String,
+    done: usize,
+    start: std::time::Instant,
+    last: std::time::Instant,
+}
+
+impl Meter {
+    fn new(what: String) -> Self {
+        let now = std::time::Instant::now();
+        Self {
+            what,
+            done: 0,
+            start: now,
+            last: now,
+        }
+    }
+
+    fn advance(&mut self, n: usize, total: usize) {
+        self.done += n;
+        let end = self.done >= total;
+        if self.last.elapsed().as_secs_f64() < 5.0 && !end {
+            return;
+        }
+        self.last = std::time::Instant::now();
+        let secs = self.start.elapsed().as_secs_f64().max(1e-9);
+        let rate = self.done as f64 / secs;
+        let eta = total.saturating_sub(self.done) as f64 / rate.max(1e-9);
+        tracing::info!(
+            "{}: {}/{total} images, {rate:.1} images/s, ETA {}",
+            self.what,
+            self.done,
+            maetok_trainer::run::meter::fmt_eta(eta)
+        );
+    }
 }
 
 /// One f32 tensor `name` plus metadata `keys` (JSON array) and one more JSON entry, written to
