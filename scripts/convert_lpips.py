@@ -16,37 +16,12 @@ safetensors files are written directly (8-byte header length, JSON header, raw d
 """
 
 import argparse
-import json
 import os
 import re
-import struct
+import sys
 
-import torch
-
-
-def save_file(tensors, path):
-    """A safetensors file of fp32 tensors, names sorted."""
-    header, blobs, offset = {}, [], 0
-    for name in sorted(tensors):
-        data = tensors[name].detach().to(torch.float32).contiguous().numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for b in blobs:
-            f.write(b)
-
-
-def load(path):
-    sd = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(sd, dict) and "state_dict" in sd:
-        sd = sd["state_dict"]
-    return sd
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from st_io import load, save_file  # noqa: E402
 
 
 def main():
@@ -67,9 +42,7 @@ def main():
     if len(heads) != 5:
         raise SystemExit(f"{a.heads}: expected 5 LPIPS heads `lin0..4`, found {sorted(heads)}")
     for name, sd in [("vgg16.safetensors", vgg), ("lpips_vgg_heads.safetensors", heads)]:
-        tmp = os.path.join(a.out, f".{name}.tmp")
-        save_file(sd, tmp)
-        os.replace(tmp, os.path.join(a.out, name))
+        save_file(sd, os.path.join(a.out, name))
     print(f"wrote {a.out}/vgg16.safetensors ({len(vgg)} tensors) and "
           f"{a.out}/lpips_vgg_heads.safetensors ({len(heads)} heads)")
 

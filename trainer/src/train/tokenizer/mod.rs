@@ -337,14 +337,20 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
             guard.last_checkpoint = Some(dir);
         }
     }
-    Ok(TrainSummary {
+    let summary = TrainSummary {
         start_step,
         end_step: step,
         last_checkpoint: guard.last_checkpoint,
         final_losses,
         images_per_sec: (step - start_step) as f64 * cfg.data.batch_size as f64 / meter.elapsed(),
         data_wait_fraction: meter.data_wait_fraction(),
-    })
+    };
+    // What this call did, beside the run's other records (timings: not part of the state).
+    maetok_nn::atomic::write(
+        &run.root.join("summary.json"),
+        &serde_json::to_vec_pretty(&summary)?,
+    )?;
+    Ok(summary)
 }
 
 /// Adds each auxiliary decoder's loss on the masked tokens to `objective` (spec §4).
