@@ -375,3 +375,21 @@ fn thread_counts_are_bounded() {
     );
     assert!(t.elapsed().as_secs() < 30, "took {:?}", t.elapsed());
 }
+
+#[test]
+fn a_small_jpeg_claiming_a_huge_size_is_refused_before_decoding() {
+    // A 9000 × 9000 claim in a few kilobytes: the default limit (40 MP) refuses it from the
+    // header, so no decode thread allocates the 0.9 GB it would take.
+    let mut bytes = maetok_e2e::jpeg(0, 1);
+    let sof = bytes
+        .windows(2)
+        .position(|w| w[0] == 0xff && (w[1] == 0xc0 || w[1] == 0xc2))
+        .expect("a SOF marker");
+    // SOF: marker, length (2), precision (1), height (2), width (2).
+    bytes[sof + 5..sof + 7].copy_from_slice(&9000u16.to_be_bytes());
+    bytes[sof + 7..sof + 9].copy_from_slice(&9000u16.to_be_bytes());
+    let opts = maetok_pipeline::image::decode::DecodeOptions::default();
+    let e = maetok_pipeline::image::decode::decode_rgb8(&bytes, &opts).unwrap_err();
+    assert_eq!(e.reason(), "too_many_pixels", "{e}");
+    assert_eq!(opts.max_pixels, 40_000_000);
+}
