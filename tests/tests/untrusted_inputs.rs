@@ -348,10 +348,20 @@ fn damaged_shards_are_found_before_the_first_step() {
         &args(&train(&cfg, &tmp.path().join("r2"), &[])),
         &["shard-00000.parquet", "bytes, the manifest says"],
     );
-    std::fs::remove_file(&first).unwrap();
+    // A shard that left the manifest (here: renamed out of it) is not silently dropped.
+    std::fs::write(&first, &bytes).unwrap();
+    std::fs::rename(&first, shards.join("shard-extra.parquet")).unwrap();
     fails_naming(
         &args(&train(&cfg, &tmp.path().join("r3"), &[])),
-        &["shard-00000.parquet", "listed in the manifest"],
+        &["shard-extra.parquet", "not listed in the manifest"],
+    );
+    std::fs::remove_file(shards.join("shard-extra.parquet")).unwrap();
+    fails_naming(
+        &args(&train(&cfg, &tmp.path().join("r4"), &[])),
+        &[
+            "shard-00000.parquet",
+            "listed in the manifest but cannot be read",
+        ],
     );
 }
 

@@ -85,6 +85,31 @@ impl ShardFolder {
     /// is found now, not thousands of steps in, and a shard that left the manifest is never
     /// silently skipped.
     pub fn check_files(&self, sha256: bool) -> Result<(), ShardError> {
+        // A shard beside the listed ones (a manifest rolled back, a shard copied in) would
+        // be silently left out of training: refuse, naming it.
+        let listed: std::collections::HashSet<&str> = self
+            .manifest
+            .shards
+            .iter()
+            .map(|s| s.file.as_str())
+            .collect();
+        let mut unlisted: Vec<String> = std::fs::read_dir(&self.dir)
+            .map_err(|e| ShardError::io(&self.dir, e))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".parquet") && !listed.contains(n.as_str()))
+            .collect();
+        unlisted.sort();
+        if let Some(first) = unlisted.first() {
+            return Err(ShardError::Damaged {
+                path: self.dir.join(first),
+                message: format!(
+                    "not listed in the manifest ({} such file(s)), so its rows would not be \
+                     trained on",
+                    unlisted.len()
+                ),
+            });
+        }
         for s in &self.manifest.shards {
             let path = self.dir.join(&s.file);
             let damaged = |message: String| ShardError::Damaged {

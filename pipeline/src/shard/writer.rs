@@ -397,3 +397,61 @@ fn teacher_columns(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shard::schema::TeacherColumn;
+
+    #[test]
+    fn non_finite_targets_are_refused_naming_row_and_column() {
+        let dir = std::env::temp_dir().join(format!("maetok-writer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let spec = SchemaSpec {
+            hog_tokens: Some(1),
+            teachers: vec![TeacherColumn {
+                name: "dinov2".into(),
+                tokens: 1,
+                dim: 2,
+                int8: false,
+            }],
+            text_ids: false,
+        };
+        let opts = WriteOptions {
+            zstd_level: 1,
+            row_group_rows: 8,
+            batch_rows: 8,
+        };
+        let row = |key: &str, hog: f32, feat: f32| Row {
+            key: key.into(),
+            view: 0,
+            crop: CropBox {
+                left: 0.0,
+                top: 0.0,
+                width: 1.0,
+                height: 1.0,
+                flip: false,
+            },
+            label: None,
+            caption: None,
+            image: vec![0],
+            hog: Some(vec![f16::from_f32(hog); 108]),
+            teachers: vec![Features::F16(vec![f16::from_f32(feat); 2])],
+            text_ids: None,
+        };
+        let mut w = ShardWriter::create(&dir, "shard-00000.parquet", &spec, &opts).unwrap();
+        w.push_image(vec![row("fine", 0.5, 1.0)]).unwrap();
+        let e = w
+            .push_image(vec![row("bad", 0.5, f32::NAN)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`bad`") && e.contains("`dinov2`"), "{e}");
+        let e = w
+            .push_image(vec![row("inf", f32::INFINITY, 1.0)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`inf`") && e.contains("`hog`"), "{e}");
+        assert_eq!(w.rows(), 1);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
