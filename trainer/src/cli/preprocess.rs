@@ -43,8 +43,8 @@ pub struct Args {
     /// Apply EXIF orientation (the reference pipelines ignore it).
     #[arg(long)]
     exif_orientation: bool,
-    /// Decompression-bomb limit in pixels, checked before decoding (about 11 bytes per pixel
-    /// while decoding) [default: 40000000].
+    /// Decompression-bomb limit in pixels, checked before decoding; it bounds the memory one
+    /// decode thread can be made to take [default: 40000000].
     #[arg(long)]
     max_pixels: Option<u64>,
     /// Skip images whose short side is below this [default: 8].
