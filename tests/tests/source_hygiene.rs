@@ -225,6 +225,13 @@ fn labels_are_class_indices_or_counted_nulls() {
     assert_eq!(counts(&m, "kept_with_notes"), map(&[("bad_label", 2)]));
     let labels: Vec<Option<i32>> = keys_and_labels(&out).into_iter().map(|(_, l)| l).collect();
     assert_eq!(labels, [None, None, Some(3)]);
+    // Out of range for the dataset's classes.
+    let out = t.join("o1b");
+    preprocess(s(&tar), &out, &["--resolution", "64", "--num-classes", "3"]);
+    let m = manifest(&out, "manifest.json");
+    assert_eq!(counts(&m, "kept_with_notes"), map(&[("bad_label", 3)]));
+    let labels: Vec<Option<i32>> = keys_and_labels(&out).into_iter().map(|(_, l)| l).collect();
+    assert_eq!(labels, [None, None, None]);
 
     // An empty class folder keeps its index and is reported.
     let folder = t.join("classes");

@@ -342,6 +342,14 @@ fn damaged_shards_are_found_before_the_first_step() {
         &args(&train(&cfg, &tmp.path().join("r1"), &["--verify"])),
         &["shard-00000.parquet", "sha256"],
     );
+    // Without --verify the damage is found when its rows are read: the error names the
+    // shard file and row, and where the run can resume from.
+    let o = fails_naming(
+        &args(&train(&cfg, &tmp.path().join("r0"), &[])),
+        &["shard-00000.parquet", "The last good state is"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(" row ") || err.contains("rows ["), "{err}");
     // Truncated, or gone: the size check, always.
     std::fs::write(&first, &bytes[..bytes.len() / 2]).unwrap();
     fails_naming(
@@ -402,4 +410,55 @@ fn a_small_jpeg_claiming_a_huge_size_is_refused_before_decoding() {
     let e = maetok_pipeline::image::decode::decode_rgb8(&bytes, &opts).unwrap_err();
     assert_eq!(e.reason(), "too_many_pixels", "{e}");
     assert_eq!(opts.max_pixels, 40_000_000);
+}
+
+#[test]
+fn progress_counts_to_where_this_call_stops() {
+    let tmp = tempfile::tempdir().unwrap();
+    let shards = shards(tmp.path());
+    let cfg = config(
+        tmp.path(),
+        "tiny.toml",
+        &shards,
+        &[("log_every = 4", "log_every = 2")],
+    );
+    let o = maetok_e2e::maetok()
+        .env("MAETOK_LOG", "info")
+        .args(args(&train(
+            &cfg,
+            &tmp.path().join("run"),
+            &["--max-steps", "2"],
+        )))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("step 2/8")
+            && err.contains("ETA")
+            && err.contains("(this call stops at step 2)"),
+        "{err}"
+    );
+    // encode and reconstruct report count, rate and ETA.
+    let ck = fixtures().join("maetok/movq_64");
+    let o = maetok_e2e::maetok()
+        .env("MAETOK_LOG", "info")
+        .args([
+            "reconstruct",
+            "--checkpoint",
+            ck.to_str().unwrap(),
+            "--input",
+            shards.to_str().unwrap(),
+            "--output",
+            tmp.path().join("rec").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success()
+            && err.contains("reconstruct: 24/24 images")
+            && err.contains("images/s, ETA"),
+        "{err}"
+    );
 }

@@ -55,6 +55,9 @@ pub struct PreprocessConfig {
     /// What to do with a sample whose key an earlier one has (the same basename twice in a
     /// tar, `a.jpg` and `a.png` in one folder, an input given twice).
     pub duplicates: Duplicates,
+    /// Classes of a WebDataset's `.cls` labels: one at or above it is stored null and
+    /// counted (`bad_label`), as a negative or non-integer one is. `None`: not checked.
+    pub num_classes: Option<usize>,
 }
 
 /// The duplicate-key policy: keys are unique in a dataset.
@@ -174,6 +177,7 @@ impl Default for PreprocessConfig {
             teachers: Vec::new(),
             caption_bpe: None,
             duplicates: Duplicates::Skip,
+            num_classes: None,
         }
     }
 }

@@ -672,6 +672,17 @@ impl Writer<'_> {
                 for (reason, detail) in &notes {
                     self.note(&key, &origin, reason, detail);
                 }
+                let label = rows.first().and_then(|r| r.label);
+                if let (Some(l), Some(n)) = (label, self.cfg.num_classes) {
+                    if l as usize >= n {
+                        for r in &mut rows {
+                            r.label = None;
+                        }
+                        let detail =
+                            format!("label {l} is outside 0..{n} (num_classes); stored null");
+                        self.note(&key, &origin, "bad_label", &detail);
+                    }
+                }
                 if self.shard.is_none() {
                     let name = shard_file_name(self.manifest.shards.len(), self.node);
                     self.shard = Some(ShardWriter::create(

@@ -60,6 +60,9 @@ pub struct Args {
     /// [default: skip].
     #[arg(long, value_enum)]
     duplicates: Option<Duplicates>,
+    /// Classes of WebDataset `.cls` labels: a label at or above it is stored null and counted.
+    #[arg(long)]
+    num_classes: Option<usize>,
     /// How to read folders [default: auto].
     #[arg(long, value_enum)]
     layout: Option<FolderLayout>,
@@ -134,6 +137,9 @@ fn resolve(a: &Args) -> anyhow::Result<PreprocessConfig> {
         layout,
         duplicates
     );
+    if a.num_classes.is_some() {
+        c.num_classes = a.num_classes;
+    }
     if a.labels_csv.is_some() {
         c.labels_csv = a.labels_csv.clone();
     }
