@@ -167,3 +167,39 @@ fn folders_written_before_the_sidecar_folder_still_open() {
     );
     assert!(mpath.exists() && !side.join("manifest.json").exists());
 }
+
+#[test]
+fn verify_deep_finds_non_finite_targets() {
+    let python = std::env::var("MAETOK_PYTHON_BIN")
+        .expect("MAETOK_PYTHON_BIN is not set: run the tests through `./run test`");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = maetok_e2e::synth_shards(tmp.path(), 2, &["--resolution", "64"]);
+    // Rewrite the shard with NaN in one HOG value (as a damaged teacher run would have
+    // stored before the writer refused them).
+    let shard = out.join("shard-00000.parquet");
+    let script = r#"
+import sys, numpy as np, pyarrow as pa, pyarrow.parquet as pq
+p = sys.argv[1]
+t = pq.read_table(p)
+hog = t.column("hog").combine_chunks()
+vals = np.asarray(hog.flatten()).copy()
+vals[5] = np.nan
+col = pa.FixedSizeListArray.from_arrays(pa.array(vals, type=pa.float16()), type=hog.type)
+t = t.set_column(t.schema.get_field_index("hog"), t.schema.field("hog"), col)
+pq.write_table(t, p, compression="zstd")
+"#;
+    let o = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .arg(&shard)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = maetok_e2e::run(&["shards", "verify", "--deep", out.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(!o.status.success(), "{text}");
+    assert!(
+        text.contains("shard-00000.parquet") && text.contains("`hog` target: 1 row(s) hold NaN"),
+        "{text}"
+    );
+}

@@ -218,6 +218,38 @@ fn weights_with_nan_are_refused_naming_the_tensor() {
         &[key, "1 non-finite values", "model.safetensors"],
     );
     assert!(!out.join("metrics.json").exists());
+
+    // A teacher with a NaN weight: refused before any feature is computed (it used to
+    // write all-NaN features and exit 0).
+    let teacher = tmp.path().join("dinov2");
+    std::fs::create_dir_all(&teacher).unwrap();
+    let src = fixtures().join("teachers/dinov2_hf");
+    std::fs::copy(src.join("config.json"), teacher.join("config.json")).unwrap();
+    let key = "encoder.layer.0.mlp.fc1.weight";
+    poison(
+        &src.join("model.safetensors"),
+        &teacher.join("model.safetensors"),
+        key,
+    );
+    let feats = tmp.path().join("f.safetensors");
+    fails_naming(
+        &[
+            "teacher",
+            "features",
+            "--teacher",
+            "dinov2",
+            "--weights",
+            teacher.join("model.safetensors").to_str().unwrap(),
+            "--input",
+            images.to_str().unwrap(),
+            "--output",
+            feats.to_str().unwrap(),
+            "--resolution",
+            "64",
+        ],
+        &[key, "non-finite values"],
+    );
+    assert!(!feats.exists());
 }
 
 #[test]
