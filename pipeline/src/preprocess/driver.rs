@@ -628,6 +628,13 @@ impl Writer<'_> {
                             return Err(PreprocessError::DuplicateKey { key, origin });
                         }
                         Duplicates::Skip => {
+                            if !self.manifest.stats.rejects.contains_key("duplicate_key") {
+                                tracing::warn!(
+                                    "duplicate key `{key}` ({origin}): skipped, keeping the first; \
+                                     every duplicate is counted in the manifest and the rejects log \
+                                     (--duplicates error|suffix to change)"
+                                );
+                            }
                             let detail = "an earlier sample has this key; kept the first";
                             self.skip(&key, &origin, "duplicate_key", detail);
                             self.progress.advance(step.bytes, 0);
