@@ -32,7 +32,7 @@ use crate::shard::manifest::{
 };
 use crate::shard::schema::{arrow_schema, SchemaSpec, SCHEMA_VERSION};
 use crate::shard::writer::{ShardWriter, WriteOptions};
-use crate::shard::{manifest_file_name, rejects_file_name, shard_file_name, ShardError};
+use crate::shard::{rejects_file_name, shard_file_name, ShardError};
 use crate::source::{Cursor, Dataset, Event, Reject, SourceError, SourceOptions};
 
 /// How this process runs the job (does not change the output).
@@ -164,7 +164,7 @@ pub fn run(cfg: &PreprocessConfig, opts: &RunOptions) -> Result<Summary, Preproc
         opts.node_rank,
         opts.num_nodes,
     )?;
-    let manifest_path = node_manifest_path(out, node);
+    let manifest_path = crate::shard::node_manifest_path(out, node);
     let teachers = load_teachers(cfg)?;
     let bpe = load_bpe(cfg)?;
     let fresh = fresh_manifest(cfg, opts, &dataset, &teachers, bpe.as_ref().map(|b| &b.1));
@@ -876,19 +876,6 @@ fn committed_keys(
     Ok(keys)
 }
 
-/// This job's manifest: in `__maetok__/`, or beside the shards when resuming a job that
-/// started before the sidecar folder (its manifest is there and not in `__maetok__/`).
-fn node_manifest_path(out: &Path, node: Option<usize>) -> PathBuf {
-    let new = out.join(manifest_file_name(node));
-    let name = manifest_file_name(node);
-    let old = out.join(name.trim_start_matches(&format!("{}/", crate::shard::SIDECAR)));
-    if !new.exists() && old.exists() {
-        old
-    } else {
-        new
-    }
-}
-
 /// Deletes what a killed run left past the manifest: temporary files and shards the
 /// manifest does not list.
 fn discard_uncommitted(
@@ -905,7 +892,10 @@ fn discard_uncommitted(
             std::fs::remove_file(&p).map_err(io(&p))?;
         }
     }
-    for path in [node_manifest_path(dir, node), dir.join(&m.rejects_file)] {
+    for path in [
+        crate::shard::node_manifest_path(dir, node),
+        dir.join(&m.rejects_file),
+    ] {
         let _ = std::fs::remove_file(maetok_nn::atomic::temp_path(&path));
     }
     for s in &m.shards {

@@ -106,8 +106,16 @@ pub fn summary_file_name(node: Option<usize>) -> String {
 /// The main manifest of `dir` to read: `__maetok__/manifest.json`, else the
 /// `manifest.json` beside the shards of a folder written before the sidecar folder.
 pub fn manifest_path(dir: &Path) -> PathBuf {
-    let new = dir.join(manifest_file_name(None));
-    let old = dir.join("manifest.json");
+    node_manifest_path(dir, None)
+}
+
+/// The manifest of node `node` (`None`: the main one) in `dir`: in `__maetok__/`, or beside
+/// the shards when the folder was written before the sidecar folder (its manifest is there
+/// and not in `__maetok__/`), so old folders are read and resumed in their layout.
+pub fn node_manifest_path(dir: &Path, node: Option<usize>) -> PathBuf {
+    let name = manifest_file_name(node);
+    let new = dir.join(&name);
+    let old = dir.join(name.trim_start_matches(&format!("{SIDECAR}/")));
     if !new.exists() && old.exists() {
         old
     } else {

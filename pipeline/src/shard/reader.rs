@@ -11,7 +11,7 @@ use arrow::datatypes::{Float16Type, Int16Type, Int32Type, Int8Type};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection, RowSelector};
 use parquet::arrow::ProjectionMask;
 
-use super::manifest::{Manifest, INT8_ENCODING};
+use super::manifest::{Manifest, TeacherInfo, INT8_ENCODING};
 use super::ShardError;
 
 /// A shard folder: its manifest and where its shards are.
@@ -34,6 +34,16 @@ pub struct TargetColumn {
 }
 
 impl TargetColumn {
+    /// How the manifest's teacher `t` is stored.
+    pub fn of(t: &TeacherInfo) -> Self {
+        Self {
+            name: t.name.clone(),
+            tokens: t.grid[0] * t.grid[1],
+            dim: t.dim,
+            int8: t.encoding == INT8_ENCODING,
+        }
+    }
+
     /// The Parquet columns that hold it.
     pub fn columns(&self) -> Vec<String> {
         let mut c = vec![self.name.clone()];
@@ -162,12 +172,7 @@ impl ShardFolder {
                     .collect::<Vec<_>>()
                     .join(", "),
             })?;
-        Ok(TargetColumn {
-            name: name.to_string(),
-            tokens: t.grid[0] * t.grid[1],
-            dim: t.dim,
-            int8: t.encoding == INT8_ENCODING,
-        })
+        Ok(TargetColumn::of(t))
     }
 
     /// Rows `rows` (sorted, unique) of shard `shard`, projected to `columns`.

@@ -10,7 +10,7 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::Float16Type;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::manifest::{Manifest, INT8_ENCODING};
+use super::manifest::Manifest;
 use super::reader::{Rows, TargetColumn};
 use super::schema::{arrow_schema, schema_differences};
 use super::ShardError;
@@ -178,16 +178,7 @@ fn check_shard(
             .get("resolution")
             .and_then(|v| v.as_u64())
             .unwrap_or(0) as usize;
-        let targets: Vec<TargetColumn> = m
-            .teachers
-            .iter()
-            .map(|t| TargetColumn {
-                name: t.name.clone(),
-                tokens: t.grid[0] * t.grid[1],
-                dim: t.dim,
-                int8: t.encoding == INT8_ENCODING,
-            })
-            .collect();
+        let targets: Vec<TargetColumn> = m.teachers.iter().map(TargetColumn::of).collect();
         if let Err(e) = deep_check(builder, &path, resolution, &targets, &mut problem) {
             problem(format!("reading rows failed: {e}"));
         }

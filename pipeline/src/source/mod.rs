@@ -345,22 +345,49 @@ impl Dataset {
         self.units.iter().map(Unit::size).sum()
     }
 
+    /// The event of a one-event unit (a file or a listing skip) and its input bytes.
+    fn single_event(&self, unit: &Unit) -> (Event, u64) {
+        match unit {
+            Unit::File {
+                root,
+                rel,
+                size,
+                label,
+            } => (
+                folder::read_sample(&self.roots[*root], rel, *label, &self.options),
+                *size,
+            ),
+            Unit::Skip {
+                root,
+                rel,
+                reason,
+                detail,
+            } => (
+                Event::Reject(Reject {
+                    key: rel.clone(),
+                    origin: self.roots[*root].path.join(rel).display().to_string(),
+                    reason: reason.to_string(),
+                    detail: detail.clone(),
+                }),
+                0,
+            ),
+            Unit::Tar { .. } => unreachable!("a tar yields its events through read_tar"),
+        }
+    }
+
     /// Passes this node's events from `start` to `emit`, in order, each with the cursor just
     /// after it and the input bytes it accounts for. `emit` returns `false` to stop.
     pub fn for_each_event(&self, start: Cursor, mut emit: impl FnMut(Positioned) -> bool) {
         for (u, unit) in self.units.iter().enumerate().skip(start.unit) {
             let skip = if u == start.unit { start.within } else { 0 };
             match unit {
-                Unit::File {
-                    root,
-                    rel,
-                    size,
-                    label,
-                } => {
+                // One event each: the file's sample (or its read error), or the listing's
+                // counted skip.
+                Unit::File { .. } | Unit::Skip { .. } => {
                     if skip > 0 {
                         continue;
                     }
-                    let event = folder::read_sample(&self.roots[*root], rel, *label, &self.options);
+                    let (event, bytes) = self.single_event(unit);
                     let after = Cursor {
                         unit: u + 1,
                         within: 0,
@@ -368,35 +395,7 @@ impl Dataset {
                     if !emit(Positioned {
                         event: Some(event),
                         after,
-                        bytes: *size,
-                    }) {
-                        return;
-                    }
-                }
-                Unit::Skip {
-                    root,
-                    rel,
-                    reason,
-                    detail,
-                } => {
-                    if skip > 0 {
-                        continue;
-                    }
-                    let origin = self.roots[*root].path.join(rel).display().to_string();
-                    let event = Event::Reject(Reject {
-                        key: rel.clone(),
-                        origin,
-                        reason: reason.to_string(),
-                        detail: detail.clone(),
-                    });
-                    let after = Cursor {
-                        unit: u + 1,
-                        within: 0,
-                    };
-                    if !emit(Positioned {
-                        event: Some(event),
-                        after,
-                        bytes: 0,
+                        bytes,
                     }) {
                         return;
                     }

@@ -7,8 +7,10 @@
 //! `tar_truncated` reject.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
+
+use super::{is_image_extension, Event, RawSample, Reject};
 
 /// Whether `block` (the first 512 bytes of a stream) is a tar header: the POSIX `ustar`
 /// magic, or an old-style header whose checksum adds up.
@@ -65,20 +67,17 @@ fn open_tar(path: &Path, size: u64) -> Result<Box<dyn Read>, (&'static str, Stri
     if size == 0 {
         return Err(("empty_file", "0 bytes".into()));
     }
-    let mut f = File::open(path).map_err(|e| ("unreadable", e.to_string()))?;
-    let mut magic = [0u8; 2];
-    let n = f
-        .read(&mut magic)
-        .map_err(|e| ("unreadable", e.to_string()))?;
-    let gzip = n == 2 && magic == [0x1f, 0x8b];
-    let f = File::open(path).map_err(|e| ("unreadable", e.to_string()))?;
+    let unreadable = |e: std::io::Error| ("unreadable", e.to_string());
+    let mut reader = BufReader::with_capacity(1 << 20, File::open(path).map_err(unreadable)?);
+    // Peek at the gzip magic in the buffer (the first fill holds the file's start).
+    let gzip = reader
+        .fill_buf()
+        .map_err(unreadable)?
+        .starts_with(&[0x1f, 0x8b]);
     let mut inner: Box<dyn Read> = if gzip {
-        Box::new(flate2::read::GzDecoder::new(BufReader::with_capacity(
-            1 << 20,
-            f,
-        )))
+        Box::new(flate2::read::GzDecoder::new(reader))
     } else {
-        Box::new(BufReader::with_capacity(1 << 20, f))
+        Box::new(reader)
     };
     let mut head = Vec::with_capacity(512);
     (&mut inner).take(512).read_to_end(&mut head).map_err(|e| {
@@ -88,7 +87,7 @@ fn open_tar(path: &Path, size: u64) -> Result<Box<dyn Read>, (&'static str, Stri
                 format!("gzip data that does not decompress: {e}"),
             )
         } else {
-            ("unreadable", e.to_string())
+            unreadable(e)
         }
     })?;
     // An all-zero first block is a tar with no members (its end marker).
@@ -98,8 +97,6 @@ fn open_tar(path: &Path, size: u64) -> Result<Box<dyn Read>, (&'static str, Stri
     }
     Ok(Box::new(std::io::Cursor::new(head).chain(inner)))
 }
-
-use super::{is_image_extension, Event, RawSample, Reject};
 
 /// Caption from a JSON object: the first of `fields` holding a string. A `.json` that does
 /// not parse is noted (`caption_malformed_json`), not mistaken for one without the field.
