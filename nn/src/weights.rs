@@ -117,7 +117,7 @@ impl Weights {
             let t = t.to_kind(Kind::Float);
             // A NaN weight turns every output into NaN without a word downstream (features,
             // reconstructions, latents): refuse it here, naming the tensor.
-            let bad = t.isfinite().logical_not().sum(Kind::Int64).int64_value(&[]);
+            let bad = non_finite_count(&t).int64_value(&[]);
             if bad > 0 {
                 return Err(WeightError::NonFinite {
                     path: path.to_path_buf(),
@@ -318,6 +318,12 @@ pub fn file_sha256(path: &Path) -> std::io::Result<String> {
 
 /// Write `tensors` as fp32 on the CPU to `path` through a temporary name in the same folder,
 /// so a reader sees the old file or the whole new one, never a part.
+/// How many values of `t` are NaN or ±Inf: a 0-d i64 tensor on `t`'s device, so many can
+/// be reduced before one read (one sync on a GPU).
+pub fn non_finite_count(t: &Tensor) -> Tensor {
+    t.isfinite().logical_not().sum(Kind::Int64)
+}
+
 pub fn write_safetensors_atomic(tensors: &[(String, Tensor)], path: &Path) -> std::io::Result<()> {
     let tensors: Vec<(String, Tensor)> = tensors
         .iter()

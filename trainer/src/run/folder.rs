@@ -116,7 +116,7 @@ impl RunDir {
                 .with_context(|| format!("reading {}", cfg_path.display()))?;
             let old = identity(&text).with_context(|| format!("{}", cfg_path.display()))?;
             if old != now {
-                if run.latest()?.is_some() {
+                if run.find_latest()?.0.is_some() {
                     let diff: Vec<String> = old
                         .lines()
                         .zip(now.lines())
@@ -153,42 +153,61 @@ impl RunDir {
     /// is missing or names a folder that is not complete, the newest complete one there is
     /// (with a warning), so a lost `latest` never restarts a run from step 0.
     pub fn latest(&self) -> anyhow::Result<Option<PathBuf>> {
+        let (dir, warning) = self.find_latest()?;
+        if let Some(w) = warning {
+            tracing::warn!("{w}");
+        }
+        Ok(dir)
+    }
+
+    /// [`RunDir::latest`] without logging: the folder, and the warning a fallback deserves.
+    fn find_latest(&self) -> anyhow::Result<(Option<PathBuf>, Option<String>)> {
         let p = self.root.join("latest");
         let ckpts = self.root.join("checkpoints");
+        let mut warning = None;
         if p.exists() {
             let name = std::fs::read_to_string(&p)?;
             let dir = ckpts.join(name.trim());
             if dir.join("state.json").exists() {
-                return Ok(Some(dir));
+                return Ok((Some(dir), None));
             }
-            tracing::warn!(
-                "{} names {}, which is not a complete step folder; looking for the newest \
-                 complete one",
+            warning = Some(format!(
+                "{} names {}, which is not a complete step folder; using the newest complete one",
                 p.display(),
                 dir.display()
-            );
+            ));
         }
-        let mut steps: Vec<String> = match std::fs::read_dir(&ckpts) {
-            Ok(rd) => rd
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("step-") && ckpts.join(n).join("state.json").exists())
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        steps.sort();
-        let Some(newest) = steps.pop() else {
-            return Ok(None);
+        let Some(newest) = self
+            .step_folders()?
+            .into_iter()
+            .rfind(|n| ckpts.join(n).join("state.json").exists())
+        else {
+            return Ok((None, warning));
         };
         let dir = ckpts.join(newest);
-        if !p.exists() {
-            tracing::warn!(
+        let warning = warning.unwrap_or_else(|| {
+            format!(
                 "{}: no `latest` file; resuming from the newest complete step folder {}",
                 self.root.display(),
                 dir.display()
-            );
-        }
-        Ok(Some(dir))
+            )
+        });
+        Ok((Some(dir), Some(warning)))
+    }
+
+    /// The names of the step folders (`step-NNNNNNN`, complete or not), oldest first.
+    fn step_folders(&self) -> std::io::Result<Vec<String>> {
+        let mut steps: Vec<String> = match std::fs::read_dir(self.root.join("checkpoints")) {
+            Ok(rd) => rd
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("step-"))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        steps.sort();
+        Ok(steps)
     }
 
     /// Write step folder `step` by `fill(tmp_dir)`, publish it by renaming, point `latest`
@@ -214,12 +233,7 @@ impl RunDir {
         std::fs::rename(&tmp, &dir)?;
         write_atomic(&self.root.join("latest"), name.as_bytes())?;
         if keep > 0 {
-            let mut steps: Vec<String> = std::fs::read_dir(&ckpts)?
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("step-"))
-                .collect();
-            steps.sort();
+            let steps = self.step_folders()?;
             for old in steps.iter().take(steps.len().saturating_sub(keep)) {
                 std::fs::remove_dir_all(ckpts.join(old)).ok();
             }

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use anyhow::bail;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 /// Knows the last good state to name in its errors.
 #[derive(Debug, Default)]
@@ -62,7 +62,7 @@ impl Guard {
         let counts: Vec<Tensor> = tch::no_grad(|| {
             tensors
                 .iter()
-                .map(|(_, t)| t.isfinite().logical_not().sum(Kind::Int64).reshape([1]))
+                .map(|(_, t)| maetok_nn::weights::non_finite_count(t).reshape([1]))
                 .collect()
         });
         if counts.is_empty() {
@@ -107,7 +107,7 @@ mod tests {
         let g = Guard::new(Some(PathBuf::from("run/checkpoints/step-0000002")));
         let ok = vec![(
             "a".to_string(),
-            Tensor::ones([3], (Kind::Float, tch::Device::Cpu)),
+            Tensor::ones([3], (tch::Kind::Float, tch::Device::Cpu)),
         )];
         assert!(g.params(3, &ok).is_ok());
         let bad = Tensor::from_slice(&[1.0f32, f32::NAN, f32::INFINITY, 2.0]);

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Context;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 use crate::error::StateError;
 
@@ -18,7 +18,7 @@ pub fn read_state_file(path: &Path, device: Device) -> anyhow::Result<HashMap<St
     let mut out = HashMap::with_capacity(list.len());
     for (k, t) in list {
         if t.is_floating_point() {
-            let bad = t.isfinite().logical_not().sum(Kind::Int64).int64_value(&[]);
+            let bad = maetok_nn::weights::non_finite_count(&t).int64_value(&[]);
             anyhow::ensure!(
                 bad == 0,
                 "{}: `{k}` holds {bad} non-finite values (NaN or ±Inf) of {}; the file was \

@@ -139,7 +139,7 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
     let config_sha = run.config_sha256()?;
 
     // The model, what trains, the optimiser and the EMA (resumed, from stage 1, or fresh).
-    let start = setup::Start::open(&run, cfg, stage, &dataset_sha)?;
+    let start = setup::Start::open(&run, cfg, stage, &shards, &dataset_sha)?;
     against(start.model.ae.shape.image_size(), false)?;
     let mut model = start.model;
     model.to(device);

@@ -43,9 +43,7 @@ pub fn resolve_from(from: &Path, ema: bool) -> anyhow::Result<PathBuf> {
 }
 
 /// Widths of the target columns in the shard folder.
-fn target_dims(cfg: &TrainConfig) -> anyhow::Result<HashMap<String, i64>> {
-    let folder = ShardFolder::open(&cfg.data.shards)
-        .with_context(|| format!("reading the shard folder {}", cfg.data.shards.display()))?;
+fn target_dims(folder: &ShardFolder) -> HashMap<String, i64> {
     let m = folder.manifest();
     let mut dims: HashMap<String, i64> = m
         .teachers
@@ -55,7 +53,7 @@ fn target_dims(cfg: &TrainConfig) -> anyhow::Result<HashMap<String, i64>> {
     if let Some(t) = &m.text {
         dims.insert("text_ids".into(), t.vocab_size as i64);
     }
-    Ok(dims)
+    dims
 }
 
 /// The model a run starts from, and the step folder it resumes (with its state).
@@ -70,6 +68,7 @@ impl Start {
         run: &RunDir,
         cfg: &TrainConfig,
         stage: Stage,
+        shards: &ShardFolder,
         dataset_sha: &str,
     ) -> anyhow::Result<Self> {
         let config_sha = run.config_sha256()?;
@@ -116,7 +115,7 @@ impl Start {
                 // The initial weights are a function of the seed (a run killed before its
                 // first step folder restarts from the same ones).
                 seed_torch_for(cfg.train.seed, 0, Stream::Init);
-                Tokenizer::fresh(cfg, &target_dims(cfg)?)?
+                Tokenizer::fresh(cfg, &target_dims(shards))?
             }
             Stage::Decoder => {
                 let from = cfg
