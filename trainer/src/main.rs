@@ -11,9 +11,16 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "maetok", version, about, long_about = None, propagate_version = true)]
 struct Cli {
-    /// Log filter (tracing `EnvFilter` syntax, e.g. `info`, `debug`, `maetok_pipeline=debug`).
-    #[arg(long, global = true, default_value = "info", env = "MAETOK_LOG")]
-    log: String,
+    /// Log filter (tracing `EnvFilter` syntax, e.g. `info`, `debug`, `maetok_pipeline=debug`);
+    /// default `info`, and `warn` on ranks other than 0 of a distributed job. (`--log` also
+    /// works, except under torchrun, whose parser takes it for its own `--log-dir`.)
+    #[arg(
+        long = "log-level",
+        visible_alias = "log",
+        global = true,
+        env = "MAETOK_LOG"
+    )]
+    log: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -67,11 +74,14 @@ fn keep_freed_memory() {
 fn main() -> std::process::ExitCode {
     keep_freed_memory();
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|e| {
-        eprintln!(
-            "warning: --log {:?} is not a valid filter ({e}); using `info`",
-            cli.log
-        );
+    // A job's other ranks repeat rank 0's log; they say only what goes wrong.
+    let rank = maetok_dist::Launch::from_env().map_or(0, |l| l.rank);
+    let level = cli
+        .log
+        .clone()
+        .unwrap_or_else(|| if rank == 0 { "info" } else { "warn" }.into());
+    let filter = tracing_subscriber::EnvFilter::try_new(&level).unwrap_or_else(|e| {
+        eprintln!("warning: --log-level {level:?} is not a valid filter ({e}); using `info`");
         tracing_subscriber::EnvFilter::new("info")
     });
     tracing_subscriber::fmt()
@@ -93,6 +103,10 @@ fn main() -> std::process::ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(e) if rank > 0 => {
+            eprintln!("error (rank {rank}): {e:#}");
+            std::process::ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE

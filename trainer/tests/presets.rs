@@ -23,7 +23,7 @@ fn paper_presets() {
     ] {
         let c = load(name);
         assert_eq!(c.model.shape(), MaetokShape::maetok_b_128(res), "{name}");
-        let s = c.schedule(1, c.optim.warmup_steps);
+        let s = c.schedule(c.optim.warmup_steps);
         assert_eq!(
             (s.base, s.total, s.warmup),
             (2e-4, 500_000, 10_000),

@@ -103,6 +103,7 @@ pub fn run(
         run_dir: run1.clone(),
         max_steps: None,
         verify_shards: false,
+        launch: maetok_dist::Launch::single(),
     })?;
     let mut s2 = TrainConfig::parse(include_str!("../../../configs/demo-decoder.toml"))
         .map_err(anyhow::Error::msg)?;
@@ -122,6 +123,7 @@ pub fn run(
         run_dir: run2.clone(),
         max_steps: None,
         verify_shards: false,
+        launch: maetok_dist::Launch::single(),
     })?;
 
     let mut seen = super::images::load(&shards.display().to_string(), RES)?;

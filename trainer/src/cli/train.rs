@@ -20,8 +20,9 @@ pub struct Args {
     /// TOML training config (see configs/).
     #[arg(long)]
     config: PathBuf,
-    /// Run folder; an existing one is resumed from its latest step folder.
-    #[arg(long)]
+    /// Run folder; an existing one is resumed from its latest step folder. (`--run` also
+    /// works, except under torchrun, whose parser takes it for its own `--run-path`.)
+    #[arg(long = "run-dir", visible_alias = "run")]
     run: PathBuf,
     /// Shard folder (overrides `data.shards`).
     #[arg(long)]
@@ -80,13 +81,18 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    let launch = maetok_dist::Launch::from_env()?;
+    let root = launch.rank == 0;
     let summary = train(TrainOptions {
         stage,
         config,
         run_dir: args.run.clone(),
         max_steps: args.max_steps,
         verify_shards: args.verify,
+        launch,
     })?;
-    println!("{}", serde_json::to_string_pretty(&summary)?);
+    if root {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    }
     Ok(ExitCode::SUCCESS)
 }

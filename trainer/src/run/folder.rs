@@ -50,12 +50,13 @@ pub fn dataset_identity(folder: &maetok_pipeline::shard::reader::ShardFolder) ->
     )
 }
 
-/// An open run folder; holds its lock (`.lock`, removed when dropped).
+/// An open run folder; rank 0 of a job holds its lock (`.lock`, removed when dropped)
+/// and is the only one to write in it.
 pub struct RunDir {
     pub root: PathBuf,
     /// sha256 of the identity text given to [`RunDir::open`].
     identity_sha: String,
-    _lock: maetok_nn::lock::LockFile,
+    _lock: Option<maetok_nn::lock::LockFile>,
 }
 
 fn step_name(step: u64) -> String {
@@ -97,7 +98,7 @@ impl RunDir {
         let mut run = Self {
             root: root.to_path_buf(),
             identity_sha: String::new(),
-            _lock: lock,
+            _lock: Some(lock),
         };
         for sub in ["checkpoints", "samples"] {
             std::fs::create_dir_all(root.join(sub))?;
@@ -142,6 +143,25 @@ impl RunDir {
         write_atomic(&cfg_path, config_toml.as_bytes())?;
         run.identity_sha = sha256_hex(now.as_bytes());
         Ok(run)
+    }
+
+    /// The run folder as the other ranks of a job see it, once rank 0 has opened it: they
+    /// read its step folders (to resume from the same one) and write nothing.
+    pub fn follow(
+        root: &Path,
+        config_toml: &str,
+        identity: impl Fn(&str) -> anyhow::Result<String>,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            root: root.to_path_buf(),
+            identity_sha: sha256_hex(identity(config_toml)?.as_bytes()),
+            _lock: None,
+        })
+    }
+
+    /// The folder of step `step` (complete once `checkpoint` has returned it).
+    pub fn step_dir(&self, step: u64) -> PathBuf {
+        self.root.join("checkpoints").join(step_name(step))
     }
 
     /// sha256 of the run's identity (what a step folder's state records).

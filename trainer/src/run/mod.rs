@@ -8,6 +8,6 @@ pub mod folder;
 pub mod guard;
 pub mod meter;
 
-pub use folder::{dataset_identity, read_state, RunDir, TrainState};
+pub use folder::{dataset_identity, read_state, sha256_hex, RunDir, TrainState};
 pub use guard::Guard;
 pub use meter::Meter;

@@ -27,6 +27,34 @@ pub struct TrainConfig {
     pub train: LoopConfig,
     /// Stage 2 (`train decoder`) only.
     pub decoder_ft: DecoderFtConfig,
+    /// Data parallelism (read only when the job has more than one process).
+    pub dist: DistConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DistConfig {
+    /// "auto" (the CPU backend; NCCL is not built yet) or "cpu" (TCP through rank 0:
+    /// for tests and debugging).
+    pub backend: String,
+    /// How long a rank waits for another before naming it and stopping the job
+    /// (`MAETOK_DIST_TIMEOUT_S` overrides it). Covers rank 0's checkpoint writing.
+    pub timeout_s: f64,
+    /// Gradient bucket size for the all-reduce, MiB.
+    pub bucket_mb: f64,
+    /// Compare every rank's weights every this many steps (0: never).
+    pub check_every: u64,
+}
+
+impl Default for DistConfig {
+    fn default() -> Self {
+        Self {
+            backend: "auto".into(),
+            timeout_s: 120.0,
+            bucket_mb: 25.0,
+            check_every: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,7 +62,8 @@ pub struct TrainConfig {
 pub struct DataConfig {
     /// Shard folder written by `maetok preprocess`.
     pub shards: PathBuf,
-    /// Images per step on one rank.
+    /// Images per step, all ranks together (the global batch, as the paper's tables give
+    /// it): each of W ranks takes batch_size / W.
     pub batch_size: usize,
     /// Batches decoded ahead of the step.
     pub prefetch: usize,
@@ -208,6 +237,7 @@ impl Default for TrainConfig {
             gan: GanConfig::default(),
             train: LoopConfig::default(),
             decoder_ft: DecoderFtConfig::default(),
+            dist: DistConfig::default(),
         }
     }
 }
@@ -379,10 +409,10 @@ impl TrainConfig {
         }
     }
 
-    /// The schedule for `world` ranks (lr scaled by the global batch).
-    pub fn schedule(&self, world: usize, warmup: u64) -> Cosine {
+    /// The schedule: lr scaled by the global batch over `lr_batch_ref`.
+    pub fn schedule(&self, warmup: u64) -> Cosine {
         let o = &self.optim;
-        let base = o.lr * (self.data.batch_size * world) as f64 / o.lr_batch_ref as f64;
+        let base = o.lr * self.data.batch_size as f64 / o.lr_batch_ref as f64;
         Cosine {
             base,
             min: base * o.min_lr_ratio,
@@ -409,12 +439,12 @@ mod tests {
         assert_eq!(c.model.shape(), MaetokShape::maetok_b_128(256));
         let s = TrainConfig {
             data: DataConfig {
-                batch_size: 256,
+                batch_size: 512,
                 ..c.data.clone()
             },
             ..c.clone()
         }
-        .schedule(2, 10_000);
+        .schedule(10_000);
         assert_eq!((s.base, s.total), (2e-4, 500_000)); // spec §5.3: 1e-4 × 512/256
         assert!((s.min - 2e-5).abs() < 1e-18);
         let e = TrainConfig::parse(&format!("{base}[optim]\nlearning_rate = 1\n"))

@@ -4,6 +4,7 @@
 pub mod adamw;
 pub mod config;
 pub mod ema;
+pub mod job;
 pub mod model;
 pub mod objective;
 pub mod precision;

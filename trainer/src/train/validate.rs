@@ -208,6 +208,16 @@ pub fn check(c: &TrainConfig) -> Result<(), String> {
         1.0,
         true,
     )?;
+
+    let d = &c.dist;
+    if d.backend != "auto" && d.backend != "cpu" {
+        return Err(format!(
+            "dist.backend = {:?}: expected \"auto\" or \"cpu\" (the NCCL backend is not built yet)",
+            d.backend
+        ));
+    }
+    finite_positive("dist.timeout_s", d.timeout_s)?;
+    finite_positive("dist.bucket_mb", d.bucket_mb)?;
     Ok(())
 }
 

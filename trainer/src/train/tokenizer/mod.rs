@@ -36,7 +36,7 @@ use tch::Tensor;
 use crate::data::index::DataCursor;
 use crate::data::loader::Batch;
 use crate::losses::diffaug::SampleDraws;
-use crate::run::{dataset_identity, Guard, Meter, RunDir, TrainState};
+use crate::run::{dataset_identity, sha256_hex, Guard, Meter, RunDir, TrainState};
 use crate::viz::{tensor_to_rgb8, write_grid};
 use maetok_models::maetok::aux::{caption_target, AuxLoss};
 use maetok_models::maetok::mask::{masked_count, sample_mask, sample_ratio};
@@ -45,10 +45,12 @@ use maetok_nn::weights::write_safetensors_atomic;
 use super::adamw::AdamW;
 use super::config::TrainConfig;
 use super::ema::Ema;
+use super::job::{rank_device, Job};
 use super::model::{Tokenizer, Trained};
 use super::objective::{pixel_objective, PixelObjective};
-use super::ranks::Ranks;
 use super::rng::{sample_rngs, seed_torch, step_rng, Stream};
+use maetok_dist::grads::{average_grads, broadcast_tensors, check_identical, mean_values};
+use maetok_dist::Launch;
 use maetok_nn::autocast::autocast;
 
 mod gan;
@@ -84,6 +86,8 @@ pub struct TrainOptions {
     /// Check every shard's sha256 against the manifest before the first step (sizes are
     /// always checked).
     pub verify_shards: bool,
+    /// Which process of the job this is (`Launch::from_env()` in the binary).
+    pub launch: Launch,
 }
 
 /// What ties a step folder to its run: the resolved config without the paths that may
@@ -95,6 +99,8 @@ fn identity(config_toml: &str) -> anyhow::Result<String> {
     c.data.shards = PathBuf::new();
     c.decoder_ft.from = None;
     c.train.device = String::new();
+    // How the ranks talk is not part of what they train.
+    c.dist = Default::default();
     Ok(c.to_toml())
 }
 
@@ -115,34 +121,68 @@ fn plotted(key: &str) -> bool {
     key == "loss" || key == "rec" || key == "lpips" || key.starts_with("aux_")
 }
 
+/// Trains the stage of `opts` as the process `opts.launch` names; with more than one, an
+/// error on any rank stops every rank, each naming the rank where it began.
 pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
     let cfg = &opts.config;
-    // One process for now: the distributed launch will set this, and only this.
-    let ranks = Ranks::SINGLE;
-    let device = maetok_nn::device::parse_device(&cfg.train.device)
-        .map_err(|e| anyhow::anyhow!("train.device: {e}"))?;
-    let stage = opts.stage;
-    let seed = cfg.train.seed;
+    let device = rank_device(cfg, &opts.launch)?;
     // The config against the shards before anything is built (stage 1: the model is the
-    // config's), then the model actually built against them (stage 2: the source's).
+    // config's); stage 2's model is checked against them once loaded.
     let shards = maetok_pipeline::shard::reader::ShardFolder::open(&cfg.data.shards)
         .with_context(|| format!("data.shards = {}", cfg.data.shards.display()))?;
-    let against = |image_size, aux_on| {
-        super::validate::check_against_shards(cfg, &shards, image_size, aux_on)
-            .map_err(anyhow::Error::msg)
-    };
-    if stage == Stage::Tokenizer {
-        against(cfg.model.image_size, true)?;
+    if opts.stage == Stage::Tokenizer {
+        super::validate::check_against_shards(cfg, &shards, cfg.model.image_size, true)
+            .map_err(anyhow::Error::msg)?;
     }
     let dataset_sha = dataset_identity(&shards);
-    let run = RunDir::open(&opts.run_dir, &cfg.to_toml(), identity)?;
+    // What every rank must agree on: the run's identity and the dataset's.
+    let agreed = sha256_hex(format!("{}\n{dataset_sha}", identity(&cfg.to_toml())?).as_bytes());
+    let mut job = Job::join(&opts.launch, cfg, &agreed)?;
+    let r = train_in(&mut job, &opts, device, &shards, &dataset_sha);
+    if let Err(e) = &r {
+        job.comm.abort(&format!("{e:#}"));
+    }
+    r
+}
+
+fn train_in(
+    job: &mut Job,
+    opts: &TrainOptions,
+    device: tch::Device,
+    shards: &maetok_pipeline::shard::reader::ShardFolder,
+    dataset_sha: &str,
+) -> anyhow::Result<TrainSummary> {
+    let cfg = &opts.config;
+    let ranks = job.ranks;
+    let root = job.is_root();
+    let stage = opts.stage;
+    let seed = cfg.train.seed;
+    // Rank 0 opens the run folder (its lock, config.toml, leftovers cleared); the others
+    // read it once it has.
+    let run = if root {
+        let run = RunDir::open(&opts.run_dir, &cfg.to_toml(), identity)?;
+        job.comm.barrier()?;
+        run
+    } else {
+        job.comm.barrier()?;
+        RunDir::follow(&opts.run_dir, &cfg.to_toml(), identity)?
+    };
     let config_sha = run.config_sha256()?;
 
     // The model, what trains, the optimiser and the EMA (resumed, from stage 1, or fresh).
-    let start = setup::Start::open(&run, cfg, stage, &shards, &dataset_sha)?;
-    against(start.model.ae.shape.image_size(), false)?;
+    let start = setup::Start::open(&run, cfg, stage, shards, dataset_sha)?;
+    super::validate::check_against_shards(cfg, shards, start.model.ae.shape.image_size(), false)
+        .map_err(anyhow::Error::msg)?;
     let mut model = start.model;
     model.to(device);
+    // Every rank starts from rank 0's weights (they are equal already when drawn from the
+    // seed on the CPU; a GPU's draws, or a file that differs, would not be).
+    let everything: Vec<Tensor> = model
+        .params(Trained::All)
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    broadcast_tensors(job.comm.as_mut(), &everything)?;
     let grid = model.ae.encoder.grid;
     let n_tokens = grid.0 * grid.1;
     let params: Vec<(String, Tensor)> = match stage {
@@ -150,18 +190,24 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
         Stage::Decoder => model.params(Trained::Decoder),
     };
     let mut opt = AdamW::new(&params, cfg.adamw());
+    let trained: Vec<Tensor> = params.iter().map(|(_, t)| t.shallow_clone()).collect();
     let mut ema = Ema::new(&params, cfg.optim.ema_decay);
     let (mut step, mut cursor) = (0u64, DataCursor::default());
     if let Some((dir, st)) = &start.resume {
         setup::restore(dir, st, &mut opt, &mut ema, device)?;
         (step, cursor) = (st.step, st.cursor);
     }
-    let history = run.truncate_metrics(step)?;
+    let history = if root {
+        run.truncate_metrics(step)?
+    } else {
+        Vec::new()
+    };
     let lpips = setup::lpips(cfg, device)?;
     let resume = start.resume.as_ref().map(|(d, st)| (d.as_path(), st));
     let mut gan = GanState::start(cfg, stage, resume, device)?;
     let loader = setup::loader(cfg, stage, ranks, device, cursor, opts.verify_shards)?;
-    let sched = cfg.schedule(ranks.world, cfg.optim.warmup_steps);
+    let sched = cfg.schedule(cfg.optim.warmup_steps);
+    let bucket_bytes = (cfg.dist.bucket_mb * (1 << 20) as f64) as usize;
     let autocast_kind = cfg.train.precision.autocast_kind(device);
     let total = cfg.train.steps;
     let stop_at = opts.max_steps.map_or(total, |m| (step + m).min(total));
@@ -248,17 +294,27 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
             }
             Ok((xhat, objective))
         })?;
-        let values: Vec<(String, f64)> = terms
+        let mut values: Vec<(String, f64)> = terms
             .iter()
             .map(|(k, t)| (k.clone(), f64::try_from(t.detach()).unwrap_or(f64::NAN)))
             .collect();
-        let loss_v = f64::try_from(loss.detach()).unwrap_or(f64::NAN);
+        let mut loss_v = f64::try_from(loss.detach()).unwrap_or(f64::NAN);
+        // Every rank logs (and judges) the mean over the ranks, so all stop together.
+        let mine: Vec<f64> = std::iter::once(loss_v)
+            .chain(values.iter().map(|(_, v)| *v))
+            .collect();
+        let mean = mean_values(job.comm.as_mut(), &mine)?;
+        loss_v = mean[0];
+        for ((_, v), m) in values.iter_mut().zip(&mean[1..]) {
+            *v = *m;
+        }
         guard.loss(step, loss_v, &values)?;
 
         // Update.
         opt.zero_grad();
         loss.backward();
         fault::point("train_backward");
+        average_grads(job.comm.as_mut(), &trained, bucket_bytes)?;
         let grad_norm = opt.clip_grad_norm(if cfg.optim.grad_clip > 0.0 {
             cfg.optim.grad_clip
         } else {
@@ -282,6 +338,13 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
         }
         fault::point("train_updated");
         step += 1;
+        if cfg.dist.check_every > 0 && step % cfg.dist.check_every == 0 {
+            check_identical(
+                job.comm.as_mut(),
+                &trained,
+                &format!("the weights after step {step}"),
+            )?;
+        }
         meter.stepped();
         cursor = batch.cursor_after;
 
@@ -298,7 +361,7 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
         }
         final_losses = values.clone();
         final_losses.insert(0, ("loss".into(), loss_v));
-        if step % cfg.train.log_every.max(1) == 0 || step == stop_at {
+        if root && (step % cfg.train.log_every.max(1) == 0 || step == stop_at) {
             let line = format!(
                 "{} step {step}/{total}  loss {loss_v:.4}  {}  lr {lr:.2e}",
                 stage.name(),
@@ -308,9 +371,18 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
                     .collect::<Vec<_>>()
                     .join("  "),
             );
-            meter.log(&run, &mut record, &line, (step, stop_at, total), b as usize)?;
+            meter.log(
+                &run,
+                &mut record,
+                &line,
+                (step, stop_at, total),
+                cfg.data.batch_size,
+            )?;
         }
-        if (cfg.train.sample_every > 0 && step % cfg.train.sample_every == 0) || step == stop_at {
+        if root
+            && ((cfg.train.sample_every > 0 && step % cfg.train.sample_every == 0)
+                || step == stop_at)
+        {
             let n = (cfg.train.grid_images as i64).min(b);
             let xs = x.narrow(0, 0, n);
             let recon = tch::no_grad(|| model.ae.reconstruct(&xs));
@@ -321,20 +393,27 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
             write_grid(&o, &r, res, n as usize, &run.sample_path(step))?;
         }
         if step % cfg.train.checkpoint_every.max(1) == 0 || step == stop_at {
-            // Nothing non-finite is ever published as a step folder.
-            guard.params(step, &params)?;
-            guard.params(step, ema.tensors())?;
-            let st = TrainState {
-                stage: stage.name().into(),
-                step,
-                cursor,
-                world: ranks.world,
-                config_sha256: config_sha.clone(),
-                dataset_sha256: dataset_sha.clone(),
-                lecam: gan.as_ref().map(|g| g.lecam).unwrap_or_default(),
-            };
-            let dir = save_step(&run, cfg, &st, &model, &ema, &opt, gan.as_ref())?;
-            guard.last_checkpoint = Some(dir);
+            // Rank 0 writes; the others wait until the step folder is complete. Nothing
+            // non-finite is ever published as a step folder.
+            if root {
+                guard.params(step, &params)?;
+                guard.params(step, ema.tensors())?;
+                let st = TrainState {
+                    stage: stage.name().into(),
+                    step,
+                    cursor,
+                    world: ranks.world,
+                    config_sha256: config_sha.clone(),
+                    dataset_sha256: dataset_sha.to_string(),
+                    lecam: gan.as_ref().map(|g| g.lecam).unwrap_or_default(),
+                };
+                let dir = save_step(&run, cfg, &st, &model, &ema, &opt, gan.as_ref())?;
+                guard.last_checkpoint = Some(dir);
+            }
+            job.comm.barrier()?;
+            if !root {
+                guard.last_checkpoint = Some(run.step_dir(step));
+            }
         }
     }
     let summary = TrainSummary {
@@ -346,10 +425,12 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
         data_wait_fraction: meter.data_wait_fraction(),
     };
     // What this call did, beside the run's other records (timings: not part of the state).
-    maetok_nn::atomic::write(
-        &run.root.join("summary.json"),
-        &serde_json::to_vec_pretty(&summary)?,
-    )?;
+    if root {
+        maetok_nn::atomic::write(
+            &run.root.join("summary.json"),
+            &serde_json::to_vec_pretty(&summary)?,
+        )?;
+    }
     Ok(summary)
 }
 

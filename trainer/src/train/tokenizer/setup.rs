@@ -191,7 +191,8 @@ pub fn loader(
     Loader::start(
         LoaderConfig {
             dir: cfg.data.shards.clone(),
-            batch_size: cfg.data.batch_size,
+            // `data.batch_size` is the global batch (`Job::join` checked that it splits).
+            batch_size: cfg.data.batch_size / ranks.world,
             seed: cfg.train.seed,
             rank: ranks.rank,
             world: ranks.world,

@@ -1,0 +1,52 @@
+//! The collectives a data-parallel loop needs, behind one trait so the loop does not know
+//! the backend. Every operation is called by every rank in the same order; the in-place
+//! ones write their result into the tensor they are given (gradients, parameters).
+
+use tch::Tensor;
+
+use crate::DistError;
+
+pub trait Collective {
+    fn rank(&self) -> usize;
+    fn world(&self) -> usize;
+    /// The backend's name, for the log.
+    fn backend(&self) -> &'static str;
+    /// Sums `t` over the ranks, in place; every rank ends with the same values.
+    fn all_reduce_sum(&mut self, t: &Tensor) -> Result<(), DistError>;
+    /// Copies rank 0's `t` into every rank's `t`.
+    fn broadcast(&mut self, t: &Tensor) -> Result<(), DistError>;
+    /// Every rank's `t` (same shape everywhere), concatenated along dim 0 in rank order.
+    fn all_gather(&mut self, t: &Tensor) -> Result<Tensor, DistError>;
+    /// Returns once every rank has called it.
+    fn barrier(&mut self) -> Result<(), DistError>;
+    /// Tells the other ranks this one stops, and why (best effort: never fails).
+    fn abort(&mut self, reason: &str);
+}
+
+/// A job of one process: every collective is the identity.
+pub struct Solo;
+
+impl Collective for Solo {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn world(&self) -> usize {
+        1
+    }
+    fn backend(&self) -> &'static str {
+        "none (1 process)"
+    }
+    fn all_reduce_sum(&mut self, _: &Tensor) -> Result<(), DistError> {
+        Ok(())
+    }
+    fn broadcast(&mut self, _: &Tensor) -> Result<(), DistError> {
+        Ok(())
+    }
+    fn all_gather(&mut self, t: &Tensor) -> Result<Tensor, DistError> {
+        Ok(t.shallow_clone())
+    }
+    fn barrier(&mut self) -> Result<(), DistError> {
+        Ok(())
+    }
+    fn abort(&mut self, _: &str) {}
+}

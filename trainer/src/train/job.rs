@@ -1,0 +1,102 @@
+//! The processes of one training job, from the loop's side: this one's rank, the
+//! collectives that connect it to the others, and the device it trains on. Built once,
+//! before the run folder is touched, so a rank that cannot join (or joins with another
+//! config) stops the job before anything is written.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use maetok_dist::cpu::CpuComm;
+use maetok_dist::{Collective, Launch, Solo};
+use tch::Device;
+
+use super::config::TrainConfig;
+use super::ranks::Ranks;
+
+pub struct Job {
+    pub launch: Launch,
+    pub ranks: Ranks,
+    pub comm: Box<dyn Collective>,
+}
+
+impl Job {
+    /// One process, no collectives.
+    pub fn single() -> Self {
+        Self {
+            launch: Launch::single(),
+            ranks: Ranks::SINGLE,
+            comm: Box::new(Solo),
+        }
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.ranks.rank == 0
+    }
+
+    /// Joins the job `launch` describes under `identity` (what every rank must agree on:
+    /// the config and the dataset).
+    pub fn join(launch: &Launch, cfg: &TrainConfig, identity: &str) -> anyhow::Result<Self> {
+        if !launch.is_distributed() {
+            return Ok(Self {
+                launch: launch.clone(),
+                ..Self::single()
+            });
+        }
+        let world = launch.world;
+        if !cfg.data.batch_size.is_multiple_of(world) {
+            bail!(
+                "data.batch_size = {} is the global batch and must split evenly over the {world} \
+                 processes (each takes batch_size / {world}); make it a multiple of {world}",
+                cfg.data.batch_size
+            );
+        }
+        if cfg.gan.disc_weight > 0.0 {
+            bail!(
+                "gan.disc_weight > 0 does not run on more than one process yet: the \
+                 discriminator's BatchNorm heads need SyncBatchNorm semantics and the adaptive \
+                 weight all-reduced gradients, which are not built; train the GAN phase in one \
+                 process, or set gan.disc_weight = 0"
+            );
+        }
+        let timeout = maetok_dist::launch::timeout_from_env()?.unwrap_or(cfg.dist.timeout_s);
+        let timeout = Duration::from_secs_f64(timeout);
+        tracing::info!("{}", launch.describe());
+        let (star, _) = maetok_dist::rendezvous::join(launch, identity, timeout, b"")
+            .with_context(|| format!("joining the job as {}", launch.describe()))?;
+        let comm: Box<dyn Collective> = Box::new(CpuComm::new(star));
+        tracing::info!(
+            "rank {} of {world}: collectives over {}",
+            launch.rank,
+            comm.backend()
+        );
+        Ok(Self {
+            launch: launch.clone(),
+            ranks: Ranks {
+                rank: launch.rank,
+                world,
+            },
+            comm,
+        })
+    }
+}
+
+/// The device of this rank: `train.device`, with a bare `cuda` meaning this process's GPU
+/// (`cuda:LOCAL_RANK`, or the one GPU it sees when the launcher restricted
+/// `CUDA_VISIBLE_DEVICES` to it).
+pub fn rank_device(cfg: &TrainConfig, launch: &Launch) -> anyhow::Result<Device> {
+    let device = maetok_nn::device::parse_device(&cfg.train.device)
+        .map_err(|e| anyhow::anyhow!("train.device: {e}"))?;
+    if cfg.train.device.trim() != "cuda" || !launch.is_distributed() {
+        return Ok(device);
+    }
+    let visible = tch::Cuda::device_count() as usize;
+    match visible {
+        1 => Ok(Device::Cuda(0)),
+        n if launch.local_rank < n => Ok(Device::Cuda(launch.local_rank)),
+        n => bail!(
+            "local rank {} has no GPU of its own: this node shows {n} GPU(s) for {} processes",
+            launch.local_rank,
+            launch.local_world
+        ),
+    }
+}
