@@ -10,6 +10,25 @@ use maetok_trainer::data::{DataCursor, Loader, LoaderConfig};
 pub enum Command {
     /// The shard loader alone: decoded batches per second (what a training step can consume).
     Loader(LoaderArgs),
+    /// The gradient all-reduce alone, as a training step runs it (flat buckets, mean over
+    /// the ranks), on the job the launch variables describe (run one process per rank).
+    Allreduce(AllreduceArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AllreduceArgs {
+    /// f32 values reduced per step (the trained parameter count).
+    #[arg(long)]
+    params: usize,
+    /// Tensors the parameters are split into (a model's parameter tensors).
+    #[arg(long, default_value_t = 100)]
+    tensors: usize,
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    #[arg(long, default_value_t = 25.0)]
+    bucket_mb: f64,
+    #[arg(long, default_value_t = 120.0)]
+    timeout_s: f64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -28,11 +47,18 @@ pub struct LoaderArgs {
     /// PNG decode threads.
     #[arg(long, default_value_t = 1)]
     decode_threads: usize,
+    /// Measure rank `rank` of a job of `world` ranks: it reads every world-th sample of the
+    /// global batch `batch_size`, so batch_size / world per step.
+    #[arg(long, default_value_t = 1)]
+    world: usize,
+    #[arg(long, default_value_t = 0)]
+    rank: usize,
 }
 
 pub fn run(c: Command) -> anyhow::Result<ExitCode> {
     match c {
         Command::Loader(a) => loader(a),
+        Command::Allreduce(a) => allreduce(a),
     }
 }
 
@@ -40,10 +66,10 @@ fn loader(a: LoaderArgs) -> anyhow::Result<ExitCode> {
     let loader = Loader::start(
         LoaderConfig {
             dir: a.shards.clone(),
-            batch_size: a.batch_size,
+            batch_size: a.batch_size / a.world.max(1),
             seed: 0,
-            rank: 0,
-            world: 1,
+            rank: a.rank,
+            world: a.world.max(1),
             targets: a.targets.clone(),
             prefetch: a.prefetch,
             text: false,
@@ -69,11 +95,54 @@ fn loader(a: LoaderArgs) -> anyhow::Result<ExitCode> {
             "shards": a.shards.display().to_string(),
             "resolution": side,
             "batch_size": a.batch_size,
+            "world": a.world,
+            "rank": a.rank,
             "targets": a.targets,
             "decode_threads": a.decode_threads,
             "batches_per_sec": a.batches as f64 / secs,
-            "images_per_sec": (a.batches * a.batch_size) as f64 / secs,
+            "images_per_sec_this_rank": (a.batches * a.batch_size / a.world.max(1)) as f64 / secs,
         })
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn allreduce(a: AllreduceArgs) -> anyhow::Result<ExitCode> {
+    use maetok_dist::grads::average_grads;
+    let launch = maetok_dist::Launch::from_env()?;
+    let timeout = std::time::Duration::from_secs_f64(a.timeout_s);
+    let mut comm: Box<dyn maetok_dist::Collective> = if launch.is_distributed() {
+        let (star, _) = maetok_dist::rendezvous::join(&launch, "bench-allreduce", timeout, b"")?;
+        Box::new(maetok_dist::cpu::CpuComm::new(star))
+    } else {
+        Box::new(maetok_dist::Solo)
+    };
+    let per = (a.params / a.tensors.max(1)).max(1) as i64;
+    let params: Vec<tch::Tensor> = (0..a.tensors.max(1))
+        .map(|_| tch::Tensor::zeros([per], (tch::Kind::Float, tch::Device::Cpu)).set_requires_grad(true))
+        .collect();
+    for p in &params {
+        (p * 1.0).sum(tch::Kind::Float).backward();
+    }
+    let bucket = (a.bucket_mb * (1 << 20) as f64) as usize;
+    average_grads(comm.as_mut(), &params, bucket)?; // warm-up: connections, allocations
+    let t = Instant::now();
+    for _ in 0..a.steps {
+        average_grads(comm.as_mut(), &params, bucket)?;
+    }
+    let secs = t.elapsed().as_secs_f64() / a.steps as f64;
+    if launch.rank == 0 {
+        println!(
+            "{}",
+            serde_json::json!({
+                "backend": comm.backend(),
+                "world": launch.world,
+                "params": per as usize * params.len(),
+                "tensors": params.len(),
+                "bucket_mb": a.bucket_mb,
+                "seconds_per_step": secs,
+                "gbytes_per_sec_per_rank": (per as usize * params.len() * 4) as f64 / secs / 1e9,
+            })
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
