@@ -146,7 +146,9 @@ disc_start = 0
         &mut replay,
         &mut crop,
         &[0, 1],
-    );
+        &mut one_process(),
+    )
+    .unwrap();
     let term = |k: &str| {
         obj.terms
             .iter()
@@ -208,7 +210,9 @@ disc_start = 0
         &mut lecam,
         &mut replay,
         &mut crop,
-    );
+        &mut one_process(),
+    )
+    .unwrap();
     let e = rel(&d.loss.detach(), &want["loss_d"]);
     report.push(format!("loss_d {e:.1e}"));
     assert!(
@@ -263,4 +267,12 @@ disc_start = 0
     }
     report.push(format!("head state {worst:.1e}"));
     println!("{}", report.join(", "));
+}
+
+/// The GAN terms' view of the job: one process.
+fn one_process() -> maetok_trainer::train::pool::Pool<'static> {
+    maetok_trainer::train::pool::Pool {
+        comm: Box::leak(Box::new(maetok_dist::Solo)),
+        ranks: maetok_trainer::train::ranks::Ranks::SINGLE,
+    }
 }

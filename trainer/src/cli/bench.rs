@@ -118,7 +118,9 @@ fn allreduce(a: AllreduceArgs) -> anyhow::Result<ExitCode> {
     };
     let per = (a.params / a.tensors.max(1)).max(1) as i64;
     let params: Vec<tch::Tensor> = (0..a.tensors.max(1))
-        .map(|_| tch::Tensor::zeros([per], (tch::Kind::Float, tch::Device::Cpu)).set_requires_grad(true))
+        .map(|_| {
+            tch::Tensor::zeros([per], (tch::Kind::Float, tch::Device::Cpu)).set_requires_grad(true)
+        })
         .collect();
     for p in &params {
         (p * 1.0).sum(tch::Kind::Float).backward();

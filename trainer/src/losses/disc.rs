@@ -198,12 +198,23 @@ impl Discriminator {
     /// iterations and batch statistics (the reference's module is in training mode for both
     /// the generator's and the discriminator's forward).
     pub fn forward(&self, x: &Tensor, train: bool, rng: &mut SplitMix) -> Tensor {
-        let b = x.size()[0];
-        let readings = self.backbone.forward(&self.backbone.prepare(x, rng));
+        self.heads_forward(&self.readings(x, rng), train)
+    }
+
+    /// The frozen backbone's readings of `x`, one tensor per head (per sample: no batch
+    /// statistics), which a data-parallel job pools over its ranks before the heads.
+    pub fn readings(&self, x: &Tensor, rng: &mut SplitMix) -> Vec<Tensor> {
+        self.backbone.forward(&self.backbone.prepare(x, rng))
+    }
+
+    /// The heads on `readings` (their BatchNorm takes statistics over the whole batch
+    /// given): logits (B, tokens · heads).
+    pub fn heads_forward(&self, readings: &[Tensor], train: bool) -> Tensor {
+        let b = readings[0].size()[0];
         let logits: Vec<Tensor> = self
             .heads
             .iter()
-            .zip(&readings)
+            .zip(readings)
             .map(|(h, r)| h.forward(r, train).reshape([b, -1]))
             .collect();
         Tensor::cat(&logits, 1)

@@ -9,7 +9,9 @@ use tch::Tensor;
 
 use super::diffaug::{diff_augment, Draws};
 use super::disc::Discriminator;
+use crate::train::pool::Pool;
 use crate::train::rng::SplitMix;
+use maetok_dist::DistError;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -70,28 +72,54 @@ pub struct LeCam {
     pub fake: f64,
 }
 
-/// ‖∇_W a‖ / (‖∇_W b‖ + 1e-4), clamped to [0, 1e4], graph kept.
-pub fn adaptive_weight(nll: &Tensor, g: &Tensor, last_layer: &Tensor) -> f64 {
+/// ‖∇_W a‖ / (‖∇_W b‖ + 1e-4), clamped to [0, 1e4], graph kept: `a` this rank's
+/// reconstruction terms (their gradients averaged over the ranks), `b` the pooled
+/// adversarial loss (its per-rank gradients summed, `Pool`).
+pub fn adaptive_weight(
+    nll: &Tensor,
+    g: &Tensor,
+    last_layer: &Tensor,
+    pool: &mut Pool,
+) -> Result<f64, DistError> {
     let ga = Tensor::run_backward(&[nll], &[last_layer], true, false);
     let gb = Tensor::run_backward(&[g], &[last_layer], true, false);
-    let w = ga[0].norm() / (gb[0].norm() + 1e-4);
-    f64::try_from(w.clamp(0.0, 1e4)).unwrap_or(f64::NAN)
+    let (ga, gb) = (pool.mean(&ga[0])?, pool.sum(&gb[0])?);
+    let w = ga.norm() / (gb.norm() + 1e-4);
+    Ok(f64::try_from(w.clamp(0.0, 1e4)).unwrap_or(f64::NAN))
 }
 
-/// The generator's adversarial loss `−mean D(aug(x̂))`.
+/// The discriminator's logits for the job's whole batch: this rank's backbone readings
+/// pooled with every other rank's, then the heads (`Pool`).
+fn pooled_logits(
+    disc: &Discriminator,
+    x: &Tensor,
+    crop: &mut SplitMix,
+    pool: &mut Pool,
+) -> Result<Tensor, DistError> {
+    let readings = disc
+        .readings(x, crop)
+        .iter()
+        .map(|r| pool.gather(r))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(disc.heads_forward(&readings, true))
+}
+
+/// The generator's adversarial loss `−mean D(aug(x̂))` over the job's whole batch (its
+/// gradient on this rank flows through this rank's samples only: `Pool`).
 pub fn generator_loss(
     disc: &Discriminator,
     xhat: &Tensor,
     cfg: &GanConfig,
     aug: &mut impl Draws,
     crop: &mut SplitMix,
-) -> Tensor {
+    pool: &mut Pool,
+) -> Result<Tensor, DistError> {
     let x = if cfg.diff_aug {
         diff_augment(xhat, POLICY, 0.5, aug)
     } else {
         xhat.shallow_clone()
     };
-    -disc.forward(&x, true, crop).mean(tch::Kind::Float)
+    Ok(-pooled_logits(disc, &x, crop, pool)?.mean(tch::Kind::Float))
 }
 
 /// The discriminator's loss on `x` and detached `xhat`, and the terms for logging.
@@ -114,7 +142,8 @@ pub fn discriminator_loss(
     lecam: &mut LeCam,
     aug: &mut impl Draws,
     crop: &mut SplitMix,
-) -> DiscLoss {
+    pool: &mut Pool,
+) -> Result<DiscLoss, DistError> {
     let xhat = xhat.detach();
     let mut augment = |t: &Tensor, policy: &str, prob: f64| -> Tensor {
         if cfg.diff_aug || prob >= 1.0 {
@@ -123,8 +152,9 @@ pub fn discriminator_loss(
             t.shallow_clone()
         }
     };
-    let real = disc.forward(&augment(x, POLICY, 0.5), true, crop);
-    let fake = disc.forward(&augment(&xhat, POLICY, 0.5), true, crop);
+    // Pooled: every rank computes the same logits, losses and head gradients.
+    let real = pooled_logits(disc, &augment(x, POLICY, 0.5), crop, pool)?;
+    let fake = pooled_logits(disc, &augment(&xhat, POLICY, 0.5), crop, pool)?;
     let w = cfg.disc_weight_at(global_step);
     let (mr, mf) = (
         f64::try_from(real.mean(tch::Kind::Float)).unwrap_or(f64::NAN),
@@ -145,8 +175,8 @@ pub fn discriminator_loss(
     }
     let mut cr_v = 0.0;
     if cfg.cr_weight > 0.0 {
-        let real_s = disc.forward(&augment(x, STRONG_POLICY, 1.0), true, crop);
-        let fake_s = disc.forward(&augment(&xhat, STRONG_POLICY, 1.0), true, crop);
+        let real_s = pooled_logits(disc, &augment(x, STRONG_POLICY, 1.0), crop, pool)?;
+        let fake_s = pooled_logits(disc, &augment(&xhat, STRONG_POLICY, 1.0), crop, pool)?;
         let cw = if global_step >= cfg.disc_start {
             cfg.cr_weight
         } else {
@@ -157,12 +187,12 @@ pub fn discriminator_loss(
         cr_v = f64::try_from(&cr).unwrap_or(f64::NAN);
         loss += cr * cw;
     }
-    DiscLoss {
+    Ok(DiscLoss {
         loss,
         hinge: f64::try_from(&hinge).unwrap_or(f64::NAN),
         lecam: lecam_v,
         cr: cr_v,
         logits_real: mr,
         logits_fake: mf,
-    }
+    })
 }

@@ -50,14 +50,6 @@ impl Job {
                 cfg.data.batch_size
             );
         }
-        if cfg.gan.disc_weight > 0.0 {
-            bail!(
-                "gan.disc_weight > 0 does not run on more than one process yet: the \
-                 discriminator's BatchNorm heads need SyncBatchNorm semantics and the adaptive \
-                 weight all-reduced gradients, which are not built; train the GAN phase in one \
-                 process, or set gan.disc_weight = 0"
-            );
-        }
         let timeout = maetok_dist::launch::timeout_from_env()?.unwrap_or(cfg.dist.timeout_s);
         let timeout = Duration::from_secs_f64(timeout);
         tracing::info!("{}", launch.describe());

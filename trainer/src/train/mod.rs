@@ -7,6 +7,7 @@ pub mod ema;
 pub mod job;
 pub mod model;
 pub mod objective;
+pub mod pool;
 pub mod precision;
 pub mod ranks;
 pub mod restore;

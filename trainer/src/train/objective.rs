@@ -10,6 +10,7 @@ use crate::losses::gan::{adaptive_weight, generator_loss};
 use maetok_teachers::lpips::Lpips;
 
 use super::config::TrainConfig;
+use super::pool::Pool;
 use super::rng::SplitMix;
 
 pub struct PixelObjective {
@@ -19,11 +20,16 @@ pub struct PixelObjective {
     pub terms: Vec<(String, Tensor)>,
     /// Scalars for logging (`adaptive_weight`).
     pub gan_log: Vec<(String, f64)>,
+    /// On W > 1 ranks, what backward adds to `loss`: the pooled adversarial term's other
+    /// W − 1 shares (`Pool`), so the average over the ranks is the global gradient while
+    /// `loss` stays the objective's value.
+    pub backward_extra: Option<Tensor>,
 }
 
 /// `x` the input, `xhat` its reconstruction (both (B, 3, H, W) in [-1, 1]); `last_layer`
 /// the `to_pixel` weight; `step` 0-based; `dropout_keys` one key per row for the LPIPS
-/// heads' dropout masks (`train::rng::Stream::Dropout`).
+/// heads' dropout masks (`train::rng::Stream::Dropout`); `pool` what the GAN terms share
+/// with the job's other ranks.
 #[allow(clippy::too_many_arguments)]
 pub fn pixel_objective(
     x: &Tensor,
@@ -36,7 +42,8 @@ pub fn pixel_objective(
     aug: &mut impl Draws,
     crop: &mut SplitMix,
     dropout_keys: &[u64],
-) -> PixelObjective {
+    pool: &mut Pool,
+) -> Result<PixelObjective, maetok_dist::DistError> {
     let rec = (xhat - x).square().mean(tch::Kind::Float);
     let mut terms: Vec<(String, Tensor)> = vec![("rec".into(), rec.shallow_clone())];
     let mut loss = rec * cfg.losses.pixel_weight;
@@ -49,22 +56,31 @@ pub fn pixel_objective(
     }
     let global_step = step + 1;
     let mut gan_log = Vec::new();
+    let mut backward_extra = None;
     if let Some(d) = disc.filter(|_| cfg.gan.active(global_step)) {
-        let g_loss = generator_loss(d, xhat, &cfg.gan, aug, crop);
+        let g_loss = generator_loss(d, xhat, &cfg.gan, aug, crop, pool)?;
         // The adaptive weight compares the reconstruction terms' pull on `to_pixel` with
         // the adversarial one's (the auxiliary terms are not in it).
         let w = if cfg.gan.adaptive_weight {
-            adaptive_weight(&loss, &g_loss, last_layer)
+            adaptive_weight(&loss, &g_loss, last_layer, pool)?
         } else {
             1.0
         };
-        loss += &g_loss * (w * cfg.gan.disc_weight_at(global_step));
+        let weight = w * cfg.gan.disc_weight_at(global_step);
+        loss += &g_loss * weight;
+        // Rank r's gradient of the pooled loss is 1/W of what the loop's average over the
+        // ranks expects (`Pool`).
+        let world = pool.world();
+        if world > 1 {
+            backward_extra = Some(&g_loss * (weight * (world - 1) as f64));
+        }
         gan_log.push(("adaptive_weight".to_string(), w));
         terms.push(("gan_g".into(), g_loss));
     }
-    PixelObjective {
+    Ok(PixelObjective {
         loss,
         terms,
         gan_log,
-    }
+        backward_extra,
+    })
 }

@@ -14,6 +14,7 @@ use crate::losses::gan::{discriminator_loss, LeCam};
 use crate::run::{read_state, TrainState};
 use crate::train::adamw::AdamW;
 use crate::train::config::TrainConfig;
+use crate::train::pool::Pool;
 use crate::train::restore::read_state_file;
 use crate::train::rng::{seed_torch_for, SplitMix, Stream};
 use maetok_nn::autocast::autocast;
@@ -85,7 +86,9 @@ impl GanState {
         (device, kind): (Device, Option<tch::Kind>),
         aug: &mut SampleDraws,
         crop: &mut SplitMix,
-    ) -> Vec<(String, f64)> {
+        pool: &mut Pool,
+    ) -> Result<Vec<(String, f64)>, maetok_dist::DistError> {
+        // Pooled over the ranks: every rank computes the same loss and head gradients.
         let d = autocast(device, kind, || {
             discriminator_loss(
                 &self.disc,
@@ -96,8 +99,9 @@ impl GanState {
                 &mut self.lecam,
                 aug,
                 crop,
+                pool,
             )
-        });
+        })?;
         self.opt.zero_grad();
         d.loss.backward();
         let dn = self.opt.clip_grad_norm(if cfg.optim.grad_clip > 0.0 {
@@ -106,7 +110,7 @@ impl GanState {
             f64::INFINITY
         });
         self.opt.step(lr);
-        vec![
+        Ok(vec![
             (
                 "d_loss".to_string(),
                 f64::try_from(&d.loss).unwrap_or(f64::NAN),
@@ -117,7 +121,12 @@ impl GanState {
             ("d_grad_norm".to_string(), dn),
             ("logits_real".to_string(), d.logits_real),
             ("logits_fake".to_string(), d.logits_fake),
-        ]
+        ])
+    }
+
+    /// The trained tensors (for the check that every rank holds the same).
+    pub fn trained(&self) -> Vec<Tensor> {
+        self.disc.params().into_iter().map(|(_, t)| t).collect()
     }
 
     pub fn save(&self, dir: &Path) -> anyhow::Result<()> {

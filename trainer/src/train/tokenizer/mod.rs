@@ -48,6 +48,7 @@ use super::ema::Ema;
 use super::job::{rank_device, Job};
 use super::model::{Tokenizer, Trained};
 use super::objective::{pixel_objective, PixelObjective};
+use super::pool::Pool;
 use super::rng::{sample_rngs, seed_torch, step_rng, Stream};
 use maetok_dist::grads::{average_grads, broadcast_tensors, check_identical, mean_values};
 use maetok_dist::Launch;
@@ -269,6 +270,7 @@ fn train_in(
                 loss,
                 terms,
                 mut gan_log,
+                backward_extra,
             },
         ) = autocast(device, autocast_kind, || -> anyhow::Result<_> {
             let z = match stage {
@@ -276,6 +278,10 @@ fn train_in(
                 Stage::Decoder => tch::no_grad(|| model.ae.encode(&x, mask.as_ref())),
             };
             let xhat = model.ae.decode(&z);
+            let mut pool = Pool {
+                comm: job.comm.as_mut(),
+                ranks,
+            };
             let mut objective = pixel_objective(
                 &x,
                 &xhat,
@@ -287,7 +293,8 @@ fn train_in(
                 &mut aug_rng,
                 &mut crop_rng,
                 &dropout_keys,
-            );
+                &mut pool,
+            )?;
             if stage == Stage::Tokenizer {
                 let mask = mask.as_ref().context("stage 1 always masks")?;
                 aux_losses(&model, cfg, &batch, &z, mask, &mut objective)?;
@@ -312,7 +319,10 @@ fn train_in(
 
         // Update.
         opt.zero_grad();
-        loss.backward();
+        match &backward_extra {
+            Some(extra) => (&loss + extra).backward(),
+            None => loss.backward(),
+        }
         fault::point("train_backward");
         average_grads(job.comm.as_mut(), &trained, bucket_bytes)?;
         let grad_norm = opt.clip_grad_norm(if cfg.optim.grad_clip > 0.0 {
@@ -334,7 +344,11 @@ fn train_in(
                 (device, autocast_kind),
                 &mut aug_rng,
                 &mut crop_rng,
-            ));
+                &mut Pool {
+                    comm: job.comm.as_mut(),
+                    ranks,
+                },
+            )?);
         }
         fault::point("train_updated");
         step += 1;
@@ -344,6 +358,13 @@ fn train_in(
                 &trained,
                 &format!("the weights after step {step}"),
             )?;
+            if let Some(g) = &gan {
+                check_identical(
+                    job.comm.as_mut(),
+                    &g.trained(),
+                    &format!("the discriminator's heads after step {step}"),
+                )?;
+            }
         }
         meter.stepped();
         cursor = batch.cursor_after;
