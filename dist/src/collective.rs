@@ -21,6 +21,11 @@ pub trait Collective {
     fn barrier(&mut self) -> Result<(), DistError>;
     /// Tells the other ranks this one stops, and why (best effort: never fails).
     fn abort(&mut self, reason: &str);
+    /// Whether every collective is the identity (no backend at all), so callers may skip
+    /// the work around them (flattening buckets); a backend run at world size 1 is not.
+    fn is_solo(&self) -> bool {
+        false
+    }
 }
 
 /// A job of one process: every collective is the identity.
@@ -49,4 +54,7 @@ impl Collective for Solo {
         Ok(())
     }
     fn abort(&mut self, _: &str) {}
+    fn is_solo(&self) -> bool {
+        true
+    }
 }

@@ -172,26 +172,6 @@ impl Collective for CpuComm {
     }
 
     fn abort(&mut self, reason: &str) {
-        for link in self.star.links.iter_mut().flatten() {
-            link.send(Tag::Abort, reason.as_bytes(), "").ok();
-            link.stream.shutdown(std::net::Shutdown::Write).ok();
-        }
-        // Closing a socket with unread bytes in it resets the connection, and a reset can
-        // discard the abort frame before the peer reads it: read what the peers still send
-        // (briefly) so the connections close cleanly.
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
-        for link in self.star.links.iter_mut().flatten() {
-            use std::io::Read;
-            link.stream
-                .set_read_timeout(Some(std::time::Duration::from_millis(100)))
-                .ok();
-            let mut buf = [0u8; 1 << 16];
-            while std::time::Instant::now() < until {
-                match link.stream.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-            }
-        }
+        self.star.abort(reason);
     }
 }

@@ -24,6 +24,13 @@ pub enum DistError {
         timeout: Duration,
         during: String,
     },
+    /// A collective did not finish in time and the backend cannot say which rank is late.
+    #[error(
+        "a collective did not finish within {} s {during} (a rank is stalled or far behind; \
+         dist.timeout_s or MAETOK_DIST_TIMEOUT_S sets the limit)",
+        .timeout.as_secs_f64()
+    )]
+    Stalled { timeout: Duration, during: String },
     /// Another rank failed and told this one why.
     #[error("the job stopped: {0}")]
     Aborted(String),

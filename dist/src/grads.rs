@@ -68,7 +68,7 @@ pub fn average_grads(
     bucket_bytes: usize,
 ) -> Result<(), DistError> {
     let world = comm.world();
-    if world == 1 {
+    if comm.is_solo() {
         return Ok(());
     }
     let grads: Vec<Tensor> = params.iter().map(|p| p.grad()).collect();
@@ -87,7 +87,7 @@ pub fn average_grads(
 
 /// Makes every rank's `tensors` rank 0's.
 pub fn broadcast_tensors(comm: &mut dyn Collective, tensors: &[Tensor]) -> Result<(), DistError> {
-    if comm.world() == 1 {
+    if comm.is_solo() {
         return Ok(());
     }
     bucketed(comm, tensors, BUCKET_BYTES, |c, flat| c.broadcast(flat))
@@ -95,7 +95,7 @@ pub fn broadcast_tensors(comm: &mut dyn Collective, tensors: &[Tensor]) -> Resul
 
 /// The mean over the ranks of each value (every rank gets the same numbers).
 pub fn mean_values(comm: &mut dyn Collective, values: &[f64]) -> Result<Vec<f64>, DistError> {
-    if comm.world() == 1 || values.is_empty() {
+    if comm.is_solo() || values.is_empty() {
         return Ok(values.to_vec());
     }
     let t = Tensor::from_slice(values);
@@ -124,7 +124,7 @@ pub fn check_identical(
     tensors: &[Tensor],
     what: &str,
 ) -> Result<(), DistError> {
-    if comm.world() == 1 {
+    if comm.is_solo() {
         return Ok(());
     }
     let mine = Tensor::from_slice(&[fingerprint(tensors) as i64]);

@@ -4,9 +4,10 @@
 //! it (`grads`: gradients averaged in flat buckets, parameters broadcast, metrics averaged,
 //! weights compared).
 //!
-//! Backends: `Solo` (one process: every collective is the identity) and `cpu::CpuComm`
+//! Backends: `Solo` (one process: every collective is the identity), `cpu::CpuComm`
 //! (TCP, every rank's tensor summed by rank 0 in rank order, so every rank holds the same
-//! bits; for tests and debugging on machines without GPUs). Model code never calls a
+//! bits; for tests and debugging on machines without GPUs) and `nccl::NcclComm` (NCCL
+//! through cudarc on the GPUs' memory). Model code never calls a
 //! collective: the loop does, after backward.
 
 pub mod collective;
@@ -14,6 +15,7 @@ pub mod cpu;
 pub mod error;
 pub mod grads;
 pub mod launch;
+pub mod nccl;
 pub mod rendezvous;
 mod wire;
 

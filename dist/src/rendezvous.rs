@@ -21,6 +21,70 @@ pub struct Star {
     pub timeout: Duration,
 }
 
+impl Star {
+    /// Tells the peers this rank stops, and why (best effort), and closes the connections
+    /// cleanly.
+    pub fn abort(&mut self, reason: &str) {
+        for link in self.links.iter_mut().flatten() {
+            link.send(Tag::Abort, reason.as_bytes(), "").ok();
+            link.stream.shutdown(std::net::Shutdown::Write).ok();
+        }
+        // Closing a socket with unread bytes in it resets the connection, and a reset can
+        // discard the abort frame before the peer reads it: read what the peers still send
+        // (briefly) so the connections close cleanly.
+        let until = Instant::now() + Duration::from_secs(1);
+        for link in self.links.iter_mut().flatten() {
+            use std::io::Read;
+            link.stream
+                .set_read_timeout(Some(Duration::from_millis(100)))
+                .ok();
+            let mut buf = [0u8; 1 << 16];
+            while Instant::now() < until {
+                match link.stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        }
+    }
+
+    /// Without waiting: the first peer that has closed its connection or sent an abort
+    /// (for backends whose collectives do not run over these connections, to tell a dead
+    /// peer from a slow one).
+    pub fn peer_trouble(&mut self) -> Option<DistError> {
+        for link in self.links.iter_mut().flatten() {
+            link.stream.set_nonblocking(true).ok();
+            let mut b = [0u8; 1];
+            let r = link.stream.peek(&mut b);
+            link.stream.set_nonblocking(false).ok();
+            match r {
+                Ok(0) => {
+                    return Some(DistError::PeerGone {
+                        rank: link.peer,
+                        during: "during a collective".into(),
+                    })
+                }
+                Ok(_) => {
+                    // Only abort frames travel here once the job runs.
+                    return Some(
+                        link.recv(Tag::Abort, "")
+                            .err()
+                            .unwrap_or_else(|| DistError::Aborted(format!("rank {}", link.peer))),
+                    );
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    return Some(DistError::PeerGone {
+                        rank: link.peer,
+                        during: "during a collective".into(),
+                    })
+                }
+            }
+        }
+        None
+    }
+}
+
 /// Join the job of `launch` under `identity`; returns the star and rank 0's payload.
 pub fn join(
     launch: &Launch,

@@ -231,6 +231,21 @@ fn two_and_four_ranks_train_the_weights_of_one_and_resume_at_another_world_size(
     }
     let w1 = weights(&one, last);
     let tol = tolerance(&w1, &weights(&one2, last));
+    // One process through the collective layer (buckets, the backend) makes exactly the
+    // updates of one without it: the CPU stand-in for the NCCL world-size-1 device check.
+    let layered = d.join("s1-w1-cpu-backend");
+    train(
+        1,
+        "tokenizer",
+        &config(d, "s1-cpu.toml", &shards, "backend = \"cpu\"\n"),
+        &layered,
+        &[],
+    );
+    assert_eq!(
+        rel_diff(&w1, &weights(&layered, last)),
+        0.0,
+        "1 process with and without the collective layer"
+    );
     let loss_tol = (10.0 * loss_diff(&losses(&one), &losses(&one2))).max(1e-4);
     for world in [2, 4] {
         let run = d.join(format!("s1-w{world}"));
@@ -545,4 +560,36 @@ fn lpips_with_ranks() {
         let diff = rel_diff(&one, &weights(run, "step-0000001"));
         assert!(diff <= 1e-6, "{}: {diff:e}", run.display());
     }
+}
+
+/// The device script of the NCCL check (benches/gpu/distributed.sh) on the CPU: the same
+/// parts with the CPU backend, and one process through the collective layer training
+/// exactly as one without it.
+#[test]
+fn the_gpu_script_dry_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = fixtures().join("../../benches/gpu/distributed.sh");
+    let mut c = Command::new("bash");
+    c.arg(&script)
+        .arg("--dry-run")
+        .env("OUT", dir.path())
+        .env("MAETOK_BIN", maetok_e2e::maetok_bin())
+        .envs(ENV);
+    if let Some(py) = std::env::var_os("MAETOK_PYTHON_BIN") {
+        c.env("TORCH_PYTHON", py);
+    }
+    let o = c.output().unwrap();
+    assert!(
+        o.status.success(),
+        "{}\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+        std::fs::read_to_string(dir.path().join("distributed.log")).unwrap_or_default()
+    );
+    let r = maetok_e2e::json_file(&dir.path().join("distributed.json"));
+    assert_eq!(r["weights_rel_diff_layer_vs_none"], 0.0, "{r}");
+    assert!(
+        r["allreduce"]["seconds_per_step"].as_f64().unwrap() > 0.0,
+        "{r}"
+    );
 }

@@ -29,6 +29,12 @@ pub struct AllreduceArgs {
     bucket_mb: f64,
     #[arg(long, default_value_t = 120.0)]
     timeout_s: f64,
+    /// `cpu` (TCP through rank 0) or `nccl` (needs CUDA and libnccl.so on the library path).
+    #[arg(long, default_value = "cpu")]
+    backend: String,
+    /// Where the gradients live: cpu, cuda, cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -110,17 +116,26 @@ fn allreduce(a: AllreduceArgs) -> anyhow::Result<ExitCode> {
     use maetok_dist::grads::average_grads;
     let launch = maetok_dist::Launch::from_env()?;
     let timeout = std::time::Duration::from_secs_f64(a.timeout_s);
-    let mut comm: Box<dyn maetok_dist::Collective> = if launch.is_distributed() {
-        let (star, _) = maetok_dist::rendezvous::join(&launch, "bench-allreduce", timeout, b"")?;
-        Box::new(maetok_dist::cpu::CpuComm::new(star))
-    } else {
-        Box::new(maetok_dist::Solo)
+    let device = maetok_nn::device::parse_device(&a.device).map_err(anyhow::Error::msg)?;
+    // A named backend runs even at world size 1 (the collective path on one device).
+    let mut comm: Box<dyn maetok_dist::Collective> = match (a.backend.as_str(), device) {
+        ("nccl", tch::Device::Cuda(d)) => Box::new(maetok_dist::nccl::NcclComm::join(
+            &launch,
+            "bench-allreduce",
+            timeout,
+            d,
+        )?),
+        ("nccl", _) => anyhow::bail!("--backend nccl needs --device cuda"),
+        ("cpu", _) => {
+            let (star, _) =
+                maetok_dist::rendezvous::join(&launch, "bench-allreduce", timeout, b"")?;
+            Box::new(maetok_dist::cpu::CpuComm::new(star))
+        }
+        (b, _) => anyhow::bail!("--backend {b:?}: expected cpu or nccl"),
     };
     let per = (a.params / a.tensors.max(1)).max(1) as i64;
     let params: Vec<tch::Tensor> = (0..a.tensors.max(1))
-        .map(|_| {
-            tch::Tensor::zeros([per], (tch::Kind::Float, tch::Device::Cpu)).set_requires_grad(true)
-        })
+        .map(|_| tch::Tensor::zeros([per], (tch::Kind::Float, device)).set_requires_grad(true))
         .collect();
     for p in &params {
         (p * 1.0).sum(tch::Kind::Float).backward();
@@ -131,12 +146,16 @@ fn allreduce(a: AllreduceArgs) -> anyhow::Result<ExitCode> {
     for _ in 0..a.steps {
         average_grads(comm.as_mut(), &params, bucket)?;
     }
+    if let tch::Device::Cuda(d) = device {
+        tch::Cuda::synchronize(d as i64);
+    }
     let secs = t.elapsed().as_secs_f64() / a.steps as f64;
     if launch.rank == 0 {
         println!(
             "{}",
             serde_json::json!({
                 "backend": comm.backend(),
+                "device": a.device,
                 "world": launch.world,
                 "params": per as usize * params.len(),
                 "tensors": params.len(),

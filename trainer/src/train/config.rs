@@ -34,8 +34,8 @@ pub struct TrainConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DistConfig {
-    /// "auto" (the CPU backend; NCCL is not built yet) or "cpu" (TCP through rank 0:
-    /// for tests and debugging).
+    /// "auto" (NCCL on CUDA when libnccl.so loads, else the CPU backend), "nccl", or "cpu"
+    /// (TCP through rank 0: for tests and debugging).
     pub backend: String,
     /// How long a rank waits for another before naming it and stopping the job
     /// (`MAETOK_DIST_TIMEOUT_S` overrides it). Covers rank 0's checkpoint writing.

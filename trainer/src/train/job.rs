@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use maetok_dist::cpu::CpuComm;
+use maetok_dist::nccl::NcclComm;
 use maetok_dist::{Collective, Launch, Solo};
 use tch::Device;
 
@@ -34,9 +35,16 @@ impl Job {
     }
 
     /// Joins the job `launch` describes under `identity` (what every rank must agree on:
-    /// the config and the dataset).
-    pub fn join(launch: &Launch, cfg: &TrainConfig, identity: &str) -> anyhow::Result<Self> {
-        if !launch.is_distributed() {
+    /// the config and the dataset), training on `device`.
+    pub fn join(
+        launch: &Launch,
+        cfg: &TrainConfig,
+        identity: &str,
+        device: Device,
+    ) -> anyhow::Result<Self> {
+        // One process skips the collective layer, unless a backend is named: then it runs
+        // through it (at world size 1, the NCCL path's check on a single GPU).
+        if !launch.is_distributed() && cfg.dist.backend == "auto" {
             return Ok(Self {
                 launch: launch.clone(),
                 ..Self::single()
@@ -53,9 +61,26 @@ impl Job {
         let timeout = maetok_dist::launch::timeout_from_env()?.unwrap_or(cfg.dist.timeout_s);
         let timeout = Duration::from_secs_f64(timeout);
         tracing::info!("{}", launch.describe());
-        let (star, _) = maetok_dist::rendezvous::join(launch, identity, timeout, b"")
-            .with_context(|| format!("joining the job as {}", launch.describe()))?;
-        let comm: Box<dyn Collective> = Box::new(CpuComm::new(star));
+        let joining = || format!("joining the job as {}", launch.describe());
+        let comm: Box<dyn Collective> = match (cfg.dist.backend.as_str(), device) {
+            ("auto" | "nccl", Device::Cuda(d))
+                if cfg.dist.backend == "nccl" || maetok_dist::nccl::available() =>
+            {
+                Box::new(NcclComm::join(launch, identity, timeout, d).with_context(joining)?)
+            }
+            ("nccl", _) => bail!("dist.backend = \"nccl\" needs train.device = \"cuda\""),
+            _ => {
+                if let Device::Cuda(_) = device {
+                    tracing::warn!(
+                        "NCCL is not on the library path: the collectives run over TCP through \
+                         the host (slow; docs/distributed.md says how to make libnccl.so visible)"
+                    );
+                }
+                let (star, _) = maetok_dist::rendezvous::join(launch, identity, timeout, b"")
+                    .with_context(joining)?;
+                Box::new(CpuComm::new(star))
+            }
+        };
         tracing::info!(
             "rank {} of {world}: collectives over {}",
             launch.rank,

@@ -210,9 +210,10 @@ pub fn check(c: &TrainConfig) -> Result<(), String> {
     )?;
 
     let d = &c.dist;
-    if d.backend != "auto" && d.backend != "cpu" {
+    if !["auto", "cpu", "nccl"].contains(&d.backend.as_str()) {
         return Err(format!(
-            "dist.backend = {:?}: expected \"auto\" or \"cpu\" (the NCCL backend is not built yet)",
+            "dist.backend = {:?}: expected \"auto\" (NCCL on CUDA when libnccl.so loads, else \
+             the CPU backend), \"nccl\" or \"cpu\"",
             d.backend
         ));
     }

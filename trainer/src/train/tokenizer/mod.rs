@@ -138,7 +138,7 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
     let dataset_sha = dataset_identity(&shards);
     // What every rank must agree on: the run's identity and the dataset's.
     let agreed = sha256_hex(format!("{}\n{dataset_sha}", identity(&cfg.to_toml())?).as_bytes());
-    let mut job = Job::join(&opts.launch, cfg, &agreed)?;
+    let mut job = Job::join(&opts.launch, cfg, &agreed, device)?;
     let r = train_in(&mut job, &opts, device, &shards, &dataset_sha);
     if let Err(e) = &r {
         job.comm.abort(&format!("{e:#}"));
