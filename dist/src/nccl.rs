@@ -4,8 +4,9 @@
 //! rendezvous, whose TCP connections stay open beside the communicator: they carry the
 //! abort messages and tell a dead rank from a slow one.
 //!
-//! Collectives are enqueued on the CUDA default stream, which is libtorch's current stream
-//! unless code sets another (maetok does not), so they run after the backward pass that
+//! Collectives are enqueued on libtorch's current CUDA stream of this thread
+//! (`c10::cuda::getCurrentCUDAStream(device).stream()`, bound by name from libc10_cuda as
+//! the autocast bindings bind `at::autocast`), so they run after the backward pass that
 //! wrote the gradients and before the optimiser that reads them. Each collective is then
 //! waited for by a watchdog: it polls the stream, `ncclCommGetAsyncError` and the peers'
 //! connections until the work is done, and on an error, a dead peer or `timeout` it aborts
@@ -24,6 +25,8 @@ use crate::{Collective, DistError, Launch};
 
 pub struct NcclComm {
     comm: sys::ncclComm_t,
+    /// libtorch's current stream on this rank's GPU, taken when the job was joined.
+    stream: sys::cudaStream_t,
     star: Star,
     device: usize,
     timeout: Duration,
@@ -50,6 +53,52 @@ fn dtype(kind: Kind) -> Result<sys::ncclDataType_t, DistError> {
             )))
         }
     })
+}
+
+/// `c10::cuda::CUDAStream` by value: a `c10::Stream` (device type, device index, stream
+/// id), trivially copyable, so the Itanium C++ ABI returns it in two registers as it would
+/// this C struct.
+#[repr(C)]
+struct CudaStream {
+    device_type: i8,
+    device_index: i8,
+    id: i64,
+}
+
+const GET_CURRENT_STREAM: &[u8] = b"_ZN3c104cuda20getCurrentCUDAStreamEa\0";
+const STREAM_OF: &[u8] = b"_ZNK3c104cuda10CUDAStream6streamEv\0";
+
+type GetCurrentStream = unsafe extern "C" fn(i8) -> CudaStream;
+type StreamOf = unsafe extern "C" fn(*const CudaStream) -> *mut std::ffi::c_void;
+
+/// The two libc10_cuda functions, looked up in the libraries this process has loaded (the
+/// binary links libtorch_cuda, which brings libc10_cuda, on CUDA builds of libtorch).
+fn stream_functions() -> Result<(GetCurrentStream, StreamOf), DistError> {
+    let this = libloading::os::unix::Library::this();
+    let missing = |e: libloading::Error| {
+        DistError::Unsupported(format!(
+            "libtorch's CUDA stream functions are not loaded ({e}): is this a CUDA build of libtorch?"
+        ))
+    };
+    // SAFETY: the symbols have these signatures (c10/cuda/CUDAStream.h; see `CudaStream`).
+    unsafe {
+        let get = *this
+            .get::<GetCurrentStream>(GET_CURRENT_STREAM)
+            .map_err(missing)?;
+        let of = *this.get::<StreamOf>(STREAM_OF).map_err(missing)?;
+        Ok((get, of))
+    }
+}
+
+/// libtorch's current CUDA stream on `device` for the calling thread. Call only when CUDA
+/// is available (libtorch throws otherwise, and a C++ exception must not cross into Rust).
+fn current_stream(device: usize) -> Result<sys::cudaStream_t, DistError> {
+    let (get, of) = stream_functions()?;
+    // SAFETY: CUDA is available (the caller's contract) and `s` lives across the call.
+    unsafe {
+        let s = get(device as i8);
+        Ok(of(&s) as sys::cudaStream_t)
+    }
 }
 
 /// Whether libnccl (as `libnccl.so` on the library path) and the CUDA driver can be loaded.
@@ -103,6 +152,10 @@ impl NcclComm {
             cudarc::driver::result::ctx::set_current(ctx)
                 .map_err(|e| DistError::Unsupported(format!("CUDA context {device}: {e:?}")))?;
         }
+        if !tch::Cuda::is_available() {
+            return Err(DistError::Unsupported("the NCCL backend needs CUDA".into()));
+        }
+        let stream = current_stream(device)?;
         let mut comm: sys::ncclComm_t = std::ptr::null_mut();
         // SAFETY: `comm` is a valid out pointer; every rank calls with the same id and size.
         unsafe {
@@ -111,6 +164,7 @@ impl NcclComm {
         }
         Ok(Self {
             comm,
+            stream,
             star,
             device,
             timeout,
@@ -125,8 +179,8 @@ impl NcclComm {
         let start = Instant::now();
         let during = format!("in {what} (NCCL collective #{})", self.calls);
         loop {
-            // SAFETY: the null stream is always valid in the current context.
-            match unsafe { cuStreamQuery(std::ptr::null_mut()) } {
+            // SAFETY: libtorch's stream, alive for the process.
+            match unsafe { cuStreamQuery(self.stream as cudarc::driver::sys::CUstream) } {
                 cudaError_enum::CUDA_SUCCESS => return Ok(()),
                 cudaError_enum::CUDA_ERROR_NOT_READY => {}
                 e => return Err(self.fail(DistError::Unsupported(format!("CUDA {e:?} {during}")))),
@@ -214,7 +268,7 @@ impl Collective for NcclComm {
                 ty,
                 sys::ncclRedOp_t::ncclSum,
                 self.comm,
-                std::ptr::null_mut(),
+                self.stream,
             )
             .map_err(|e| nccl_err("ncclAllReduce", e))?;
         }
@@ -231,7 +285,7 @@ impl Collective for NcclComm {
         // SAFETY: as in `all_reduce_sum`.
         unsafe {
             let p = buf.data_ptr();
-            result::broadcast(p, p, buf.numel(), ty, 0, self.comm, std::ptr::null_mut())
+            result::broadcast(p, p, buf.numel(), ty, 0, self.comm, self.stream)
                 .map_err(|e| nccl_err("ncclBroadcast", e))?;
         }
         self.wait("broadcast")?;
@@ -259,7 +313,7 @@ impl Collective for NcclComm {
                 buf.numel(),
                 ty,
                 self.comm,
-                std::ptr::null_mut(),
+                self.stream,
             )
             .map_err(|e| nccl_err("ncclAllGather", e))?;
         }
@@ -281,6 +335,14 @@ impl Collective for NcclComm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The stream functions are found by name in libc10_cuda (loaded with libtorch_cuda:
+    /// the project's torch 2.11 wheel is a CUDA build); calling them needs a GPU, binding
+    /// them does not.
+    #[test]
+    fn libtorch_stream_functions_are_bound_by_name() {
+        stream_functions().expect("c10::cuda stream symbols");
+    }
 
     /// Without libnccl.so or a GPU, joining is an error that says what to do, not a panic
     /// (cudarc panics when a library it calls into is missing).

@@ -100,6 +100,17 @@ impl Tokenizer {
         self.aux_vars.to(device, tch::Kind::Float);
     }
 
+    /// Every tensor of the model, parameters and buffers (what rank 0 broadcasts).
+    pub fn state(&self) -> Vec<Tensor> {
+        self.ae
+            .vars
+            .named()
+            .into_iter()
+            .chain(self.aux_vars.named())
+            .map(|(_, t)| t)
+            .collect()
+    }
+
     /// What a stage trains, under the reference's names, in declaration order.
     pub fn params(&self, trained: Trained) -> Vec<(String, Tensor)> {
         match trained {

@@ -176,14 +176,9 @@ fn train_in(
         .map_err(anyhow::Error::msg)?;
     let mut model = start.model;
     model.to(device);
-    // Every rank starts from rank 0's weights (they are equal already when drawn from the
-    // seed on the CPU; a GPU's draws, or a file that differs, would not be).
-    let everything: Vec<Tensor> = model
-        .params(Trained::All)
-        .into_iter()
-        .map(|(_, t)| t)
-        .collect();
-    broadcast_tensors(job.comm.as_mut(), &everything)?;
+    // Every rank starts from rank 0's weights and buffers (they are equal already when
+    // drawn from the seed on the CPU; a GPU's draws, or a file that differs, would not be).
+    broadcast_tensors(job.comm.as_mut(), &model.state())?;
     let grid = model.ae.encoder.grid;
     let n_tokens = grid.0 * grid.1;
     let params: Vec<(String, Tensor)> = match stage {
@@ -206,6 +201,10 @@ fn train_in(
     let lpips = setup::lpips(cfg, device)?;
     let resume = start.resume.as_ref().map(|(d, st)| (d.as_path(), st));
     let mut gan = GanState::start(cfg, stage, resume, device)?;
+    if let Some(g) = &gan {
+        let heads: Vec<Tensor> = g.disc.state_dict().into_iter().map(|(_, t)| t).collect();
+        broadcast_tensors(job.comm.as_mut(), &heads)?;
+    }
     let loader = setup::loader(cfg, stage, ranks, device, cursor, opts.verify_shards)?;
     let sched = cfg.schedule(cfg.optim.warmup_steps);
     let bucket_bytes = (cfg.dist.bucket_mb * (1 << 20) as f64) as usize;
