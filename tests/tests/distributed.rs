@@ -38,6 +38,8 @@ fn shards(dir: &Path) -> PathBuf {
 /// into a jump (at steps 11 and 16 of 30, 4 ranks against 1 went from 1e-8 to 2.5e-4 of
 /// the largest weight; without it they stay at 5e-9 to the end), as a feature map whose
 /// ReLUs are all off at a place would, its unit normalisation dividing by almost nothing.
+/// It is no rank effect: one rank under `ATEN_CPU_CAPABILITY=avx2` against `default`, LPIPS
+/// on, drifts the same way (from 1.4e-8 to 3.1e-4 by step 30, the jump at steps 9–10).
 /// `lpips_with_ranks` below shows LPIPS itself equal on any number of ranks at step 1.
 ///
 /// lr 3e-4 and AdamW eps 1e-4 make the comparison of weights a measure. AdamW moves each
