@@ -58,3 +58,44 @@ impl Collective for Solo {
         true
     }
 }
+
+/// The collectives of the job `launch` describes, by backend name: `"nccl"` (needs a CUDA
+/// device `cuda`), `"cpu"`, or `"auto"` (NCCL on a CUDA device when libnccl.so loads, the
+/// CPU backend otherwise, with a warning on a GPU). Every rank joins under `identity`.
+pub fn connect(
+    backend: &str,
+    launch: &crate::Launch,
+    identity: &str,
+    timeout: std::time::Duration,
+    cuda: Option<usize>,
+) -> Result<Box<dyn Collective>, DistError> {
+    let nccl = match (backend, cuda) {
+        ("nccl", Some(_)) => true,
+        ("nccl", None) => {
+            return Err(DistError::Unsupported(
+                "the NCCL backend needs a CUDA device".into(),
+            ))
+        }
+        ("auto", Some(_)) => crate::nccl::available(),
+        ("auto" | "cpu", _) => false,
+        (b, _) => {
+            return Err(DistError::Unsupported(format!(
+                "backend {b:?}: expected \"auto\", \"nccl\" or \"cpu\""
+            )))
+        }
+    };
+    if nccl {
+        let d = cuda.expect("checked above");
+        return Ok(Box::new(crate::nccl::NcclComm::join(
+            launch, identity, timeout, d,
+        )?));
+    }
+    if cuda.is_some() {
+        tracing::warn!(
+            "NCCL is not on the library path: the collectives run over TCP through the host \
+             (slow; docs/distributed.md says how to make libnccl.so visible)"
+        );
+    }
+    let (star, _) = crate::rendezvous::join(launch, identity, timeout, b"")?;
+    Ok(Box::new(crate::cpu::CpuComm::new(star)))
+}

@@ -19,6 +19,6 @@ pub mod nccl;
 pub mod rendezvous;
 mod wire;
 
-pub use collective::{Collective, Solo};
+pub use collective::{connect, Collective, Solo};
 pub use error::DistError;
 pub use launch::{Launch, Launcher};

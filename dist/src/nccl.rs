@@ -222,6 +222,32 @@ impl NcclComm {
         t.detach().to_device(Device::Cuda(self.device)).contiguous()
     }
 
+    /// Runs the in-place collective `op` on `t`'s bytes on this rank's GPU (`op` gets the
+    /// pointer of a contiguous CUDA copy, its element count and NCCL type, the communicator
+    /// and the stream; the copy stays alive until `wait` has seen the stream finish), then
+    /// writes the result back into `t`.
+    fn in_place(
+        &mut self,
+        t: &Tensor,
+        what: &str,
+        op: impl FnOnce(
+            *mut std::ffi::c_void,
+            usize,
+            sys::ncclDataType_t,
+            sys::ncclComm_t,
+            sys::cudaStream_t,
+        ) -> Result<result::NcclStatus, DistError>,
+    ) -> Result<(), DistError> {
+        self.check()?;
+        self.calls += 1;
+        let buf = self.on_device(t);
+        let ty = dtype(buf.kind())?;
+        op(buf.data_ptr(), buf.numel(), ty, self.comm, self.stream)?;
+        self.wait(what)?;
+        tch::no_grad(|| t.shallow_clone().copy_(&buf));
+        Ok(())
+    }
+
     fn check(&self) -> Result<(), DistError> {
         if self.broken {
             return Err(DistError::Aborted(
@@ -253,44 +279,19 @@ impl Collective for NcclComm {
     }
 
     fn all_reduce_sum(&mut self, t: &Tensor) -> Result<(), DistError> {
-        self.check()?;
-        self.calls += 1;
-        let buf = self.on_device(t);
-        let ty = dtype(buf.kind())?;
-        // SAFETY: `buf` is a contiguous CUDA tensor of `numel` elements of `ty`, alive until
-        // `wait` has seen the stream finish; in place (send = receive) is allowed.
-        unsafe {
-            let p = buf.data_ptr();
-            result::all_reduce(
-                p,
-                p,
-                buf.numel(),
-                ty,
-                sys::ncclRedOp_t::ncclSum,
-                self.comm,
-                self.stream,
-            )
-            .map_err(|e| nccl_err("ncclAllReduce", e))?;
-        }
-        self.wait("all-reduce")?;
-        tch::no_grad(|| t.shallow_clone().copy_(&buf));
-        Ok(())
+        self.in_place(t, "all-reduce", |p, n, ty, comm, stream| {
+            // SAFETY: see `in_place`; NCCL allows send = receive.
+            unsafe { result::all_reduce(p, p, n, ty, sys::ncclRedOp_t::ncclSum, comm, stream) }
+                .map_err(|e| nccl_err("ncclAllReduce", e))
+        })
     }
 
     fn broadcast(&mut self, t: &Tensor) -> Result<(), DistError> {
-        self.check()?;
-        self.calls += 1;
-        let buf = self.on_device(t);
-        let ty = dtype(buf.kind())?;
-        // SAFETY: as in `all_reduce_sum`.
-        unsafe {
-            let p = buf.data_ptr();
-            result::broadcast(p, p, buf.numel(), ty, 0, self.comm, self.stream)
-                .map_err(|e| nccl_err("ncclBroadcast", e))?;
-        }
-        self.wait("broadcast")?;
-        tch::no_grad(|| t.shallow_clone().copy_(&buf));
-        Ok(())
+        self.in_place(t, "broadcast", |p, n, ty, comm, stream| {
+            // SAFETY: see `in_place`.
+            unsafe { result::broadcast(p, p, n, ty, 0, comm, stream) }
+                .map_err(|e| nccl_err("ncclBroadcast", e))
+        })
     }
 
     fn all_gather(&mut self, t: &Tensor) -> Result<Tensor, DistError> {

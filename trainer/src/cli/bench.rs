@@ -29,7 +29,8 @@ pub struct AllreduceArgs {
     bucket_mb: f64,
     #[arg(long, default_value_t = 120.0)]
     timeout_s: f64,
-    /// `cpu` (TCP through rank 0) or `nccl` (needs CUDA and libnccl.so on the library path).
+    /// `cpu` (TCP through rank 0), `nccl` (needs CUDA and libnccl.so on the library path) or
+    /// `auto` (NCCL on CUDA when it loads).
     #[arg(long, default_value = "cpu")]
     backend: String,
     /// Where the gradients live: cpu, cuda, cuda:N.
@@ -118,21 +119,11 @@ fn allreduce(a: AllreduceArgs) -> anyhow::Result<ExitCode> {
     let timeout = std::time::Duration::from_secs_f64(a.timeout_s);
     let device = maetok_nn::device::parse_device(&a.device).map_err(anyhow::Error::msg)?;
     // A named backend runs even at world size 1 (the collective path on one device).
-    let mut comm: Box<dyn maetok_dist::Collective> = match (a.backend.as_str(), device) {
-        ("nccl", tch::Device::Cuda(d)) => Box::new(maetok_dist::nccl::NcclComm::join(
-            &launch,
-            "bench-allreduce",
-            timeout,
-            d,
-        )?),
-        ("nccl", _) => anyhow::bail!("--backend nccl needs --device cuda"),
-        ("cpu", _) => {
-            let (star, _) =
-                maetok_dist::rendezvous::join(&launch, "bench-allreduce", timeout, b"")?;
-            Box::new(maetok_dist::cpu::CpuComm::new(star))
-        }
-        (b, _) => anyhow::bail!("--backend {b:?}: expected cpu or nccl"),
+    let cuda = match device {
+        tch::Device::Cuda(d) => Some(d),
+        _ => None,
     };
+    let mut comm = maetok_dist::connect(&a.backend, &launch, "bench-allreduce", timeout, cuda)?;
     let per = (a.params / a.tensors.max(1)).max(1) as i64;
     let params: Vec<tch::Tensor> = (0..a.tensors.max(1))
         .map(|_| tch::Tensor::zeros([per], (tch::Kind::Float, device)).set_requires_grad(true))

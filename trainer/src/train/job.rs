@@ -6,8 +6,6 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use maetok_dist::cpu::CpuComm;
-use maetok_dist::nccl::NcclComm;
 use maetok_dist::{Collective, Launch, Solo};
 use tch::Device;
 
@@ -62,25 +60,12 @@ impl Job {
         let timeout = Duration::from_secs_f64(timeout);
         tracing::info!("{}", launch.describe());
         let joining = || format!("joining the job as {}", launch.describe());
-        let comm: Box<dyn Collective> = match (cfg.dist.backend.as_str(), device) {
-            ("auto" | "nccl", Device::Cuda(d))
-                if cfg.dist.backend == "nccl" || maetok_dist::nccl::available() =>
-            {
-                Box::new(NcclComm::join(launch, identity, timeout, d).with_context(joining)?)
-            }
-            ("nccl", _) => bail!("dist.backend = \"nccl\" needs train.device = \"cuda\""),
-            _ => {
-                if let Device::Cuda(_) = device {
-                    tracing::warn!(
-                        "NCCL is not on the library path: the collectives run over TCP through \
-                         the host (slow; docs/distributed.md says how to make libnccl.so visible)"
-                    );
-                }
-                let (star, _) = maetok_dist::rendezvous::join(launch, identity, timeout, b"")
-                    .with_context(joining)?;
-                Box::new(CpuComm::new(star))
-            }
+        let cuda = match device {
+            Device::Cuda(d) => Some(d),
+            _ => None,
         };
+        let comm = maetok_dist::connect(&cfg.dist.backend, launch, identity, timeout, cuda)
+            .with_context(joining)?;
         tracing::info!(
             "rank {} of {world}: collectives over {}",
             launch.rank,
