@@ -4,6 +4,7 @@
 //! rank, when one dies or differs.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -94,17 +95,18 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Starts `world` processes of `maetok args…` with the variables a hand launch exports.
+/// Starts `world` processes of `maetok args(rank)…` with the variables a hand launch
+/// exports.
 fn spawn(
     world: usize,
-    args: &[&std::ffi::OsStr],
+    args: impl Fn(usize) -> Vec<OsString>,
     per_rank: impl Fn(usize, &mut Command),
 ) -> Vec<Child> {
     let port = free_port().to_string();
     (0..world)
         .map(|rank| {
             let mut c = maetok();
-            c.args(args).envs(ENV);
+            c.args(args(rank)).envs(ENV);
             if world > 1 {
                 c.env("RANK", rank.to_string())
                     .env("WORLD_SIZE", world.to_string())
@@ -136,19 +138,19 @@ fn all_ok(outs: &[Output]) {
     }
 }
 
-fn os(v: &[&str]) -> Vec<std::ffi::OsString> {
-    v.iter().map(|s| s.into()).collect()
+/// `train <stage> --config cfg --run-dir run [extra]`.
+fn train_args(stage: &str, cfg: &Path, run: &Path, extra: &[&str]) -> Vec<OsString> {
+    let mut a: Vec<OsString> = vec!["train".into(), stage.into(), "--config".into()];
+    a.extend([cfg.into(), "--run-dir".into(), run.into()]);
+    a.extend(extra.iter().map(OsString::from));
+    a
 }
 
-/// `maetok train <stage> --config cfg --run-dir run [extra]` on `world` ranks.
+/// `maetok train <stage> --config cfg --run-dir run [extra]` on `world` ranks, all
+/// succeeding.
 fn train(world: usize, stage: &str, cfg: &Path, run: &Path, extra: &[&str]) -> Vec<Output> {
-    let mut a = os(&["train", stage, "--config"]);
-    a.push(cfg.into());
-    a.push("--run-dir".into());
-    a.push(run.into());
-    a.extend(os(extra));
-    let refs: Vec<&std::ffi::OsStr> = a.iter().map(|s| s.as_os_str()).collect();
-    let outs = wait_all(spawn(world, &refs, |_, _| {}));
+    let a = train_args(stage, cfg, run, extra);
+    let outs = wait_all(spawn(world, |_| a.clone(), |_, _| {}));
     all_ok(&outs);
     outs
 }
@@ -221,16 +223,14 @@ fn two_and_four_ranks_train_the_weights_of_one_and_resume_at_another_world_size(
     let one = d.join("s1-w1");
     train(1, "tokenizer", &cfg, &one, &[]);
     let one2 = d.join("s1-w1-2threads");
-    {
-        let mut a = os(&["train", "tokenizer", "--config"]);
-        a.push(cfg.clone().into());
-        a.push("--run-dir".into());
-        a.push(one2.clone().into());
-        let refs: Vec<&std::ffi::OsStr> = a.iter().map(|s| s.as_os_str()).collect();
-        all_ok(&wait_all(spawn(1, &refs, |_, c| {
+    let a = train_args("tokenizer", &cfg, &one2, &[]);
+    all_ok(&wait_all(spawn(
+        1,
+        |_| a.clone(),
+        |_, c| {
             c.env("OMP_NUM_THREADS", "2").env("MKL_NUM_THREADS", "2");
-        })));
-    }
+        },
+    )));
     let w1 = weights(&one, last);
     let tol = tolerance(&w1, &weights(&one2, last));
     // One process through the collective layer (buckets, the backend) makes exactly the
@@ -355,12 +355,8 @@ fn a_killed_rank_stops_every_other_rank_naming_it_and_the_job_resumes() {
         .replace("timeout_s = 20", "timeout_s = 4");
     std::fs::write(&cfg, text).unwrap();
     let run = d.join("run");
-    let mut a = os(&["train", "tokenizer", "--config"]);
-    a.push(cfg.clone().into());
-    a.push("--run-dir".into());
-    a.push(run.clone().into());
-    let refs: Vec<&std::ffi::OsStr> = a.iter().map(|s| s.as_os_str()).collect();
-    let mut children = spawn(3, &refs, |_, _| {});
+    let a = train_args("tokenizer", &cfg, &run, &[]);
+    let mut children = spawn(3, |_| a.clone(), |_, _| {});
     wait_for_step(&run, 4, &mut children);
     // SIGKILL rank 2: no chance to say goodbye.
     unsafe { libc::kill(children[2].id() as i32, libc::SIGKILL) };
@@ -386,35 +382,15 @@ fn a_killed_rank_stops_every_other_rank_naming_it_and_the_job_resumes() {
     let st = state(&run, latest.trim());
     let at = st["step"].as_u64().unwrap();
     assert!(at >= 3 && at.is_multiple_of(3), "{st}");
-    let mut refs2 = refs.clone();
-    refs2.extend([
-        std::ffi::OsStr::new("--max-steps"),
-        std::ffi::OsStr::new("1"),
-    ]);
-    let outs = wait_all(spawn(2, &refs2, |_, _| {}));
-    all_ok(&outs);
+    train(2, "tokenizer", &cfg, &run, &["--max-steps", "1"]);
     let summary = maetok_e2e::json_file(&run.join("summary.json"));
     assert_eq!(summary["start_step"].as_u64(), Some(at), "{summary}");
 }
 
-/// Runs a job whose ranks each get their own arguments; returns every rank's stderr.
-fn job_errors(world: usize, args: impl Fn(usize) -> Vec<std::ffi::OsString>) -> Vec<String> {
-    let port = free_port().to_string();
-    let children: Vec<Child> = (0..world)
-        .map(|rank| {
-            let mut c = maetok();
-            c.args(args(rank))
-                .envs(ENV)
-                .env("RANK", rank.to_string())
-                .env("WORLD_SIZE", world.to_string())
-                .env("MASTER_ADDR", "127.0.0.1")
-                .env("MASTER_PORT", &port)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped());
-            c.spawn().unwrap()
-        })
-        .collect();
-    wait_all(children)
+/// Runs a job whose ranks each get their own arguments, every rank failing with status 1;
+/// returns every rank's stderr.
+fn job_errors(world: usize, args: impl Fn(usize) -> Vec<OsString>) -> Vec<String> {
+    wait_all(spawn(world, args, |_, _| {}))
         .into_iter()
         .map(|o| {
             assert_eq!(o.status.code(), Some(1), "{o:?}");
@@ -436,11 +412,12 @@ fn ranks_that_differ_or_cannot_split_the_batch_are_refused() {
     std::fs::write(&other, t).unwrap();
     let run = d.join("run");
     let errs = job_errors(2, |rank| {
-        let mut a = os(&["train", "tokenizer", "--config"]);
-        a.push(if rank == 0 { &same } else { &other }.into());
-        a.push("--run-dir".into());
-        a.push(run.clone().into());
-        a
+        train_args(
+            "tokenizer",
+            if rank == 0 { &same } else { &other },
+            &run,
+            &[],
+        )
     });
     for e in &errs {
         assert!(
@@ -453,13 +430,7 @@ fn ranks_that_differ_or_cannot_split_the_batch_are_refused() {
         "a refused job wrote its run folder"
     );
     // 3 ranks cannot split a global batch of 8.
-    let errs = job_errors(3, |_| {
-        let mut a = os(&["train", "tokenizer", "--config"]);
-        a.push(same.clone().into());
-        a.push("--run-dir".into());
-        a.push(run.clone().into());
-        a
-    });
+    let errs = job_errors(3, |_| train_args("tokenizer", &same, &run, &[]));
     for e in &errs {
         assert!(
             e.contains("data.batch_size = 8") && e.contains("multiple of 3"),
