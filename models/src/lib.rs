@@ -1,1 +1,2 @@
 pub mod maetok;
+pub mod sit;

@@ -9,7 +9,7 @@ use tch::Tensor;
 use crate::init::LinearInit;
 use crate::vars::VarBuilder;
 use crate::weights::WeightError;
-use crate::Linear;
+use crate::{LayerNorm, Linear};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AttentionImpl {
@@ -85,6 +85,31 @@ impl Attention {
         };
         // (B, H, N, D) -> (B, N, C)
         self.proj.forward(&out.transpose(1, 2).reshape([b, n, c]))
+    }
+}
+
+/// qk-norm (SiT's `qk_norm` flag, timm's `Attention(qk_norm=True)`): a LayerNorm with
+/// affine over each head's dims of q and of k (`q_norm`, `k_norm`, eps 1e-5 as
+/// `nn.LayerNorm`'s default), applied as a [`QkHook`] before the product.
+#[derive(Debug)]
+pub struct QkNorm {
+    pub q: LayerNorm,
+    pub k: LayerNorm,
+}
+
+impl QkNorm {
+    /// `vb` at the attention module.
+    pub fn new(vb: &VarBuilder, head_dim: i64, eps: f64) -> Result<Self, WeightError> {
+        Ok(Self {
+            q: LayerNorm::new(&vb.pp("q_norm"), head_dim, eps)?,
+            k: LayerNorm::new(&vb.pp("k_norm"), head_dim, eps)?,
+        })
+    }
+}
+
+impl QkHook for QkNorm {
+    fn apply(&self, q: &Tensor, k: &Tensor) -> (Tensor, Tensor) {
+        (self.q.forward(q), self.k.forward(k))
     }
 }
 

@@ -39,21 +39,30 @@ impl Init {
     }
 }
 
-/// How a `Linear` is initialised: timm's ViT init (trunc-normal 0.02 weight, zero bias), or
-/// PyTorch's default (both U(±1/√in)), or zeros (adaLN-Zero).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a `Linear` is initialised: timm's ViT init (trunc-normal 0.02 weight, zero bias),
+/// PyTorch's default (both U(±1/√in)), DiT/SiT's `_basic_init` (Xavier-uniform weight,
+/// zero bias), normal with a given std and zero bias (SiT's time MLP), or zeros (adaLN-Zero).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LinearInit {
     Timm,
     TorchDefault,
+    Xavier,
+    Normal(f64),
     Zeros,
 }
 
 impl LinearInit {
-    /// The (weight, bias) inits of a layer with `inp` inputs.
-    pub fn parts(self, inp: i64) -> (Init, Init) {
+    /// The (weight, bias) inits of a layer with `inp` inputs and `out` outputs.
+    pub fn parts(self, inp: i64, out: i64) -> (Init, Init) {
         match self {
             Self::Timm => (Init::TruncNormal(0.02), Init::Zeros),
             Self::TorchDefault => (Init::torch_default(inp), Init::torch_default(inp)),
+            // torch.nn.init.xavier_uniform_: U(±√(6 / (fan_in + fan_out))).
+            Self::Xavier => (
+                Init::Uniform((6.0 / (inp + out) as f64).sqrt()),
+                Init::Zeros,
+            ),
+            Self::Normal(std) => (Init::Randn(std), Init::Zeros),
             Self::Zeros => (Init::Zeros, Init::Zeros),
         }
     }

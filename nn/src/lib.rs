@@ -4,7 +4,7 @@
 //! initialisation, saving, the trainable set and device moves all come from it.
 //!
 //! * layers: [`Linear`], [`LayerNorm`] / [`RmsNorm`], [`Attention`] (explicit or SDPA, with
-//!   a q-k hook for RoPE), [`Mlp`] (GELU, tanh GELU, quick GELU, packed SwiGLU), the
+//!   a q-k hook for RoPE or [`QkNorm`]), [`AdaLn`] modulation, [`Mlp`] (GELU, tanh GELU, quick GELU, packed SwiGLU), the
 //!   pre-norm ViT [`Block`], [`PatchEmbed`], mixed 2-D RoPE ([`rope`]), load-time
 //!   resampling of position grids and patch kernels ([`resample`]);
 //! * [`weights`]: safetensors in (shape-checked, errors naming file and key) and out
@@ -12,6 +12,7 @@
 //! * [`device`]: device and dtype names; [`autocast`]: libtorch's autocast with a dtype;
 //! * [`rng`]: SplitMix64, the counter-based generator every keyed draw uses.
 
+pub mod adaln;
 pub mod atomic;
 pub mod attention;
 pub mod autocast;
@@ -29,7 +30,8 @@ pub mod rope;
 pub mod vars;
 pub mod weights;
 
-pub use attention::{Attention, AttentionImpl, QkHook};
+pub use adaln::AdaLn;
+pub use attention::{Attention, AttentionImpl, QkHook, QkNorm};
 pub use block::{Block, BlockShape};
 pub use init::{Init, LinearInit};
 pub use linear::Linear;

@@ -15,7 +15,7 @@ pub struct Linear {
 impl Linear {
     /// `weight` (out, in) and `bias` (out).
     pub fn new(vb: &VarBuilder, inp: i64, out: i64, init: LinearInit) -> Result<Self, WeightError> {
-        let (wi, bi) = init.parts(inp);
+        let (wi, bi) = init.parts(inp, out);
         Ok(Self {
             weight: vb.param("weight", &[out, inp], wi)?,
             bias: Some(vb.param("bias", &[out], bi)?),
@@ -30,7 +30,7 @@ impl Linear {
         init: LinearInit,
     ) -> Result<Self, WeightError> {
         Ok(Self {
-            weight: vb.param("weight", &[out, inp], init.parts(inp).0)?,
+            weight: vb.param("weight", &[out, inp], init.parts(inp, out).0)?,
             bias: None,
         })
     }
