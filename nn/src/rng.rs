@@ -51,6 +51,14 @@ impl SplitMix {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
+    /// Standard normal, by Box–Muller from two uniforms (one value per call; SiT's
+    /// per-sample time draw needs one).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = 1.0 - self.uniform(); // (0, 1]: ln is finite
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+
     /// Uniform integer in `[0, n)` (unbiased, by rejection).
     ///
     /// # Panics
@@ -69,6 +77,18 @@ impl SplitMix {
 
 #[cfg(test)]
 mod tests {
+    use super::SplitMix as Gen;
+
+    #[test]
+    fn normal_has_unit_moments() {
+        let mut r = Gen::new(11);
+        let v: Vec<f64> = (0..200_000).map(|_| r.normal()).collect();
+        let m = v.iter().sum::<f64>() / v.len() as f64;
+        let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len() as f64;
+        assert!(m.abs() < 0.01 && (var - 1.0).abs() < 0.01, "{m} {var}");
+        assert!(v.iter().all(|x| x.is_finite()));
+    }
+
     use super::*;
 
     #[test]

@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 
 use sha2::{Digest, Sha256};
 
+pub mod ranks;
+
 /// The `maetok` binary of this build: `$MAETOK_BIN`, else next to the test executable's
 /// `deps/` folder (`target/<profile>/maetok`, which `./run test` builds first).
 pub fn maetok_bin() -> PathBuf {

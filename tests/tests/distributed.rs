@@ -7,21 +7,12 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
-use maetok_e2e::{fixtures, maetok, synth_shards};
+use maetok_e2e::ranks::{all_ok, free_port, rel_diff, spawn, tensors, wait_all, ENV};
+use maetok_e2e::{fixtures, synth_shards};
 use tch::Tensor;
-
-/// Each process at 1 thread (4 ranks share 2 cores) and the kernels of any x86-64 CPU (as
-/// the golden files are recorded), so the measured margins hold on every machine.
-const ENV: [(&str, &str); 5] = [
-    ("OMP_NUM_THREADS", "1"),
-    ("MKL_NUM_THREADS", "1"),
-    ("ATEN_CPU_CAPABILITY", "default"),
-    ("MKL_CBWR", "COMPATIBLE"),
-    ("ONEDNN_MAX_CPU_ISA", "SSE41"),
-];
 
 fn shards(dir: &Path) -> PathBuf {
     synth_shards(
@@ -87,57 +78,6 @@ fn config(dir: &Path, name: &str, shards: &Path, extra: &str) -> PathBuf {
     p
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts `world` processes of `maetok args(rank)…` with the variables a hand launch
-/// exports.
-fn spawn(
-    world: usize,
-    args: impl Fn(usize) -> Vec<OsString>,
-    per_rank: impl Fn(usize, &mut Command),
-) -> Vec<Child> {
-    let port = free_port().to_string();
-    (0..world)
-        .map(|rank| {
-            let mut c = maetok();
-            c.args(args(rank)).envs(ENV);
-            if world > 1 {
-                c.env("RANK", rank.to_string())
-                    .env("WORLD_SIZE", world.to_string())
-                    .env("MASTER_ADDR", "127.0.0.1")
-                    .env("MASTER_PORT", &port);
-            }
-            per_rank(rank, &mut c);
-            c.stdout(Stdio::null()).stderr(Stdio::piped());
-            c.spawn().unwrap()
-        })
-        .collect()
-}
-
-fn wait_all(children: Vec<Child>) -> Vec<Output> {
-    children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect()
-}
-
-fn all_ok(outs: &[Output]) {
-    for (r, o) in outs.iter().enumerate() {
-        assert!(
-            o.status.success(),
-            "rank {r}: {:?}\n{}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
-}
-
 /// `train <stage> --config cfg --run-dir run [extra]`.
 fn train_args(stage: &str, cfg: &Path, run: &Path, extra: &[&str]) -> Vec<OsString> {
     let mut a: Vec<OsString> = vec!["train".into(), stage.into(), "--config".into()];
@@ -156,26 +96,7 @@ fn train(world: usize, stage: &str, cfg: &Path, run: &Path, extra: &[&str]) -> V
 }
 
 fn weights(run: &Path, step: &str) -> HashMap<String, Tensor> {
-    let p = run.join("checkpoints").join(step).join("model.safetensors");
-    Tensor::read_safetensors(&p)
-        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-        .into_iter()
-        .collect()
-}
-
-/// max|Δ| over every weight of two step folders, relative to the largest weight. (Per
-/// tensor, the ratio is no measure here: AdamW moves a weight by about lr whatever the
-/// size of its gradient, so the zero-initialised biases and modulations, a few lr steps
-/// from 0 after 30 steps, differ by a good part of their size at any change of summation
-/// order, 1 vs 2 threads included.)
-fn rel_diff(a: &HashMap<String, Tensor>, b: &HashMap<String, Tensor>) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let max = |f: &dyn Fn(&String, &Tensor) -> Tensor| {
-        a.iter()
-            .map(|(k, t)| f64::try_from(f(k, t).abs().max()).unwrap())
-            .fold(0.0, f64::max)
-    };
-    max(&|k, t| t - &b[k]) / max(&|_, t| t.shallow_clone()).max(1e-12)
+    tensors(run, &format!("checkpoints/{step}/model.safetensors"))
 }
 
 fn losses(run: &Path) -> Vec<f64> {

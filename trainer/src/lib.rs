@@ -7,5 +7,6 @@ pub mod error;
 pub mod losses;
 pub mod metrics;
 pub mod run;
+pub mod sample;
 pub mod train;
 pub mod viz;

@@ -43,7 +43,10 @@ enum Command {
     Encode(cli::codec::EncodeArgs),
     /// Images (or a shard folder's views) → MAETok reconstructions, a side-by-side grid and PSNR/SSIM.
     Reconstruct(cli::codec::ReconstructArgs),
-    /// Train the tokenizer: `tokenizer` (stage 1, mask modeling) or `decoder` (stage 2).
+    /// Class-conditional samples from a SiT checkpoint, decoded through the tokenizer.
+    Sample(Box<cli::sample::SampleArgs>),
+    /// Train the tokenizer (`tokenizer`: stage 1, mask modeling; `decoder`: stage 2) or
+    /// SiT on cached latents (`sit`).
     Train {
         #[command(subcommand)]
         command: cli::train::Command,
@@ -96,6 +99,7 @@ fn main() -> std::process::ExitCode {
         Command::Teacher { command } => cli::teacher::run(command),
         Command::Encode(args) => cli::codec::encode(args),
         Command::Reconstruct(args) => cli::codec::reconstruct(args),
+        Command::Sample(args) => cli::sample::run(*args),
         Command::Train { command } => cli::train::run(command),
         Command::Demo(args) => cli::demo::run(args),
         Command::Bench { command } => cli::bench::run(command),

@@ -3,6 +3,7 @@
 //! is `model.safetensors` (the official state dict's keys) + `config.json`
 //! ([`SitConfig`]).
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use maetok_nn::vars::{self, VarBuilder, Vars};
@@ -149,8 +150,23 @@ impl Sit {
 
     /// Write `dir/model.safetensors` (fp32) and `dir/config.json`, each atomically.
     pub fn save(&self, dir: &Path) -> std::io::Result<()> {
+        self.save_with(dir, &HashMap::new())
+    }
+
+    /// The same with some tensors' values replaced (the EMA weights, by name): a folder
+    /// that loads as a SiT of its own.
+    pub fn save_with(&self, dir: &Path, replace: &HashMap<&str, &Tensor>) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
-        self.vars.save(&dir.join("model.safetensors"), |_| true)?;
+        let named: Vec<(String, Tensor)> = self
+            .vars
+            .named()
+            .into_iter()
+            .map(|(k, t)| {
+                let t = replace.get(k.as_str()).map_or(t, |r| r.shallow_clone());
+                (k, t)
+            })
+            .collect();
+        maetok_nn::weights::write_safetensors_atomic(&named, &dir.join("model.safetensors"))?;
         self.config.save(dir)
     }
 }

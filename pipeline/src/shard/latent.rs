@@ -289,6 +289,66 @@ impl LatentFolder {
         self.manifest.latent_shape[0] * self.manifest.latent_shape[1]
     }
 
+    /// Images per shard, in manifest order.
+    pub fn shard_images(&self) -> Vec<usize> {
+        self.manifest
+            .shards
+            .iter()
+            .map(|s| s.rows as usize)
+            .collect()
+    }
+
+    pub fn shard_path(&self, shard: usize) -> PathBuf {
+        self.dir.join(&self.manifest.shards[shard].file)
+    }
+
+    /// Checks that every shard the manifest lists is there with its row count (and, with
+    /// `verify`, its sha256), before a training run depends on it.
+    pub fn check_files(&self, verify: bool) -> Result<(), ShardError> {
+        for (i, s) in self.manifest.shards.iter().enumerate() {
+            let path = self.shard_path(i);
+            let damaged = |message: String| ShardError::Damaged {
+                path: path.clone(),
+                message,
+            };
+            let rows = super::reader::open(&path)?
+                .metadata()
+                .file_metadata()
+                .num_rows() as u64;
+            if rows != s.rows {
+                return Err(damaged(format!(
+                    "{rows} rows, the manifest says {}",
+                    s.rows
+                )));
+            }
+            if verify {
+                let h = maetok_nn::weights::file_sha256(&path)
+                    .map_err(|e| damaged(format!("cannot read: {e}")))?;
+                if h != s.sha256 {
+                    return Err(damaged(format!(
+                        "sha256 {h}, the manifest says {}",
+                        s.sha256
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Rows `rows` (sorted, unique) of shard `shard`, with every column.
+    pub fn read_rows(&self, shard: usize, rows: &[usize]) -> Result<Vec<LatentRows>, ShardError> {
+        let columns = ["key", "label", "latent", "latent_flip"].map(String::from);
+        Ok(
+            super::reader::read_selected(&self.shard_path(shard), rows, &columns)?
+                .into_iter()
+                .map(|batch| LatentRows {
+                    batch,
+                    len: self.latent_len(),
+                })
+                .collect(),
+        )
+    }
+
     /// Every row of every shard, in manifest order.
     pub fn read_all(&self) -> impl Iterator<Item = Result<LatentRows, ShardError>> + '_ {
         super::reader::chain_files(self.manifest.shards.iter().map(move |s| {

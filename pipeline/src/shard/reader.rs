@@ -183,29 +183,10 @@ impl ShardFolder {
         columns: &[String],
     ) -> Result<Vec<Rows>, ShardError> {
         let path = self.shard_path(shard);
-        let builder = open(&path)?;
-        let total = builder.metadata().file_metadata().num_rows() as usize;
-        let mask = projection(&builder, columns);
-        let mut selectors = Vec::new();
-        let mut at = 0usize;
-        for &r in rows {
-            if r > at {
-                selectors.push(RowSelector::skip(r - at));
-            }
-            selectors.push(RowSelector::select(1));
-            at = r + 1;
-        }
-        if total > at {
-            selectors.push(RowSelector::skip(total - at));
-        }
-        let reader = builder
-            .with_projection(mask)
-            .with_row_selection(RowSelection::from(selectors))
-            .with_batch_size(rows.len().max(1))
-            .build()?;
-        reader
-            .map(|b| Ok(Rows::new(b?, &path)))
-            .collect::<Result<Vec<_>, ShardError>>()
+        Ok(read_selected(&path, rows, columns)?
+            .into_iter()
+            .map(|b| Rows::new(b, &path))
+            .collect())
     }
 
     /// Every row of shard `shard` in order, in record batches, projected to `columns`
@@ -263,6 +244,38 @@ pub fn read_file(
     let reader = builder.build()?;
     let path = path.to_path_buf();
     Ok(reader.map(move |b| Ok(Rows::new(b?, &path))))
+}
+
+/// Rows `rows` (sorted, unique) of the Parquet file `path`, projected to `columns`: the
+/// one row-selecting read, for image and latent shards alike.
+pub(super) fn read_selected(
+    path: &Path,
+    rows: &[usize],
+    columns: &[String],
+) -> Result<Vec<RecordBatch>, ShardError> {
+    let builder = open(path)?;
+    let total = builder.metadata().file_metadata().num_rows() as usize;
+    let mask = projection(&builder, columns);
+    let mut selectors = Vec::new();
+    let mut at = 0usize;
+    for &r in rows {
+        if r > at {
+            selectors.push(RowSelector::skip(r - at));
+        }
+        selectors.push(RowSelector::select(1));
+        at = r + 1;
+    }
+    if total > at {
+        selectors.push(RowSelector::skip(total - at));
+    }
+    let reader = builder
+        .with_projection(mask)
+        .with_row_selection(RowSelection::from(selectors))
+        .with_batch_size(rows.len().max(1))
+        .build()?;
+    reader
+        .map(|b| b.map_err(ShardError::from))
+        .collect::<Result<Vec<_>, ShardError>>()
 }
 
 pub(super) fn open(

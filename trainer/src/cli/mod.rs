@@ -8,6 +8,7 @@ pub mod demo_tokenizer;
 pub mod env;
 pub mod images;
 pub mod preprocess;
+pub mod sample;
 pub mod shards;
 pub mod teacher;
 pub mod train;

@@ -1,4 +1,5 @@
-//! `maetok train tokenizer|decoder`: the two tokenizer stages (spec §5) over a run folder.
+//! `maetok train tokenizer|decoder|sit`: the two tokenizer stages (spec §5) and SiT on
+//! cached latents (spec §7), each over a run folder.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,6 +14,8 @@ pub enum Command {
     Tokenizer(Args),
     /// Stage 2: fine-tune the pixel decoder of a stage-1 run (encoder frozen).
     Decoder(DecoderArgs),
+    /// SiT on cached latents (`maetok encode --output DIR`).
+    Sit(SitArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -65,6 +68,7 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
     let (stage, args, from) = match c {
         Command::Tokenizer(a) => (Stage::Tokenizer, a, None),
         Command::Decoder(d) => (Stage::Decoder, d.common, d.from),
+        Command::Sit(a) => return run_sit(a),
     };
     let mut config = load(&args)?;
     if stage == Stage::Decoder {
@@ -89,6 +93,64 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
         run_dir: args.run.clone(),
         max_steps: args.max_steps,
         verify_shards: args.verify,
+        launch,
+    })?;
+    if root {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SitArgs {
+    /// TOML SiT training config (see configs/sit-*.toml).
+    #[arg(long)]
+    config: PathBuf,
+    /// Run folder; an existing one is resumed from its latest step folder.
+    #[arg(long = "run-dir", visible_alias = "run")]
+    run: PathBuf,
+    /// Latent folder written by `maetok encode` (overrides `data.latents`).
+    #[arg(long)]
+    latents: Option<PathBuf>,
+    /// Tokenizer checkpoint folder of those latents (overrides `data.tokenizer`).
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+    /// Device (overrides `train.device`): cpu, cuda, cuda:N.
+    #[arg(long)]
+    device: Option<String>,
+    /// Stop after this many steps in this call (the run still spans `train.steps`).
+    #[arg(long)]
+    max_steps: Option<u64>,
+    /// Check every latent shard's sha256 against the manifest before the first step.
+    #[arg(long)]
+    verify: bool,
+}
+
+/// `maetok train sit`.
+pub fn run_sit(a: SitArgs) -> anyhow::Result<ExitCode> {
+    use maetok_trainer::train::sit::{train, SitTrainConfig, SitTrainOptions};
+    let text = std::fs::read_to_string(&a.config)
+        .with_context(|| format!("reading {}", a.config.display()))?;
+    let mut config = SitTrainConfig::parse_unchecked(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", a.config.display()))?;
+    if let Some(l) = &a.latents {
+        config.data.latents = l.clone();
+    }
+    if let Some(t) = &a.tokenizer {
+        config.data.tokenizer = Some(t.clone());
+    }
+    if let Some(d) = &a.device {
+        config.train.device = d.clone();
+    }
+    let config = SitTrainConfig::parse(&config.to_toml())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", a.config.display()))?;
+    let launch = maetok_dist::Launch::from_env()?;
+    let root = launch.rank == 0;
+    let summary = train(SitTrainOptions {
+        config,
+        run_dir: a.run.clone(),
+        max_steps: a.max_steps,
+        verify_shards: a.verify,
         launch,
     })?;
     if root {

@@ -94,6 +94,36 @@ pub fn advance(c: DataCursor, batch: usize, world: usize, images: usize) -> Data
     }
 }
 
+/// Whether a loader over `images` samples of `dir` can start at `start` with `batch` per
+/// rank as rank `rank` of `world`: one global batch must fit, and a saved cursor must lie
+/// inside the data (else it was saved on other data).
+pub fn check_start(
+    dir: &std::path::Path,
+    images: usize,
+    batch: usize,
+    (rank, world): (usize, usize),
+    start: DataCursor,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        world >= 1 && rank < world,
+        "rank {rank} must be below world {world}"
+    );
+    anyhow::ensure!(
+        images >= batch * world,
+        "{}: {images} samples cannot fill one global batch of {batch} × {world}",
+        dir.display()
+    );
+    anyhow::ensure!(
+        start.position + (batch * world) as u64 <= images as u64,
+        "{}: the saved data cursor (epoch {}, position {}) lies past the {images} samples \
+         of this folder: it is not the dataset the run was saved on",
+        dir.display(),
+        start.epoch,
+        start.position
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use crossbeam_channel::{bounded, Receiver};
 use maetok_pipeline::shard::reader::{Rows, ShardFolder, TargetColumn};
 use rayon::prelude::*;
 use tch::Tensor;
 
 use maetok_models::maetok::images_to_input;
 
-use super::index::{advance, rank_positions, view_of, DataCursor, Order};
+use super::index::{advance, check_start, rank_positions, view_of, DataCursor, Order};
+use super::prefetch::Prefetch;
 
 #[derive(Debug, Clone)]
 pub struct LoaderConfig {
@@ -289,100 +289,48 @@ fn make_batch(
 
 /// Batches from `start` on, prepared by a background thread.
 pub struct Loader {
-    rx: Option<Receiver<anyhow::Result<RawBatch>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    prefetch: Prefetch<RawBatch>,
     pub images: usize,
 }
 
 impl Loader {
     pub fn start(cfg: LoaderConfig, start: DataCursor) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            cfg.world >= 1 && cfg.rank < cfg.world,
-            "rank {} must be below world {}",
-            cfg.rank,
-            cfg.world
-        );
         let ix = Index::open(&cfg)?;
         let images = ix.images();
-        anyhow::ensure!(
-            images >= cfg.batch_size * cfg.world,
-            "{}: {images} images cannot fill one global batch of {} × {}",
-            cfg.dir.display(),
-            cfg.batch_size,
-            cfg.world
-        );
-        let step = (cfg.batch_size * cfg.world) as u64;
-        anyhow::ensure!(
-            start.position + step <= images as u64,
-            "{}: the saved data cursor (epoch {}, position {}) lies past the {images} images \
-             of this shard folder: it is not the dataset the run was saved on",
-            cfg.dir.display(),
-            start.epoch,
-            start.position
-        );
-        let (tx, rx) = bounded(cfg.prefetch.max(1));
-        let rank = cfg.rank;
-        let thread = std::thread::Builder::new()
-            .name(format!("loader-r{}", cfg.rank))
-            .spawn(move || {
-                // Decode workers, when asked for; they never touch libtorch either.
-                let pool = match cfg.decode_threads {
-                    0 | 1 => None,
-                    n => match rayon::ThreadPoolBuilder::new()
-                        .num_threads(n)
-                        .thread_name(move |i| format!("decode-r{rank}-{i}"))
-                        .build()
-                    {
-                        Ok(p) => Some(p),
-                        Err(e) => {
-                            let _ =
-                                tx.send(Err(anyhow::anyhow!("starting {n} decode threads: {e}")));
-                            return;
-                        }
-                    },
-                };
-                let mut cursor = start;
-                let mut order = Order::new(cfg.seed, cursor.epoch, images);
-                loop {
-                    if order.epoch != cursor.epoch {
-                        order = Order::new(cfg.seed, cursor.epoch, images);
-                    }
-                    let batch = make_batch(&ix, &cfg, &order, cursor, pool.as_ref());
-                    let failed = batch.is_err();
-                    if let Ok(b) = &batch {
-                        cursor = b.cursor_after;
-                    }
-                    if tx.send(batch).is_err() || failed {
-                        return;
-                    }
-                }
-            })?;
-        Ok(Self {
-            rx: Some(rx),
-            thread: Some(thread),
+        check_start(
+            &cfg.dir,
             images,
-        })
+            cfg.batch_size,
+            (cfg.rank, cfg.world),
+            start,
+        )?;
+        // Decode workers, when asked for; they never touch libtorch either.
+        let rank = cfg.rank;
+        let pool = match cfg.decode_threads {
+            0 | 1 => None,
+            n => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .thread_name(move |i| format!("decode-r{rank}-{i}"))
+                    .build()
+                    .with_context(|| format!("starting {n} decode threads"))?,
+            ),
+        };
+        let mut cursor = start;
+        let mut order = Order::new(cfg.seed, cursor.epoch, images);
+        let prefetch = Prefetch::spawn(format!("loader-r{rank}"), cfg.prefetch, move || {
+            if order.epoch != cursor.epoch {
+                order = Order::new(cfg.seed, cursor.epoch, images);
+            }
+            let batch = make_batch(&ix, &cfg, &order, cursor, pool.as_ref())?;
+            cursor = batch.cursor_after;
+            Ok(batch)
+        })?;
+        Ok(Self { prefetch, images })
     }
 
-    /// The next batch (never `None` while the thread runs; errors end the stream).
+    /// The next batch (errors end the stream).
     pub fn next_batch(&self) -> anyhow::Result<Batch> {
-        self.rx
-            .as_ref()
-            .context("the loader is shut down")?
-            .recv()
-            .context("the loader thread stopped")?
-            .map(RawBatch::into_batch)
-    }
-}
-
-impl Drop for Loader {
-    /// Stops the thread and waits for it: closing the channel makes its next send fail, so
-    /// it ends after the batch it is building. Without the join, a process could exit while
-    /// the thread is inside libtorch, during libtorch's static teardown.
-    fn drop(&mut self) {
-        drop(self.rx.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.prefetch.next().map(RawBatch::into_batch)
     }
 }

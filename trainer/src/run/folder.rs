@@ -37,17 +37,53 @@ pub struct TrainState {
 /// not where it lies, so a run resumes after its data moves to another disk or behind a
 /// symlink, and refuses to resume on other data at the same path.
 pub fn dataset_identity(folder: &maetok_pipeline::shard::reader::ShardFolder) -> String {
-    let shards: Vec<(&str, u64, &str)> = folder
-        .manifest()
-        .shards
-        .iter()
-        .map(|s| (s.file.as_str(), s.rows, s.sha256.as_str()))
-        .collect();
+    identity_of_files(
+        folder
+            .manifest()
+            .shards
+            .iter()
+            .map(|s| (s.file.as_str(), s.rows, s.sha256.as_str())),
+    )
+}
+
+/// The same for a latent folder (the SiT runs' dataset).
+pub fn latent_dataset_identity(folder: &maetok_pipeline::shard::latent::LatentFolder) -> String {
+    identity_of_files(
+        folder
+            .manifest()
+            .shards
+            .iter()
+            .map(|s| (s.file.as_str(), s.rows, s.sha256.as_str())),
+    )
+}
+
+fn identity_of_files<'a>(files: impl Iterator<Item = (&'a str, u64, &'a str)>) -> String {
+    let shards: Vec<(&str, u64, &str)> = files.collect();
     sha256_hex(
         serde_json::to_string(&shards)
             .unwrap_or_default()
             .as_bytes(),
     )
+}
+
+/// Which step folders a run keeps: the newest `keep` (0: all of them), and besides those
+/// every `milestone_every`-th step (0: none), for runs of millions of steps whose
+/// intermediate models are evaluated later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub keep: usize,
+    pub milestone_every: u64,
+}
+
+impl Retention {
+    pub fn is_milestone(&self, step: u64) -> bool {
+        self.milestone_every > 0 && step > 0 && step.is_multiple_of(self.milestone_every)
+    }
+}
+
+/// The step of a step folder's name (`step-0001000` → 1000).
+fn step_of(name: &str) -> Option<u64> {
+    name.strip_prefix("step-")?.parse().ok()
 }
 
 /// An open run folder; rank 0 of a job holds its lock (`.lock`, removed when dropped)
@@ -215,6 +251,43 @@ impl RunDir {
         Ok((Some(dir), Some(warning)))
     }
 
+    /// The latest step folder and its state, checked to belong to this run: written by
+    /// `stage`, under this run's identity, on the dataset `dataset_sha` (`data` names where
+    /// the dataset was looked for, in the error).
+    pub fn resume_point(
+        &self,
+        stage: &str,
+        dataset_sha: &str,
+        data: &str,
+    ) -> anyhow::Result<Option<(PathBuf, TrainState)>> {
+        let Some(dir) = self.latest()? else {
+            return Ok(None);
+        };
+        let st = read_state(&dir)?;
+        if st.stage != stage {
+            bail!(
+                "{} holds a `{}` run; this is `train {stage}`",
+                self.root.display(),
+                st.stage
+            );
+        }
+        if st.config_sha256 != self.identity_sha {
+            bail!(
+                "{}: state.json was written under another config.toml",
+                dir.display()
+            );
+        }
+        if !st.dataset_sha256.is_empty() && st.dataset_sha256 != dataset_sha {
+            bail!(
+                "{}: the run was trained on another dataset than {data} (their files, row \
+                 counts or hashes differ); point it at the run's dataset, wherever it now lies",
+                dir.display()
+            );
+        }
+        tracing::info!("resuming {stage} from {} (step {})", dir.display(), st.step);
+        Ok(Some((dir, st)))
+    }
+
     /// The names of the step folders (`step-NNNNNNN`, complete or not), oldest first.
     fn step_folders(&self) -> std::io::Result<Vec<String>> {
         let mut steps: Vec<String> = match std::fs::read_dir(self.root.join("checkpoints")) {
@@ -231,11 +304,11 @@ impl RunDir {
     }
 
     /// Write step folder `step` by `fill(tmp_dir)`, publish it by renaming, point `latest`
-    /// at it, and keep the newest `keep` (0: all).
+    /// at it, and delete the step folders `keep` no longer keeps.
     pub fn checkpoint(
         &self,
         step: u64,
-        keep: usize,
+        keep: Retention,
         fill: impl FnOnce(&Path) -> anyhow::Result<()>,
     ) -> anyhow::Result<PathBuf> {
         let ckpts = self.root.join("checkpoints");
@@ -252,9 +325,14 @@ impl RunDir {
         }
         std::fs::rename(&tmp, &dir)?;
         write_atomic(&self.root.join("latest"), name.as_bytes())?;
-        if keep > 0 {
-            let steps = self.step_folders()?;
-            for old in steps.iter().take(steps.len().saturating_sub(keep)) {
+        if keep.keep > 0 {
+            // Milestones are not counted among the newest `keep` and never deleted.
+            let steps: Vec<String> = self
+                .step_folders()?
+                .into_iter()
+                .filter(|n| !step_of(n).is_some_and(|s| keep.is_milestone(s)))
+                .collect();
+            for old in steps.iter().take(steps.len().saturating_sub(keep.keep)) {
                 std::fs::remove_dir_all(ckpts.join(old)).ok();
             }
         }

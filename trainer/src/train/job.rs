@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use maetok_dist::{Collective, Launch, Solo};
 use tch::Device;
 
-use super::config::TrainConfig;
+use super::config::DistConfig;
 use super::ranks::Ranks;
 
 pub struct Job {
@@ -33,30 +33,32 @@ impl Job {
     }
 
     /// Joins the job `launch` describes under `identity` (what every rank must agree on:
-    /// the config and the dataset), training on `device`.
+    /// the config and the dataset), training on `device` with the global batch
+    /// `batch_size` (`data.batch_size` of either loop).
     pub fn join(
         launch: &Launch,
-        cfg: &TrainConfig,
+        dist: &DistConfig,
+        batch_size: usize,
         identity: &str,
         device: Device,
     ) -> anyhow::Result<Self> {
         // One process skips the collective layer, unless a backend is named: then it runs
         // through it (at world size 1, the NCCL path's check on a single GPU).
-        if !launch.is_distributed() && cfg.dist.backend == "auto" {
+        if !launch.is_distributed() && dist.backend == "auto" {
             return Ok(Self {
                 launch: launch.clone(),
                 ..Self::single()
             });
         }
         let world = launch.world;
-        if !cfg.data.batch_size.is_multiple_of(world) {
+        if !batch_size.is_multiple_of(world) {
             bail!(
-                "data.batch_size = {} is the global batch and must split evenly over the {world} \
-                 processes (each takes batch_size / {world}); make it a multiple of {world}",
-                cfg.data.batch_size
+                "data.batch_size = {batch_size} is the global batch and must split evenly over \
+                 the {world} processes (each takes batch_size / {world}); make it a multiple of \
+                 {world}"
             );
         }
-        let timeout = maetok_dist::launch::timeout_from_env()?.unwrap_or(cfg.dist.timeout_s);
+        let timeout = maetok_dist::launch::timeout_from_env()?.unwrap_or(dist.timeout_s);
         let timeout = Duration::from_secs_f64(timeout);
         tracing::info!("{}", launch.describe());
         let joining = || format!("joining the job as {}", launch.describe());
@@ -64,7 +66,7 @@ impl Job {
             Device::Cuda(d) => Some(d),
             _ => None,
         };
-        let comm = maetok_dist::connect(&cfg.dist.backend, launch, identity, timeout, cuda)
+        let comm = maetok_dist::connect(&dist.backend, launch, identity, timeout, cuda)
             .with_context(joining)?;
         tracing::info!(
             "rank {} of {world}: collectives over {}",
@@ -82,13 +84,13 @@ impl Job {
     }
 }
 
-/// The device of this rank: `train.device`, with a bare `cuda` meaning this process's GPU
-/// (`cuda:LOCAL_RANK`, or the one GPU it sees when the launcher restricted
+/// The device of this rank: `train.device` (`name`), with a bare `cuda` meaning this
+/// process's GPU (`cuda:LOCAL_RANK`, or the one GPU it sees when the launcher restricted
 /// `CUDA_VISIBLE_DEVICES` to it).
-pub fn rank_device(cfg: &TrainConfig, launch: &Launch) -> anyhow::Result<Device> {
-    let device = maetok_nn::device::parse_device(&cfg.train.device)
-        .map_err(|e| anyhow::anyhow!("train.device: {e}"))?;
-    if cfg.train.device.trim() != "cuda" || !launch.is_distributed() {
+pub fn rank_device(name: &str, launch: &Launch) -> anyhow::Result<Device> {
+    let device =
+        maetok_nn::device::parse_device(name).map_err(|e| anyhow::anyhow!("train.device: {e}"))?;
+    if name.trim() != "cuda" || !launch.is_distributed() {
         return Ok(device);
     }
     let visible = tch::Cuda::device_count() as usize;

@@ -1,5 +1,5 @@
 //! Training: the optimiser, schedules, EMA, reproducible randomness, run folders and the
-//! tokenizer loops of both stages.
+//! tokenizer loops of both stages, and the SiT loop.
 
 pub mod adamw;
 pub mod config;
@@ -13,5 +13,6 @@ pub mod ranks;
 pub mod restore;
 pub mod rng;
 pub mod schedule;
+pub mod sit;
 pub mod tokenizer;
 pub mod validate;

@@ -55,3 +55,24 @@ pub fn restore_into(
     tch::no_grad(|| dst.copy_(&t.to_kind(dst.kind())));
     Ok(())
 }
+
+/// Puts a resumed step folder's optimiser moments (`optimizer.safetensors`) and EMA weights
+/// (`ema/`) back.
+pub fn restore_optimizer_and_ema(
+    dir: &Path,
+    st: &crate::run::TrainState,
+    opt: &mut crate::train::adamw::AdamW,
+    ema: &mut crate::train::ema::Ema,
+    device: Device,
+) -> anyhow::Result<()> {
+    let p = dir.join("optimizer.safetensors");
+    let saved = read_state_file(&p, device)?;
+    opt.load_state(st.step, saved)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+    let saved: HashMap<String, Tensor> = crate::train::model::read_tensors(&dir.join("ema"))?
+        .into_iter()
+        .map(|(k, t)| (k, t.to_device(device)))
+        .collect();
+    ema.load(saved)
+        .map_err(|e| anyhow::anyhow!("{}/ema: {e}", dir.display()))
+}

@@ -33,6 +33,18 @@ pub enum Stream {
     Crop = 5,
     /// LPIPS heads' dropout masks (one key per sample, seeding libtorch's generator).
     Dropout = 6,
+    /// SiT: each sample's time draw.
+    Time = 7,
+    /// SiT: each sample's noise ε (one key per sample, seeding libtorch's generator).
+    Noise = 8,
+    /// SiT: each sample's label-dropout coin.
+    LabelDrop = 9,
+    /// SiT: the sample grid's fixed noise (step 0 only).
+    Grid = 10,
+    /// Sampling: the SDE's per-step noise of each sample (the "step" is the sampler's).
+    SdeNoise = 11,
+    /// Sampling: each sample's initial noise and class (`maetok sample`).
+    Sample = 12,
 }
 
 /// The generator of `stream` at `step` of a run seeded with `seed`.

@@ -36,7 +36,7 @@ use tch::Tensor;
 use crate::data::index::DataCursor;
 use crate::data::loader::Batch;
 use crate::losses::diffaug::SampleDraws;
-use crate::run::{dataset_identity, sha256_hex, Guard, Meter, RunDir, TrainState};
+use crate::run::{dataset_identity, sha256_hex, Guard, Meter, Retention, RunDir, TrainState};
 use crate::viz::{tensor_to_rgb8, write_grid};
 use maetok_models::maetok::aux::{caption_target, AuxLoss};
 use maetok_models::maetok::mask::{masked_count, sample_mask, sample_ratio};
@@ -126,7 +126,7 @@ fn plotted(key: &str) -> bool {
 /// error on any rank stops every rank, each naming the rank where it began.
 pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
     let cfg = &opts.config;
-    let device = rank_device(cfg, &opts.launch)?;
+    let device = rank_device(&cfg.train.device, &opts.launch)?;
     // The config against the shards before anything is built (stage 1: the model is the
     // config's); stage 2's model is checked against them once loaded.
     let shards = maetok_pipeline::shard::reader::ShardFolder::open(&cfg.data.shards)
@@ -138,7 +138,13 @@ pub fn train(opts: TrainOptions) -> anyhow::Result<TrainSummary> {
     let dataset_sha = dataset_identity(&shards);
     // What every rank must agree on: the run's identity and the dataset's.
     let agreed = sha256_hex(format!("{}\n{dataset_sha}", identity(&cfg.to_toml())?).as_bytes());
-    let mut job = Job::join(&opts.launch, cfg, &agreed, device)?;
+    let mut job = Job::join(
+        &opts.launch,
+        &cfg.dist,
+        cfg.data.batch_size,
+        &agreed,
+        device,
+    )?;
     let r = train_in(&mut job, &opts, device, &shards, &dataset_sha);
     if let Err(e) = &r {
         job.comm.abort(&format!("{e:#}"));
@@ -190,7 +196,7 @@ fn train_in(
     let mut ema = Ema::new(&params, cfg.optim.ema_decay);
     let (mut step, mut cursor) = (0u64, DataCursor::default());
     if let Some((dir, st)) = &start.resume {
-        setup::restore(dir, st, &mut opt, &mut ema, device)?;
+        super::restore::restore_optimizer_and_ema(dir, st, &mut opt, &mut ema, device)?;
         (step, cursor) = (st.step, st.cursor);
     }
     let history = if root {
@@ -489,7 +495,11 @@ fn save_step(
     opt: &AdamW,
     gan: Option<&GanState>,
 ) -> anyhow::Result<PathBuf> {
-    let dir = run.checkpoint(st.step, cfg.train.keep_checkpoints, |tmp| {
+    let keep = Retention {
+        keep: cfg.train.keep_checkpoints,
+        milestone_every: 0,
+    };
+    let dir = run.checkpoint(st.step, keep, |tmp| {
         model.save(tmp, None)?;
         let e: std::collections::HashMap<&str, &Tensor> =
             ema.tensors().iter().map(|(k, t)| (k.as_str(), t)).collect();

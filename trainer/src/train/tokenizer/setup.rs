@@ -7,18 +7,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use maetok_pipeline::shard::reader::ShardFolder;
-use tch::{Device, Tensor};
+use tch::Device;
 
 use super::Stage;
 use crate::data::index::DataCursor;
 use crate::data::loader::{Loader, LoaderConfig};
-use crate::run::{read_state, RunDir, TrainState};
-use crate::train::adamw::AdamW;
+use crate::run::{RunDir, TrainState};
 use crate::train::config::TrainConfig;
-use crate::train::ema::Ema;
-use crate::train::model::{read_tensors, Tokenizer};
+use crate::train::model::Tokenizer;
 use crate::train::ranks::Ranks;
-use crate::train::restore::read_state_file;
 use crate::train::rng::{seed_torch_for, Stream};
 use maetok_models::maetok::aux::AuxLoss;
 use maetok_teachers::lpips::Lpips;
@@ -71,39 +68,12 @@ impl Start {
         shards: &ShardFolder,
         dataset_sha: &str,
     ) -> anyhow::Result<Self> {
-        let config_sha = run.config_sha256()?;
         let aux_on = stage == Stage::Tokenizer;
-        if let Some(dir) = run.latest()? {
-            let st = read_state(&dir)?;
-            if st.stage != stage.name() {
-                bail!(
-                    "{} holds a `{}` run; this is `train {}`",
-                    run.root.display(),
-                    st.stage,
-                    stage.name()
-                );
-            }
-            if st.config_sha256 != config_sha {
-                bail!(
-                    "{}: state.json was written under another config.toml",
-                    dir.display()
-                );
-            }
-            if !st.dataset_sha256.is_empty() && st.dataset_sha256 != dataset_sha {
-                bail!(
-                    "{}: the run was trained on another dataset than the shards at {} (their \
-                     files, row counts or hashes differ); point data.shards (or --shards) at \
-                     the run's dataset, wherever it now lies",
-                    dir.display(),
-                    cfg.data.shards.display()
-                );
-            }
-            tracing::info!(
-                "resuming {} from {} (step {})",
-                stage.name(),
-                dir.display(),
-                st.step
-            );
+        let data = format!(
+            "the shards at {} (data.shards, --shards)",
+            cfg.data.shards.display()
+        );
+        if let Some((dir, st)) = run.resume_point(stage.name(), dataset_sha, &data)? {
             let model = Tokenizer::load(&dir, cfg, aux_on)?;
             return Ok(Self {
                 model,
@@ -133,26 +103,6 @@ impl Start {
             resume: None,
         })
     }
-}
-
-/// Puts a resumed step folder's optimiser moments and EMA weights back.
-pub fn restore(
-    dir: &Path,
-    st: &TrainState,
-    opt: &mut AdamW,
-    ema: &mut Ema,
-    device: Device,
-) -> anyhow::Result<()> {
-    let p = dir.join("optimizer.safetensors");
-    let saved = read_state_file(&p, device)?;
-    opt.load_state(st.step, saved)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-    let saved: HashMap<String, Tensor> = read_tensors(&dir.join("ema"))?
-        .into_iter()
-        .map(|(k, t)| (k, t.to_device(device)))
-        .collect();
-    ema.load(saved)
-        .map_err(|e| anyhow::anyhow!("{}/ema: {e}", dir.display()))
 }
 
 /// LPIPS when `losses.perceptual_weight > 0`.
