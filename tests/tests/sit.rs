@@ -234,7 +234,9 @@ fn samples_do_not_depend_on_the_chunking_survive_a_kill_and_are_adm_npz() {
         pixels.iter().any(|&p| p != pixels[0]),
         "decoded images are not flat"
     );
-    if let Ok(py) = std::env::var("MAETOK_PYTHON_BIN") {
+    {
+        let py = std::env::var("MAETOK_PYTHON_BIN")
+            .expect("MAETOK_PYTHON_BIN is not set: run the tests through `./run test`");
         let code = "import sys, numpy as np; a = np.load(sys.argv[1])['arr_0']; \
                     print(a.shape, a.dtype, int(a.astype('int64').sum()))";
         let o = std::process::Command::new(py)
@@ -313,4 +315,105 @@ fn samples_do_not_depend_on_the_chunking_survive_a_kill_and_are_adm_npz() {
     let o = maetok().args(&other).envs(ENV).output().unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("another request"));
+}
+
+/// `scripts/convert_sit.py` turns an official `train_sit.py` checkpoint (`model`, `ema`,
+/// `opt`, `args`, `steps`) into a folder that loads here with the EMA weights.
+#[test]
+fn an_official_training_checkpoint_converts_to_a_sit_folder() {
+    let python = std::env::var("MAETOK_PYTHON_BIN")
+        .expect("MAETOK_PYTHON_BIN is not set: run the tests through `./run test`");
+    let dir = tempfile::tempdir().unwrap();
+    let case = fixtures().join("sit/tiny_a");
+    let pt = dir.path().join("0000100.pt");
+    // A training checkpoint as train_sit.py writes it: the fixture's weights as the EMA,
+    // other raw weights, an argparse Namespace.
+    let make = format!(
+        "import argparse, torch, json, struct\n\
+         def read(p):\n\
+         \x20   b = open(p, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8+n]); out = {{}}\n\
+         \x20   for k, v in h.items():\n\
+         \x20       if k == '__metadata__': continue\n\
+         \x20       s, e = v['data_offsets']; out[k] = torch.frombuffer(bytearray(b[8+n+s:8+n+e]), dtype=torch.float32).reshape(v['shape'])\n\
+         \x20   return out\n\
+         ema = read({model:?}); raw = {{k: v + 1 for k, v in ema.items()}}\n\
+         args = argparse.Namespace(model='SiT-B/1', num_classes=10, cfg_prob=0.1, path_type='linear', qk_norm=False, fused_attn=False, flash_attn=True)\n\
+         torch.save({{'model': {{'module.' + k: v for k, v in raw.items()}}, 'ema': ema, 'opt': {{}}, 'args': args, 'steps': 100}}, {pt:?})\n",
+        model = case.join("model.safetensors"),
+        pt = pt,
+    );
+    let o = std::process::Command::new(&python)
+        .args(["-c", &make])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = dir.path().join("converted");
+    let script = fixtures().join("../../scripts/convert_sit.py");
+    let o = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(&pt)
+        .arg(&out)
+        .args(["--num-heads", "2"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ours = maetok_models::sit::Sit::load(&out).unwrap();
+    let theirs = maetok_models::sit::Sit::load(&case).unwrap();
+    let mut want = theirs.config.clone();
+    want.fused_attn = Some(false);
+    want.extra
+        .insert("flash_attn".into(), serde_json::json!(true));
+    assert_eq!(ours.config, want);
+    for (k, t) in theirs.vars.named() {
+        assert!(
+            t.equal(ours.vars.get(&k).unwrap()),
+            "{k}: not the EMA weights"
+        );
+    }
+    // --raw takes the raw weights (here the EMA + 1), `module.` prefixes stripped.
+    let o = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(&pt)
+        .arg(dir.path().join("raw"))
+        .args(["--num-heads", "2", "--raw"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let raw = maetok_models::sit::Sit::load(&dir.path().join("raw")).unwrap();
+    let d =
+        raw.vars.get("x_embedder.weight").unwrap() - theirs.vars.get("x_embedder.weight").unwrap();
+    assert_eq!(f64::try_from(d.mean(tch::Kind::Float)).unwrap(), 1.0);
+}
+
+/// The SiT device script (benches/gpu/sit.sh) on the CPU: every part runs and its figures
+/// come out.
+#[test]
+fn the_gpu_script_dry_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = fixtures().join("../../benches/gpu/sit.sh");
+    let mut c = std::process::Command::new("bash");
+    c.arg(&script)
+        .arg("--dry-run")
+        .env("OUT", dir.path())
+        .env("MAETOK_BIN", maetok_e2e::maetok_bin())
+        .envs(ENV);
+    if let Some(py) = std::env::var_os("MAETOK_PYTHON_BIN") {
+        c.env("TORCH_PYTHON", py);
+    }
+    let o = c.output().unwrap();
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        std::fs::read_to_string(dir.path().join("sit.log")).unwrap_or_default()
+    );
+    let r = json_file(&dir.path().join("sit.json"));
+    for part in ["latents", "train-fp32", "sample"] {
+        assert_eq!(r["parts"][part], "ok", "{r}");
+    }
+    assert!(
+        r["train_fp32"]["images_per_s"].as_f64().unwrap() > 0.0,
+        "{r}"
+    );
+    assert!(r["sample"]["images_per_s"].as_f64().unwrap() > 0.0, "{r}");
 }

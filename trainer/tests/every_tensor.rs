@@ -1,7 +1,7 @@
 //! Every model's tensors come from one definition (its constructor, through `VarBuilder`),
 //! and this checks the consequences for each model (MAETok with the MoVQ and the plain
 //! pixel decoder and the HOG, feature and caption decoders, the ViT teachers, the DINO
-//! discriminator, LPIPS):
+//! discriminator, LPIPS, SiT):
 //!
 //! * nothing the forward reads is left out of the model's `Vars`: a second model built
 //!   from other weights, given the first one's `Vars` values, computes the same outputs
@@ -279,4 +279,67 @@ fn teacher_lpips_and_discriminator_tensors_come_from_one_definition() {
     assert_eq!(saved.len(), a.vars.len(), "every head tensor is saved");
     c.load_state(saved).unwrap();
     assert!(same(&da, &logits(&c)), "discriminator heads reload");
+}
+
+/// SiT (with qk-norm, so its optional tensors are covered too): every tensor the forward
+/// reads is in `Vars`, saved and reloaded bit-identical, and every one but the fixed
+/// position table is trained, in the optimiser's and the EMA's sets.
+#[test]
+fn sit_tensors_come_from_one_definition() {
+    use maetok_models::sit::{Sit, SitConfig};
+    let mut cfg = SitConfig::preset("SiT-mini/1", 16, 8, 10).unwrap();
+    cfg.qk_norm = true;
+    let fresh = |seed: i64| {
+        tch::manual_seed(seed);
+        let m = Sit::fresh(cfg.clone()).unwrap();
+        // The official init zeroes adaLN and the final layer (output 0 whatever the rest):
+        // redraw every tensor so each one shows in the output.
+        tch::no_grad(|| {
+            for (k, mut t) in m.vars.named() {
+                if k != "pos_embed" {
+                    t.copy_(&(Tensor::randn_like(&t) * 0.3));
+                }
+            }
+        });
+        m
+    };
+    let x = Tensor::randn([3, 16, 8], (Kind::Float, Device::Cpu));
+    let t = Tensor::from_slice(&[0.1f32, 0.5, 0.9]);
+    let y = Tensor::from_slice(&[0i64, 10, 3]);
+    let out = |m: &Sit| tch::no_grad(|| m.forward(&x, &t, &y));
+    let (a, b) = (fresh(0), fresh(1));
+    assert!(!same(&out(&a), &out(&b)), "seeds differ");
+    copy_values(&a.vars, &b.vars);
+    assert!(
+        same(&out(&a), &out(&b)),
+        "the forward reads a tensor outside Vars"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    a.save(dir.path()).unwrap();
+    let c = Sit::load(dir.path()).unwrap();
+    assert_eq!(names(&a.vars), names(&c.vars));
+    for (k, t) in a.vars.named() {
+        assert!(same(&t, c.vars.get(&k).unwrap()), "`{k}` reloads changed");
+    }
+    assert!(same(&out(&a), &out(&c)));
+
+    let want: BTreeSet<String> = names(&a.vars)
+        .into_iter()
+        .filter(|k| k != "pos_embed")
+        .collect();
+    assert!(want.contains("blocks.1.attn.k_norm.bias"));
+    let params = a.vars.params(|_| true);
+    let got: BTreeSet<String> = params.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(got, want, "trainable set");
+    let opt = AdamW::new(&params, Default::default());
+    let in_opt: BTreeSet<String> = opt
+        .state_tensors()
+        .into_iter()
+        .filter_map(|(k, _)| k.strip_suffix(".exp_avg").map(str::to_string))
+        .collect();
+    assert_eq!(in_opt, want, "optimiser set");
+    let ema = Ema::new(&params, 0.9);
+    let in_ema: BTreeSet<String> = ema.tensors().iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(in_ema, want, "EMA set");
 }

@@ -76,3 +76,61 @@ fn paper_presets() {
         (0.6, 0)
     );
 }
+
+/// The SiT presets (spec §7.1, §7.3, §7.4): sizes, schedules and the paper's sampling.
+#[test]
+fn sit_presets() {
+    use maetok_trainer::train::sit::SitTrainConfig;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    let sit = |name: &str| SitTrainConfig::load(&dir.join(name)).unwrap_or_else(|e| panic!("{e}"));
+    for name in ["sit-xl-maetok-256.toml", "sit-xl-maetok-512.toml"] {
+        let c = sit(name);
+        let m = c.sit(128, 32);
+        assert_eq!(m.num_values(), 675_000_608, "{name}");
+        assert_eq!(
+            (c.train.steps, c.data.batch_size),
+            (4_000_000, 256),
+            "{name}"
+        );
+        let o = &c.optim;
+        assert_eq!(
+            (
+                o.lr,
+                o.beta1,
+                o.beta2,
+                o.eps,
+                o.weight_decay,
+                o.grad_clip,
+                o.ema_decay
+            ),
+            (1e-4, 0.9, 0.999, 1e-8, 0.0, 1.0, 0.9999),
+            "{name}"
+        );
+        assert_eq!(c.schedule().lr(0), 1e-4);
+        assert_eq!(m.class_dropout_prob, 0.1);
+    }
+    let l = sit("sit-l-ablation.toml");
+    assert_eq!(
+        (l.model.preset.as_str(), l.train.steps),
+        ("SiT-L/1", 400_000)
+    );
+    let t = sit("sit-tiny.toml");
+    assert!(t.sit(128, 32).num_values() < 2_000_000);
+    for (name, scale, high) in [
+        ("sample-sit-xl-256.toml", 1.9, 0.75),
+        ("sample-sit-xl-512.toml", 1.5, 0.7),
+    ] {
+        let v: toml::Value =
+            toml::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap();
+        assert_eq!(v["sampler"].as_str(), Some("euler-maruyama"), "{name}");
+        assert_eq!(v["steps"].as_integer(), Some(250), "{name}");
+        assert_eq!(v["cfg_scale"].as_float(), Some(scale), "{name}");
+        let i: Vec<f64> = v["cfg_interval"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_float().unwrap())
+            .collect();
+        assert_eq!(i, [0.0, high], "{name}");
+    }
+}

@@ -13,6 +13,25 @@ pub enum Command {
     /// The gradient all-reduce alone, as a training step runs it (flat buckets, mean over
     /// the ranks), on the job the launch variables describe (run one process per rank).
     Allreduce(AllreduceArgs),
+    /// Writes a latent folder of standard-normal latents with cycling labels, in the layout
+    /// `maetok encode` writes: input for SiT timings where the values do not matter.
+    Latents(LatentsArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LatentsArgs {
+    #[arg(long)]
+    output: PathBuf,
+    #[arg(long, default_value_t = 2048)]
+    images: usize,
+    #[arg(long, default_value_t = 128)]
+    tokens: usize,
+    #[arg(long, default_value_t = 32)]
+    channels: usize,
+    #[arg(long, default_value_t = 1000)]
+    classes: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -66,7 +85,35 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
     match c {
         Command::Loader(a) => loader(a),
         Command::Allreduce(a) => allreduce(a),
+        Command::Latents(a) => latents(a),
     }
+}
+
+fn latents(a: LatentsArgs) -> anyhow::Result<ExitCode> {
+    use maetok_nn::rng::SplitMix;
+    let mut w = maetok_pipeline::shard::latent::LatentWriter::create(
+        &a.output,
+        [a.tokens, a.channels],
+        4096,
+        serde_json::json!({ "bench": "standard-normal latents", "seed": a.seed }),
+    )?;
+    let mut rng = SplitMix::new(a.seed);
+    let n = a.tokens * a.channels;
+    for i in 0..a.images {
+        let mut draw = || (0..n).map(|_| rng.normal() as f32).collect::<Vec<f32>>();
+        let (z, zf) = (draw(), draw());
+        w.push(format!("bench/{i:08}"), Some((i % a.classes) as i32), z, zf)?;
+    }
+    let m = w.finish()?;
+    println!(
+        "wrote {} random latents of {} × {} to {} ({} shards)",
+        a.images,
+        a.tokens,
+        a.channels,
+        a.output.display(),
+        m.shards.len()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn loader(a: LoaderArgs) -> anyhow::Result<ExitCode> {

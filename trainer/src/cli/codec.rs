@@ -195,6 +195,22 @@ pub fn encode(a: EncodeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `maetok encode --checkpoint CKPT --input INPUT --output DIR` on the CPU with the default
+/// batch and shard sizes (the demo's latents).
+pub fn encode_folder(checkpoint: &Path, input: &Path, output: &Path) -> anyhow::Result<()> {
+    encode(EncodeArgs {
+        checkpoint: checkpoint.to_path_buf(),
+        input: input.display().to_string(),
+        output: output.to_path_buf(),
+        shard_rows: 4096,
+        write_stats: false,
+        batch_size: 16,
+        device: "cpu".into(),
+        dtype: None,
+    })
+    .map(|_| ())
+}
+
 /// A key as one file name, one to one: `%` → `%25`, `/` → `%2F` (so `x/y` and `x__y` never
 /// share a file, and no key reaches outside `images/`).
 fn output_name(key: &str) -> String {

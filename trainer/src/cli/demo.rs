@@ -50,14 +50,17 @@ pub struct Args {
     /// Stage-2 (decoder fine-tuning) steps.
     #[arg(long, default_value_t = 1000)]
     decoder_steps: u64,
-    /// Seed of the demo tokenizer's training (initial weights, masks, data order).
+    /// Seed of the demo tokenizer's and SiT's training (initial weights, masks, data order).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Steps of the tiny SiT on the tokenizer's latents (0 skips the diffusion part).
+    #[arg(long, default_value_t = 400)]
+    sit_steps: u64,
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let out = &a.output;
-    for sub in ["data", "shards", "runs"] {
+    for sub in ["data", "shards", "runs", "latents"] {
         let p = out.join(sub);
         if p.exists() {
             std::fs::remove_dir_all(&p).with_context(|| format!("clearing {}", p.display()))?;
@@ -202,7 +205,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     report += "Stored views (rows: images; columns: view 0 center crop, view 1 flip, views 2+ random-resized crops): `views.png`\n";
     // 4. The tiny tokenizer: stage 1, stage 2, held-out reconstructions.
     if a.train_steps > 0 {
-        report += &super::demo_tokenizer::run(
+        let t = super::demo_tokenizer::run(
             out,
             a.tokenizer_per_class,
             a.train_steps,
@@ -210,6 +213,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             a.seed,
             a.threads,
         )?;
+        report += &t.text;
+        // 5. A tiny SiT on the tokenizer's latents, and its samples.
+        if a.sit_steps > 0 {
+            report += &super::demo_sit::run(out, &t.tokenizer, &t.shards, a.sit_steps, a.seed)?;
+        }
     }
     std::fs::write(out.join("summary.md"), &report)?;
     println!(

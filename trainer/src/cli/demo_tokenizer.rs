@@ -52,7 +52,17 @@ fn score(dir: &Path, images: &[maetok_pipeline::image::Rgb8]) -> anyhow::Result<
     })
 }
 
-/// Runs the tokenizer part under `out`; returns the summary's section.
+/// What the tokenizer part leaves for the SiT part.
+pub struct Trained {
+    /// The summary's section.
+    pub text: String,
+    /// Stage 2's final step folder (an MAETok checkpoint folder).
+    pub tokenizer: std::path::PathBuf,
+    /// The shards it was trained on.
+    pub shards: std::path::PathBuf,
+}
+
+/// Runs the tokenizer part under `out`.
 pub fn run(
     out: &Path,
     per_class: usize,
@@ -60,7 +70,7 @@ pub fn run(
     decoder_steps: u64,
     seed: u64,
     threads: usize,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Trained> {
     let folder = synth::write_imagefolder(&out.join("data/tokenizer"), per_class)
         .context("writing the tokenizer's ImageFolder")?;
     let shards = out.join("shards/tiny128");
@@ -185,5 +195,9 @@ pub fn run(
         b.psnr - base,
         grid.display()
     );
-    Ok(text)
+    Ok(Trained {
+        text,
+        tokenizer: dir2,
+        shards,
+    })
 }

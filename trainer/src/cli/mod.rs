@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod codec;
 pub mod demo;
+pub mod demo_sit;
 pub mod demo_tokenizer;
 pub mod env;
 pub mod images;

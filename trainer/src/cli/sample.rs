@@ -44,17 +44,22 @@ pub struct SampleArgs {
     /// Sample i gets class i mod num_classes (50 per class for 50,000 ImageNet samples).
     #[arg(long)]
     class_balanced: bool,
-    /// euler, heun or euler-maruyama.
-    #[arg(long, default_value = "euler-maruyama")]
-    sampler: String,
-    #[arg(long, default_value_t = 250)]
-    steps: usize,
-    /// Classifier-free guidance scale (1: none).
-    #[arg(long, default_value_t = 1.0)]
-    cfg_scale: f64,
-    /// Guidance applies while low ≤ t ≤ high (t = 1 is noise).
-    #[arg(long, value_delimiter = ',', default_values_t = [0.0, 1.0])]
-    cfg_interval: Vec<f64>,
+    /// A sampling preset (configs/sample-*.toml: sampler, steps, cfg_scale, cfg_interval);
+    /// the flags below take precedence over it.
+    #[arg(long, value_name = "FILE")]
+    preset: Option<PathBuf>,
+    /// euler, heun or euler-maruyama [default: euler-maruyama].
+    #[arg(long)]
+    sampler: Option<String>,
+    /// [default: 250]
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Classifier-free guidance scale (1: none) [default: 1].
+    #[arg(long)]
+    cfg_scale: Option<f64>,
+    /// Guidance applies while low ≤ t ≤ high (t = 1 is noise) [default: 0,1].
+    #[arg(long, value_delimiter = ',')]
+    cfg_interval: Option<Vec<f64>>,
     /// Latent statistics `z = x·std + mean` for decoding [default: the tokenizer's
     /// vq_mean/vq_std].
     #[arg(long, value_delimiter = ',')]
@@ -94,25 +99,50 @@ struct Identity {
     latent_stats: (f64, f64),
 }
 
+/// `configs/sample-*.toml`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Preset {
+    sampler: Option<String>,
+    steps: Option<usize>,
+    cfg_scale: Option<f64>,
+    cfg_interval: Option<Vec<f64>>,
+}
+
+/// The sampler: the flags, else the preset, else the defaults (the paper's SDE, 250 steps,
+/// no guidance).
 fn spec(a: &SampleArgs, path: PathKind) -> anyhow::Result<SamplerSpec> {
+    let p: Preset = match &a.preset {
+        Some(f) => {
+            let text =
+                std::fs::read_to_string(f).with_context(|| format!("--preset {}", f.display()))?;
+            toml::from_str(&text).with_context(|| format!("--preset {}", f.display()))?
+        }
+        None => Preset::default(),
+    };
+    let sampler = a
+        .sampler
+        .clone()
+        .or(p.sampler)
+        .unwrap_or("euler-maruyama".into());
+    let interval = a
+        .cfg_interval
+        .clone()
+        .or(p.cfg_interval)
+        .unwrap_or(vec![0.0, 1.0]);
     anyhow::ensure!(
-        a.cfg_interval.len() == 2,
-        "--cfg-interval takes two values, LOW,HIGH (got {:?})",
-        a.cfg_interval
+        interval.len() == 2,
+        "the guidance interval takes two values, LOW,HIGH (got {interval:?})"
     );
-    let kind = SamplerKind::parse(&a.sampler).with_context(|| {
-        format!(
-            "--sampler {:?}: one of euler, heun, euler-maruyama",
-            a.sampler
-        )
-    })?;
+    let kind = SamplerKind::parse(&sampler)
+        .with_context(|| format!("sampler {sampler:?}: one of euler, heun, euler-maruyama"))?;
     let s = SamplerSpec {
         kind,
-        steps: a.steps,
+        steps: a.steps.or(p.steps).unwrap_or(250),
         guidance: Guidance {
-            scale: a.cfg_scale,
-            low: a.cfg_interval[0],
-            high: a.cfg_interval[1],
+            scale: a.cfg_scale.or(p.cfg_scale).unwrap_or(1.0),
+            low: interval[0],
+            high: interval[1],
         },
         path,
     };
@@ -143,9 +173,9 @@ pub fn run(a: SampleArgs) -> anyhow::Result<ExitCode> {
     let spec = spec(&a, path)?;
     if spec.guidance.scale > 1.0 && cfg.null_label().is_none() {
         bail!(
-            "--cfg-scale {}: {} was built without label dropout (class_dropout_prob 0), so it \
+            "CFG scale {}: {} was built without label dropout (class_dropout_prob 0), so it \
              has no null class to guide against",
-            a.cfg_scale,
+            spec.guidance.scale,
             model_dir.display()
         );
     }

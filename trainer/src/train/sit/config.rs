@@ -238,13 +238,6 @@ impl SitTrainConfig {
         if self.data.batch_size == 0 || self.train.steps == 0 {
             return Err("data.batch_size and train.steps must be ≥ 1".into());
         }
-        if self.data.normalize == Normalize::Tokenizer && self.data.tokenizer.is_none() {
-            return Err(
-                "data.normalize = \"tokenizer\" reads vq_mean/vq_std from data.tokenizer, \
-                 which is not set (set it, or normalize = \"manifest\" or \"none\")"
-                    .into(),
-            );
-        }
         let t = &self.train;
         if let Some(l) = t.grid_labels.iter().find(|&&l| l < 0 || l >= m.num_classes) {
             return Err(format!(
@@ -348,8 +341,6 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(e.contains("SiT-XL/1"), "{e}");
-        let e = SitTrainConfig::parse("").unwrap_err().to_string();
-        assert!(e.contains("data.tokenizer"), "{e}");
         assert_eq!(SitTrainConfig::parse(&c.to_toml()).unwrap(), c);
         assert_eq!(c.grid_labels(), [0, 125, 250, 375, 500, 625, 750, 875]);
     }
