@@ -417,3 +417,92 @@ fn the_gpu_script_dry_runs() {
     );
     assert!(r["sample"]["images_per_s"].as_f64().unwrap() > 0.0, "{r}");
 }
+
+/// `maetok encode` into a folder, killed mid-shard or between a shard's rename and the
+/// manifest update, and run again with the same arguments, ends with the files of an
+/// uninterrupted run (shards, manifest, statistics); another checkpoint is refused.
+#[test]
+fn an_interrupted_encode_resumes_to_the_same_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tok, _) = latents(dir.path());
+    let shards = dir.path().join("shards");
+    let p = |p: &Path| p.to_str().unwrap().to_string();
+    let args = |out: &Path| {
+        [
+            "encode",
+            "--checkpoint",
+            &p(&tok),
+            "--input",
+            &p(&shards),
+            "--output",
+            &p(out),
+            "--shard-rows",
+            "8",
+            "--batch-size",
+            "4",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let reference = dir.path().join("reference");
+    run_ok(
+        &args(&reference)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let want = fingerprint_tree(&reference);
+    assert!(want.len() >= 4, "{want:?}");
+    for kill in ["encode_pushed:13", "latent_shard_renamed:2"] {
+        let out = dir.path().join(kill.replace(':', "-"));
+        let status = maetok()
+            .args(args(&out))
+            .env("MAETOK_KILL_AT", kill)
+            .status()
+            .unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{kill}");
+        let o = maetok()
+            .args(args(&out))
+            .env("MAETOK_LOG", "info")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{kill}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("continuing an unfinished encode"),
+            "{kill}"
+        );
+        assert_eq!(fingerprint_tree(&out), want, "after a kill at {kill}");
+    }
+    // A finished folder, or an unfinished one of another checkpoint, is refused.
+    let o = maetok().args(args(&reference)).output().unwrap();
+    assert!(
+        !o.status.success()
+            && String::from_utf8_lossy(&o.stderr).contains("complete latent folder")
+    );
+    let out = dir.path().join("other");
+    let status = maetok()
+        .args(args(&out))
+        .env("MAETOK_KILL_AT", "encode_pushed:13")
+        .status()
+        .unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    let other_tok = dir.path().join("tok2");
+    std::fs::create_dir_all(&other_tok).unwrap();
+    let w = maetok_e2e::ranks::tensors(&tok, "model.safetensors");
+    let doubled: Vec<(String, tch::Tensor)> = w.into_iter().map(|(k, t)| (k, t * 2.0)).collect();
+    tch::Tensor::write_safetensors(&doubled, other_tok.join("model.safetensors")).unwrap();
+    std::fs::copy(tok.join("config.json"), other_tok.join("config.json")).unwrap();
+    let mut a = args(&out);
+    a[2] = p(&other_tok);
+    let o = maetok().args(&a).output().unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("another checkpoint"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

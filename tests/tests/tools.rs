@@ -100,8 +100,26 @@ fn demo_trains_a_tokenizer_that_beats_the_mean_colour_baseline() {
         "1",
         "--per-tar",
         "4",
+        // A short SiT schedule: the diffusion part runs end to end (its default 400 steps
+        // take about 2.5 minutes more).
+        "--sit-steps",
+        "40",
     ]);
     let text = String::from_utf8_lossy(&o.stdout);
+    let sit = text
+        .lines()
+        .find(|l| l.starts_with("demo sit: velocity loss"))
+        .unwrap_or_else(|| panic!("{text}"));
+    println!("{sit}");
+    let losses: Vec<f64> = sit
+        .split_whitespace()
+        .filter_map(|w| w.parse::<f64>().ok().filter(|v| v.fract() != 0.0))
+        .collect();
+    assert!(
+        losses.len() == 2 && losses[1] < losses[0],
+        "the SiT loss does not fall: {sit}"
+    );
+    assert!(out.join("sit.png").exists());
     let line = text
         .lines()
         .find(|l| l.starts_with("demo tokenizer: PSNR on the training images"))
@@ -130,7 +148,9 @@ fn demo_trains_a_tokenizer_that_beats_the_mean_colour_baseline() {
     assert!(out.join("runs/tokenizer/loss.png").exists());
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(
-        summary.contains("## tokenizer") && summary.contains("held-out"),
+        summary.contains("## tokenizer")
+            && summary.contains("held-out")
+            && summary.contains("## diffusion"),
         "{summary}"
     );
 }

@@ -339,9 +339,9 @@ const PORTABLE: [(&str, &str); 5] = [
     ("ONEDNN_MAX_CPU_ISA", "SSE41"),
 ];
 
-/// Timings differ between runs; everything else in a metrics line is a function of the
+/// Timings and memory differ between runs; everything else in a metrics line is a function of the
 /// config, the data and the kernels.
-const TIMING_KEYS: [&str; 3] = ["it_per_sec", "images_per_sec", "data_wait"];
+const TIMING_KEYS: [&str; 4] = ["it_per_sec", "images_per_sec", "data_wait", "rss_mb"];
 
 /// `(step, [(key, value)])` of every line of a run's metrics.jsonl, timings left out.
 fn loss_terms(run: &Path) -> Vec<(u64, Vec<(String, f64)>)> {

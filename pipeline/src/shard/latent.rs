@@ -5,7 +5,8 @@
 //! count, and the mean and standard deviation over every element of `latent` (spec §6:
 //! `vq_mean` / `vq_std` candidates). Shards are written under a temporary name and renamed
 //! when complete; the manifest is rewritten atomically after each shard and says
-//! `complete: true` only at the end. `LatentFolder` reads them back (the SiT loader's
+//! `complete: true` only at the end, and an unfinished folder is continued by the same job
+//! (`LatentWriter::create_or_resume`). `LatentFolder` reads them back (the SiT loader's
 //! input).
 
 use std::fs::File;
@@ -127,6 +128,101 @@ impl LatentWriter {
         })
     }
 
+    /// Continue the unfinished latent folder at `dir` that a job with the same `source`
+    /// began (or start one, as [`LatentWriter::create`], when there is none). Returns the
+    /// writer and the number of images its shards already hold: the caller skips that many
+    /// of its inputs, in order. Every listed shard is checked against its sha256; shard
+    /// files the manifest does not list (a kill between a shard's rename and the manifest
+    /// update) and temporary files are removed, to be written again. The statistics are
+    /// summed again from the kept shards in their order, so they come out as an
+    /// uninterrupted job's. A complete folder, or one begun by another job, is refused.
+    pub fn create_or_resume(
+        dir: &Path,
+        latent_shape: [usize; 2],
+        rows_per_shard: usize,
+        source: serde_json::Value,
+    ) -> std::io::Result<(Self, u64)> {
+        let path = super::manifest_path(dir);
+        if !path.is_file() {
+            return Ok((Self::create(dir, latent_shape, rows_per_shard, source)?, 0));
+        }
+        let refuse = |why: String| {
+            std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("{}: {why}; choose an empty folder", dir.display()),
+            )
+        };
+        let manifest = LatentManifest::read(&path)?;
+        if manifest.format != FORMAT || manifest.schema_version != SCHEMA_VERSION {
+            return Err(refuse(format!(
+                "not a latent folder of this build ({})",
+                manifest.format
+            )));
+        }
+        if manifest.complete {
+            return Err(refuse("it holds a complete latent folder already".into()));
+        }
+        if manifest.source != source || manifest.latent_shape != latent_shape {
+            return Err(refuse(format!(
+                "an unfinished encode of another checkpoint, input or setting began it ({})",
+                manifest.source
+            )));
+        }
+        let listed: std::collections::HashSet<String> =
+            manifest.shards.iter().map(|s| s.file.clone()).collect();
+        for e in std::fs::read_dir(dir)? {
+            let name = e?.file_name().to_string_lossy().into_owned();
+            let stray =
+                (name.ends_with(".parquet") && !listed.contains(&name)) || name.ends_with(".tmp");
+            if stray {
+                std::fs::remove_file(dir.join(&name))?;
+            }
+        }
+        let mut w = Self {
+            dir: dir.to_path_buf(),
+            rows_per_shard: rows_per_shard.max(1),
+            pending: Vec::new(),
+            manifest,
+            sum: 0.0,
+            sum_sq: 0.0,
+            count: 0,
+        };
+        let n = latent_shape[0] * latent_shape[1];
+        for s in w.manifest.shards.clone() {
+            let p = dir.join(&s.file);
+            let sha = maetok_nn::weights::file_sha256(&p)?;
+            if sha != s.sha256 {
+                return Err(std::io::Error::other(format!(
+                    "{}: sha256 {sha}, the manifest says {}: the folder was damaged; encode \
+                     into an empty folder",
+                    p.display(),
+                    s.sha256
+                )));
+            }
+            let rows = super::reader::read_file(&p, Some(&["latent".to_string()]))
+                .map_err(std::io::Error::other)?;
+            for b in rows {
+                let b = LatentRows {
+                    batch: b.map_err(std::io::Error::other)?.into_batch(),
+                    len: n,
+                };
+                for i in 0..b.len() {
+                    w.add_stats(b.latent(i).map_err(std::io::Error::other)?);
+                }
+            }
+        }
+        let done = w.manifest.images;
+        Ok((w, done))
+    }
+
+    fn add_stats(&mut self, latent: &[f32]) {
+        for &v in latent {
+            self.sum += v as f64;
+            self.sum_sq += (v as f64) * (v as f64);
+        }
+        self.count += latent.len() as u64;
+    }
+
     /// One image's latents (L·C values each, token-major).
     pub fn push(
         &mut self,
@@ -143,11 +239,7 @@ impl LatentWriter {
                 flip.len()
             )));
         }
-        for &v in &latent {
-            self.sum += v as f64;
-            self.sum_sq += (v as f64) * (v as f64);
-        }
-        self.count += n as u64;
+        self.add_stats(&latent);
         self.pending.push(Row {
             key,
             label,
@@ -208,6 +300,7 @@ impl LatentWriter {
         }
         let sha256 = maetok_nn::weights::file_sha256(&tmp)?;
         maetok_nn::atomic::commit(&tmp, &path)?;
+        crate::preprocess::fault::point("latent_shard_renamed");
         self.manifest.images += rows.len() as u64;
         self.manifest.shards.push(LatentShardInfo {
             file: name,

@@ -318,6 +318,11 @@ impl Rows {
         }
     }
 
+    /// The record batch (for readers of other shard kinds built on this one).
+    pub(super) fn into_batch(self) -> RecordBatch {
+        self.batch
+    }
+
     pub fn len(&self) -> usize {
         self.batch.num_rows()
     }

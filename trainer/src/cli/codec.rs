@@ -135,6 +135,17 @@ pub fn encode(a: EncodeArgs) -> anyhow::Result<ExitCode> {
         "resolution": res,
         "input": a.input,
     });
+    // What an unfinished folder must have been begun with to be continued (latents in
+    // batches of another size could differ at rounding level).
+    let folder_source = {
+        let mut s = source.clone();
+        s["checkpoint_sha256"] =
+            maetok_nn::weights::file_sha256(&a.checkpoint.join("model.safetensors"))?.into();
+        s["shard_rows"] = a.shard_rows.into();
+        s["batch_size"] = a.batch_size.into();
+        s["dtype"] = format!("{:?}", model.quant_conv.weight.kind()).into();
+        s
+    };
     let (n, skipped, what) = if to_file {
         let (mut keys, mut outs) = (Vec::new(), Vec::new());
         let skipped =
@@ -153,10 +164,29 @@ pub fn encode(a: EncodeArgs) -> anyhow::Result<ExitCode> {
             model.config.num_latent_tokens as usize,
             model.config.codebook_embed_dim as usize,
         ];
-        let mut w = LatentWriter::create(&a.output, shape, a.shard_rows, source)?;
-        let mut n = 0usize;
+        let (mut w, done) =
+            LatentWriter::create_or_resume(&a.output, shape, a.shard_rows, folder_source)?;
+        if done > 0 {
+            tracing::info!(
+                "{}: continuing an unfinished encode; its shards hold {done} images",
+                a.output.display()
+            );
+        }
+        let mut left_to_skip = done as usize;
+        let mut n = done as usize;
         let skipped =
-            super::images::for_each_chunk(&a.input, res, a.batch_size, Some("encode"), |c| {
+            super::images::for_each_chunk(&a.input, res, a.batch_size, Some("encode"), |mut c| {
+                // The images the kept shards hold, in input order.
+                let skip = left_to_skip.min(c.keys.len());
+                if skip > 0 {
+                    left_to_skip -= skip;
+                    c.keys.drain(..skip);
+                    c.labels.drain(..skip);
+                    c.images.drain(..skip);
+                    if c.keys.is_empty() {
+                        return Ok(());
+                    }
+                }
                 let refs: Vec<&Rgb8> = c.images.iter().collect();
                 let x = to_input(&refs);
                 // Spec §6: the latent of the crop and of its horizontal flip.
@@ -168,6 +198,7 @@ pub fn encode(a: EncodeArgs) -> anyhow::Result<ExitCode> {
                             .unwrap_or_default()
                     };
                     w.push(key, label, row(&z), row(&zf))?;
+                    maetok_pipeline::preprocess::fault::point("encode_pushed");
                     n += 1;
                 }
                 Ok(())

@@ -52,8 +52,8 @@ impl Meter {
         self.window_steps += 1;
     }
 
-    /// Closes a logging window at `step`: adds `it_per_sec`, `images_per_sec` and
-    /// `data_wait` to `record`, logs `line` with the rate and the ETA of this call (which
+    /// Closes a logging window at `step`: adds `it_per_sec`, `images_per_sec`,
+    /// `data_wait` and `rss_mb` (the process's resident memory, so a leak shows) to `record`, logs `line` with the rate and the ETA of this call (which
     /// stops at `stop`; named when it is before the schedule's `total`), appends `record`
     /// to metrics.jsonl and redraws loss.png.
     pub fn log(
@@ -69,6 +69,9 @@ impl Meter {
         record["it_per_sec"] = serde_json::json!(it_s);
         record["images_per_sec"] = serde_json::json!(it_s * batch as f64);
         record["data_wait"] = serde_json::json!(self.window_wait / dt);
+        if let Some(mb) = resident_mb() {
+            record["rss_mb"] = serde_json::json!(mb);
+        }
         let eta = stop.saturating_sub(step) as f64 / it_s.max(1e-9);
         let until = if stop < total {
             format!(" (this call stops at step {stop})")
@@ -117,6 +120,15 @@ pub fn fmt_eta(secs: f64) -> String {
     format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
 }
 
+/// The process's resident set in MiB (Linux `/proc/self/statm`), if it can be read.
+pub fn resident_mb() -> Option<f64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: f64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
+    Some(pages * page / (1 << 20) as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,3 +139,4 @@ mod tests {
         assert_eq!(fmt_eta(-3.0), "0:00:00");
     }
 }
+
