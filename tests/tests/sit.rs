@@ -81,6 +81,10 @@ fn train_args(cfg: &Path, run: &Path, latents: &Path, tok: &Path) -> Vec<String>
 }
 
 fn losses(run: &Path) -> Vec<f64> {
+    losses_of(run)
+}
+
+fn losses_of(run: &Path) -> Vec<f64> {
     std::fs::read_to_string(run.join("metrics.jsonl"))
         .unwrap()
         .lines()
@@ -301,6 +305,15 @@ fn samples_do_not_depend_on_the_chunking_survive_a_kill_and_are_adm_npz() {
         let same = std::fs::read(a.join(f)).unwrap() == std::fs::read(c.join(f)).unwrap();
         assert!(same, "{f} differs after a kill and a resume");
     }
+    // Two ranks share the chunks; rank 0 assembles the same files.
+    let d = dir.path().join("d");
+    let two = sample_args(&model, &d, &tok, "4");
+    let refs: Vec<&str> = two.iter().map(String::as_str).collect();
+    all_ok(&wait_all(spawn(2, |_| os_args(&refs), |_, _| {})));
+    for f in ["latents.safetensors", "samples.npz"] {
+        let same = std::fs::read(a.join(f)).unwrap() == std::fs::read(d.join(f)).unwrap();
+        assert!(same, "{f} differs on 2 ranks");
+    }
     // A finished output is not redone; another request is refused.
     let o = maetok()
         .args(&args)
@@ -505,4 +518,44 @@ fn an_interrupted_encode_resumes_to_the_same_folder() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// Training under bf16 autocast (CPU autocast here; on CUDA it is the default) follows fp32:
+/// the first steps' losses agree to a few per cent.
+#[test]
+fn bf16_autocast_trains_close_to_fp32() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tok, lat) = latents(dir.path());
+    let mut losses = Vec::new();
+    for p in ["fp32", "bf16"] {
+        let cfg = config(dir.path(), &format!("{p}.toml"), "");
+        let text = std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("steps = 12", "steps = 6")
+            .replace(
+                "device = \"cpu\"",
+                &format!("device = \"cpu\"\nprecision = \"{p}\""),
+            );
+        std::fs::write(&cfg, text).unwrap();
+        let run = dir.path().join(p);
+        let o = maetok()
+            .args(train_args(&cfg, &run, &lat, &tok))
+            .envs(ENV)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{p}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        losses.push(losses_of(&run));
+    }
+    let worst = losses[0]
+        .iter()
+        .zip(&losses[1])
+        .map(|(a, b)| (a - b).abs() / a.abs())
+        .fold(0.0, f64::max);
+    println!("bf16 vs fp32, first 6 losses: {worst:.2e}");
+    assert!(losses[0] != losses[1], "bf16 ran in fp32");
+    assert!(worst < 0.03, "{worst:.3e}: {losses:?}");
 }

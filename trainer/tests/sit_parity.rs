@@ -160,9 +160,12 @@ fn samplers_match_the_official_euler_heun_and_euler_maruyama() {
 #[test]
 fn save_writes_the_official_layout_back() {
     let tmp = tempfile::tempdir().unwrap();
+    // MAETOK_SIT_SAVED=DIR keeps the folders, for `gen_sit.py --check DIR/tiny_a` (the
+    // official `SiT.from_pretrained` loading ours).
+    let root = std::env::var_os("MAETOK_SIT_SAVED").map_or(tmp.path().to_path_buf(), PathBuf::from);
     for name in ["tiny_a", "tiny_b"] {
         let model = Sit::load(&case(name)).unwrap();
-        let dir = tmp.path().join(name);
+        let dir = root.join(name);
         model.save(&dir).unwrap();
         let theirs = std::fs::read_to_string(case(name).join("config.json")).unwrap();
         let ours = std::fs::read_to_string(dir.join("config.json")).unwrap();

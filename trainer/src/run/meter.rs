@@ -139,4 +139,3 @@ mod tests {
         assert_eq!(fmt_eta(-3.0), "0:00:00");
     }
 }
-
