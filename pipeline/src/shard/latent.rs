@@ -149,7 +149,10 @@ impl LatentWriter {
         let refuse = |why: String| {
             std::io::Error::new(
                 std::io::ErrorKind::AlreadyExists,
-                format!("{}: {why}; choose an empty folder", dir.display()),
+                format!(
+                    "{} already holds {why}; choose an empty folder",
+                    dir.display()
+                ),
             )
         };
         let manifest = LatentManifest::read(&path)?;
@@ -160,11 +163,11 @@ impl LatentWriter {
             )));
         }
         if manifest.complete {
-            return Err(refuse("it holds a complete latent folder already".into()));
+            return Err(refuse("a complete latent folder".into()));
         }
         if manifest.source != source || manifest.latent_shape != latent_shape {
             return Err(refuse(format!(
-                "an unfinished encode of another checkpoint, input or setting began it ({})",
+                "an unfinished encode of another checkpoint, input or setting ({})",
                 manifest.source
             )));
         }

@@ -94,7 +94,7 @@ pub fn advance(c: DataCursor, batch: usize, world: usize, images: usize) -> Data
     }
 }
 
-/// Whether a loader over `images` samples of `dir` can start at `start` with `batch` per
+/// Whether a loader over the `images` images (or their latents) of `dir` can start at `start` with `batch` per
 /// rank as rank `rank` of `world`: one global batch must fit, and a saved cursor must lie
 /// inside the data (else it was saved on other data).
 pub fn check_start(
@@ -110,12 +110,12 @@ pub fn check_start(
     );
     anyhow::ensure!(
         images >= batch * world,
-        "{}: {images} samples cannot fill one global batch of {batch} × {world}",
+        "{}: {images} images cannot fill one global batch of {batch} × {world}",
         dir.display()
     );
     anyhow::ensure!(
         start.position + (batch * world) as u64 <= images as u64,
-        "{}: the saved data cursor (epoch {}, position {}) lies past the {images} samples \
+        "{}: the saved data cursor (epoch {}, position {}) lies past the {images} images \
          of this folder: it is not the dataset the run was saved on",
         dir.display(),
         start.epoch,
