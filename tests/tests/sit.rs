@@ -80,6 +80,13 @@ fn train_args(cfg: &Path, run: &Path, latents: &Path, tok: &Path) -> Vec<String>
     ]
 }
 
+/// Runs the command with `ENV`, asserting that it succeeds; returns its output.
+fn ok(c: &mut std::process::Command) -> std::process::Output {
+    let o = c.envs(ENV).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
 fn losses(run: &Path) -> Vec<f64> {
     losses_of(run)
 }
@@ -103,8 +110,7 @@ fn sit_trains_resumes_exactly_and_trains_alike_on_two_ranks() {
     let cfg = config(dir.path(), "sit.toml", "");
     let reference = dir.path().join("reference");
     let a = train_args(&cfg, &reference, &lat, &tok);
-    let o = maetok().args(&a).envs(ENV).output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ok(maetok().args(&a));
     let mut kept: Vec<String> = std::fs::read_dir(reference.join("checkpoints"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -212,21 +218,11 @@ fn samples_do_not_depend_on_the_chunking_survive_a_kill_and_are_adm_npz() {
         .replace("steps = 12", "steps = 4");
     std::fs::write(&cfg, text).unwrap();
     let run = dir.path().join("run");
-    let o = maetok()
-        .args(train_args(&cfg, &run, &lat, &tok))
-        .envs(ENV)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ok(maetok().args(train_args(&cfg, &run, &lat, &tok)));
     let model = run.join("checkpoints/step-0000004");
 
     let a = dir.path().join("a");
-    let o = maetok()
-        .args(sample_args(&model, &a, &tok, "4"))
-        .envs(ENV)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ok(maetok().args(sample_args(&model, &a, &tok, "4")));
     let la = tensors(&a, "latents.safetensors");
     assert_eq!(la["latents"].size(), [10, 8, 4]);
     let labels: Vec<i64> = Vec::try_from(&la["labels"]).unwrap();
@@ -261,12 +257,7 @@ fn samples_do_not_depend_on_the_chunking_survive_a_kill_and_are_adm_npz() {
     // Other chunks: the same samples (each one's noise is keyed by its index), up to the
     // batch size's effect on the kernels' sums.
     let b = dir.path().join("b");
-    let o = maetok()
-        .args(sample_args(&model, &b, &tok, "3"))
-        .envs(ENV)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ok(maetok().args(sample_args(&model, &b, &tok, "3")));
     let lb = tensors(&b, "latents.safetensors");
     let d = rel_diff(
         &[("x".to_string(), la["latents"].shallow_clone())].into(),
@@ -289,13 +280,7 @@ fn samples_do_not_depend_on_the_chunking_survive_a_kill_and_are_adm_npz() {
         !c.join("latents.safetensors").exists(),
         "no complete-looking file after a kill"
     );
-    let o = maetok()
-        .args(&args)
-        .envs(ENV)
-        .env("MAETOK_LOG", "info")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = ok(maetok().args(&args).env("MAETOK_LOG", "info"));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("2 of this process's 3 chunks are done"),

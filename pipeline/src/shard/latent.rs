@@ -195,15 +195,11 @@ impl LatentWriter {
         let n = latent_shape[0] * latent_shape[1];
         for s in w.manifest.shards.clone() {
             let p = dir.join(&s.file);
-            let sha = maetok_nn::weights::file_sha256(&p)?;
-            if sha != s.sha256 {
-                return Err(std::io::Error::other(format!(
-                    "{}: sha256 {sha}, the manifest says {}: the folder was damaged; encode \
-                     into an empty folder",
-                    p.display(),
-                    s.sha256
-                )));
-            }
+            super::reader::check_sha256(&p, &s.sha256).map_err(|e| {
+                std::io::Error::other(format!(
+                    "{e}: the folder was damaged; encode into an empty folder"
+                ))
+            })?;
             let rows = super::reader::read_file(&p, Some(&["latent".to_string()]))
                 .map_err(std::io::Error::other)?;
             for b in rows {
@@ -423,14 +419,7 @@ impl LatentFolder {
                 )));
             }
             if verify {
-                let h = maetok_nn::weights::file_sha256(&path)
-                    .map_err(|e| damaged(format!("cannot read: {e}")))?;
-                if h != s.sha256 {
-                    return Err(damaged(format!(
-                        "sha256 {h}, the manifest says {}",
-                        s.sha256
-                    )));
-                }
+                super::reader::check_sha256(&path, &s.sha256)?;
             }
         }
         Ok(())

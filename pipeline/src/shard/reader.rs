@@ -136,14 +136,7 @@ impl ShardFolder {
                 )));
             }
             if sha256 {
-                let h = maetok_nn::weights::file_sha256(&path)
-                    .map_err(|e| damaged(format!("cannot read: {e}")))?;
-                if h != s.sha256 {
-                    return Err(damaged(format!(
-                        "sha256 {h}, the manifest says {}",
-                        s.sha256
-                    )));
-                }
+                check_sha256(&path, &s.sha256)?;
             }
         }
         Ok(())
@@ -244,6 +237,21 @@ pub fn read_file(
     let reader = builder.build()?;
     let path = path.to_path_buf();
     Ok(reader.map(move |b| Ok(Rows::new(b?, &path))))
+}
+
+/// The shard file `path` has the sha256 its manifest lists (`want`), or the error naming
+/// both: the one content check of image and latent shards.
+pub(super) fn check_sha256(path: &Path, want: &str) -> Result<(), ShardError> {
+    let damaged = |message: String| ShardError::Damaged {
+        path: path.to_path_buf(),
+        message,
+    };
+    let h =
+        maetok_nn::weights::file_sha256(path).map_err(|e| damaged(format!("cannot read: {e}")))?;
+    if h != want {
+        return Err(damaged(format!("sha256 {h}, the manifest says {want}")));
+    }
+    Ok(())
 }
 
 /// Rows `rows` (sorted, unique) of the Parquet file `path`, projected to `columns`: the

@@ -14,7 +14,7 @@ use maetok_pipeline::shard::latent::{LatentFolder, LatentRows};
 use tch::Tensor;
 
 use super::index::{advance, check_start, rank_positions, view_of, DataCursor, Order};
-use super::prefetch::Prefetch;
+use super::prefetch::{in_order, Prefetch};
 
 #[derive(Debug, Clone)]
 pub struct LatentLoaderConfig {
@@ -181,17 +181,14 @@ impl LatentLoader {
             cfg.normalize.0,
             cfg.normalize.1
         );
-        let mut cursor = start;
-        let mut order = Order::new(cfg.seed, cursor.epoch, images);
-        let name = format!("latents-r{}", cfg.rank);
-        let prefetch = Prefetch::spawn(name, cfg.prefetch, move || {
-            if order.epoch != cursor.epoch {
-                order = Order::new(cfg.seed, cursor.epoch, images);
-            }
-            let batch = make_batch(&ix, &cfg, &order, cursor)?;
-            cursor = batch.cursor_after;
-            Ok(batch)
-        })?;
+        let prefetch = in_order(
+            format!("latents-r{}", cfg.rank),
+            cfg.prefetch,
+            (cfg.seed, images),
+            start,
+            |b: &RawLatents| b.cursor_after,
+            move |order, cursor| make_batch(&ix, &cfg, order, cursor),
+        )?;
         Ok(Self {
             prefetch,
             images,

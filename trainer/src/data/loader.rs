@@ -13,7 +13,7 @@ use tch::Tensor;
 use maetok_models::maetok::images_to_input;
 
 use super::index::{advance, check_start, rank_positions, view_of, DataCursor, Order};
-use super::prefetch::Prefetch;
+use super::prefetch::{in_order, Prefetch};
 
 #[derive(Debug, Clone)]
 pub struct LoaderConfig {
@@ -316,16 +316,14 @@ impl Loader {
                     .with_context(|| format!("starting {n} decode threads"))?,
             ),
         };
-        let mut cursor = start;
-        let mut order = Order::new(cfg.seed, cursor.epoch, images);
-        let prefetch = Prefetch::spawn(format!("loader-r{rank}"), cfg.prefetch, move || {
-            if order.epoch != cursor.epoch {
-                order = Order::new(cfg.seed, cursor.epoch, images);
-            }
-            let batch = make_batch(&ix, &cfg, &order, cursor, pool.as_ref())?;
-            cursor = batch.cursor_after;
-            Ok(batch)
-        })?;
+        let prefetch = in_order(
+            format!("loader-r{rank}"),
+            cfg.prefetch,
+            (cfg.seed, images),
+            start,
+            |b: &RawBatch| b.cursor_after,
+            move |order, cursor| make_batch(&ix, &cfg, order, cursor, pool.as_ref()),
+        )?;
         Ok(Self { prefetch, images })
     }
 

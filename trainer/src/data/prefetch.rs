@@ -5,6 +5,8 @@
 use anyhow::Context;
 use crossbeam_channel::{bounded, Receiver};
 
+use super::index::{DataCursor, Order};
+
 pub struct Prefetch<T> {
     rx: Option<Receiver<anyhow::Result<T>>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -40,6 +42,29 @@ impl<T: Send + 'static> Prefetch<T> {
             .recv()
             .context("the loader thread stopped")?
     }
+}
+
+/// A loader's batches in the global order from `start` on: `make(order, cursor)` builds the
+/// batch at `cursor` of the epoch's `order`, `after(batch)` is the cursor it leaves, and the
+/// order is drawn again whenever an epoch ends.
+pub fn in_order<T: Send + 'static>(
+    name: String,
+    depth: usize,
+    (seed, images): (u64, usize),
+    start: DataCursor,
+    after: fn(&T) -> DataCursor,
+    mut make: impl FnMut(&Order, DataCursor) -> anyhow::Result<T> + Send + 'static,
+) -> std::io::Result<Prefetch<T>> {
+    let mut cursor = start;
+    let mut order = Order::new(seed, cursor.epoch, images);
+    Prefetch::spawn(name, depth, move || {
+        if order.epoch != cursor.epoch {
+            order = Order::new(seed, cursor.epoch, images);
+        }
+        let batch = make(&order, cursor)?;
+        cursor = after(&batch);
+        Ok(batch)
+    })
 }
 
 impl<T> Drop for Prefetch<T> {

@@ -7,6 +7,7 @@
 pub mod folder;
 pub mod guard;
 pub mod meter;
+pub mod summary;
 
 pub use folder::{
     dataset_identity, latent_dataset_identity, read_state, sha256_hex, Retention, RunDir,
@@ -14,3 +15,4 @@ pub use folder::{
 };
 pub use guard::Guard;
 pub use meter::Meter;
+pub use summary::TrainSummary;

@@ -11,6 +11,7 @@ use tch::Device;
 
 use super::config::DistConfig;
 use super::ranks::Ranks;
+use crate::run::RunDir;
 
 pub struct Job {
     pub launch: Launch,
@@ -81,6 +82,39 @@ impl Job {
             },
             comm,
         })
+    }
+}
+
+impl Job {
+    /// The run folder as every rank sees it: rank 0 opens it (its lock, `config.toml`,
+    /// leftovers cleared), the others read it once it has.
+    pub fn open_run(
+        &mut self,
+        dir: &std::path::Path,
+        config_toml: &str,
+        identity: impl Fn(&str) -> anyhow::Result<String>,
+    ) -> anyhow::Result<RunDir> {
+        if self.is_root() {
+            let run = RunDir::open(dir, config_toml, identity)?;
+            self.comm.barrier()?;
+            Ok(run)
+        } else {
+            self.comm.barrier()?;
+            RunDir::follow(dir, config_toml, identity)
+        }
+    }
+
+    /// Step folder `step`: rank 0 writes it with `write` (which returns it), the other ranks
+    /// wait until it is complete; every rank gets the folder back (the last good state).
+    pub fn publish_step(
+        &mut self,
+        run: &RunDir,
+        step: u64,
+        write: impl FnOnce() -> anyhow::Result<std::path::PathBuf>,
+    ) -> anyhow::Result<std::path::PathBuf> {
+        let dir = if self.is_root() { Some(write()?) } else { None };
+        self.comm.barrier()?;
+        Ok(dir.unwrap_or_else(|| run.step_dir(step)))
     }
 }
 

@@ -27,7 +27,7 @@ use tch::{Device, Kind, Tensor};
 use crate::data::index::DataCursor;
 use crate::data::latents::{LatentLoader, LatentLoaderConfig};
 use crate::run::{
-    latent_dataset_identity, sha256_hex, Guard, Meter, Retention, RunDir, TrainState,
+    latent_dataset_identity, sha256_hex, Guard, Meter, Retention, RunDir, TrainState, TrainSummary,
 };
 use crate::sample::keyed_normal;
 use crate::train::adamw::AdamW;
@@ -35,7 +35,6 @@ use crate::train::ema::Ema;
 use crate::train::job::{rank_device, Job};
 use crate::train::restore::restore_optimizer_and_ema;
 use crate::train::rng::{sample_rngs, seed_torch, seed_torch_for, Stream};
-use crate::train::tokenizer::TrainSummary;
 
 pub mod config;
 pub mod grid;
@@ -160,14 +159,7 @@ fn train_in(
     let cfg = &opts.config;
     let ranks = job.ranks;
     let root = job.is_root();
-    let run = if root {
-        let run = RunDir::open(&opts.run_dir, &cfg.to_toml(), identity)?;
-        job.comm.barrier()?;
-        run
-    } else {
-        job.comm.barrier()?;
-        RunDir::follow(&opts.run_dir, &cfg.to_toml(), identity)?
-    };
+    let run = job.open_run(&opts.run_dir, &cfg.to_toml(), identity)?;
     let config_sha = run.config_sha256()?;
     let [tokens, channels] = folder.manifest().latent_shape.map(|v| v as i64);
     let sit_cfg = cfg.sit(tokens, channels);
@@ -334,7 +326,7 @@ fn train_in(
             g.write(&model, &ema, device, &run.sample_path(step))?;
         }
         if step.is_multiple_of(cfg.train.checkpoint_every.max(1)) || step == stop_at {
-            if root {
+            let dir = job.publish_step(&run, step, || {
                 guard.params(step, &params)?;
                 guard.params(step, ema.tensors())?;
                 let st = TrainState {
@@ -346,30 +338,20 @@ fn train_in(
                     dataset_sha256: dataset_sha.to_string(),
                     lecam: Default::default(),
                 };
-                let dir = save_step(&run, cfg, &st, &model, &ema, &opt)?;
-                guard.last_checkpoint = Some(dir);
-            }
-            job.comm.barrier()?;
-            if !root {
-                guard.last_checkpoint = Some(run.step_dir(step));
-            }
+                save_step(&run, cfg, &st, &model, &ema, &opt)
+            })?;
+            guard.last_checkpoint = Some(dir);
         }
     }
-    let summary = TrainSummary {
-        start_step,
-        end_step: step,
-        last_checkpoint: guard.last_checkpoint,
+    TrainSummary::finish(
+        &run,
+        root,
+        (start_step, step),
+        guard.last_checkpoint,
         final_losses,
-        images_per_sec: (step - start_step) as f64 * cfg.data.batch_size as f64 / meter.elapsed(),
-        data_wait_fraction: meter.data_wait_fraction(),
-    };
-    if root {
-        maetok_nn::atomic::write(
-            &run.root.join("summary.json"),
-            &serde_json::to_vec_pretty(&summary)?,
-        )?;
-    }
-    Ok(summary)
+        cfg.data.batch_size,
+        &meter,
+    )
 }
 
 /// Writes step folder `st.step`: the weights and (in `ema/`) the EMA weights as SiT

@@ -36,7 +36,9 @@ use tch::Tensor;
 use crate::data::index::DataCursor;
 use crate::data::loader::Batch;
 use crate::losses::diffaug::SampleDraws;
-use crate::run::{dataset_identity, sha256_hex, Guard, Meter, Retention, RunDir, TrainState};
+use crate::run::{
+    dataset_identity, sha256_hex, Guard, Meter, Retention, RunDir, TrainState, TrainSummary,
+};
 use crate::viz::{tensor_to_rgb8, write_grid};
 use maetok_models::maetok::aux::{caption_target, AuxLoss};
 use maetok_models::maetok::mask::{masked_count, sample_mask, sample_ratio};
@@ -105,18 +107,6 @@ fn identity(config_toml: &str) -> anyhow::Result<String> {
     Ok(c.to_toml())
 }
 
-/// What a finished (or stopped) call did.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct TrainSummary {
-    pub start_step: u64,
-    pub end_step: u64,
-    pub last_checkpoint: Option<PathBuf>,
-    pub final_losses: Vec<(String, f64)>,
-    pub images_per_sec: f64,
-    /// Share of wall time spent waiting for the loader.
-    pub data_wait_fraction: f64,
-}
-
 /// The metrics drawn in loss.png.
 fn plotted(key: &str) -> bool {
     key == "loss" || key == "rec" || key == "lpips" || key.starts_with("aux_")
@@ -164,16 +154,7 @@ fn train_in(
     let root = job.is_root();
     let stage = opts.stage;
     let seed = cfg.train.seed;
-    // Rank 0 opens the run folder (its lock, config.toml, leftovers cleared); the others
-    // read it once it has.
-    let run = if root {
-        let run = RunDir::open(&opts.run_dir, &cfg.to_toml(), identity)?;
-        job.comm.barrier()?;
-        run
-    } else {
-        job.comm.barrier()?;
-        RunDir::follow(&opts.run_dir, &cfg.to_toml(), identity)?
-    };
+    let run = job.open_run(&opts.run_dir, &cfg.to_toml(), identity)?;
     let config_sha = run.config_sha256()?;
 
     // The model, what trains, the optimiser and the EMA (resumed, from stage 1, or fresh).
@@ -421,7 +402,7 @@ fn train_in(
         if step % cfg.train.checkpoint_every.max(1) == 0 || step == stop_at {
             // Rank 0 writes; the others wait until the step folder is complete. Nothing
             // non-finite is ever published as a step folder.
-            if root {
+            let dir = job.publish_step(&run, step, || {
                 guard.params(step, &params)?;
                 guard.params(step, ema.tensors())?;
                 let st = TrainState {
@@ -433,31 +414,20 @@ fn train_in(
                     dataset_sha256: dataset_sha.to_string(),
                     lecam: gan.as_ref().map(|g| g.lecam).unwrap_or_default(),
                 };
-                let dir = save_step(&run, cfg, &st, &model, &ema, &opt, gan.as_ref())?;
-                guard.last_checkpoint = Some(dir);
-            }
-            job.comm.barrier()?;
-            if !root {
-                guard.last_checkpoint = Some(run.step_dir(step));
-            }
+                save_step(&run, cfg, &st, &model, &ema, &opt, gan.as_ref())
+            })?;
+            guard.last_checkpoint = Some(dir);
         }
     }
-    let summary = TrainSummary {
-        start_step,
-        end_step: step,
-        last_checkpoint: guard.last_checkpoint,
+    TrainSummary::finish(
+        &run,
+        root,
+        (start_step, step),
+        guard.last_checkpoint,
         final_losses,
-        images_per_sec: (step - start_step) as f64 * cfg.data.batch_size as f64 / meter.elapsed(),
-        data_wait_fraction: meter.data_wait_fraction(),
-    };
-    // What this call did, beside the run's other records (timings: not part of the state).
-    if root {
-        maetok_nn::atomic::write(
-            &run.root.join("summary.json"),
-            &serde_json::to_vec_pretty(&summary)?,
-        )?;
-    }
-    Ok(summary)
+        cfg.data.batch_size,
+        &meter,
+    )
 }
 
 /// Adds each auxiliary decoder's loss on the masked tokens to `objective` (spec §4).
