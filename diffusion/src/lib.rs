@@ -7,7 +7,8 @@
 //! * [`path`]: the linear and cosine paths, α, σ and their derivatives in one place;
 //! * [`time`]: logit-normal and uniform t from a caller's draw (keyed draws live with the
 //!   caller, so a run is the same on any number of processes);
-//! * [`loss`]: the training pair (x_t, velocity target) and the velocity MSE;
+//! * [`loss`]: the training pair (x_t, velocity target), the velocity MSE and
+//!   LightningDiT's cosine-direction term;
 //! * [`sampler`]: Euler and Heun ODE, Euler–Maruyama SDE, CFG with a guidance interval.
 
 pub mod loss;
@@ -15,7 +16,7 @@ pub mod path;
 pub mod sampler;
 pub mod time;
 
-pub use loss::{velocity_mse, TrainingPair};
+pub use loss::{cosine_direction, velocity_mse, TrainingPair};
 pub use path::PathKind;
 pub use sampler::{sample, Guidance, SampleError, SamplerKind, SamplerSpec};
 pub use time::TimeSampling;

@@ -1,2 +1,4 @@
+pub mod denoiser;
+pub mod lightningdit;
 pub mod maetok;
 pub mod sit;

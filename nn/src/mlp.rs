@@ -65,14 +65,26 @@ impl Mlp {
         act: Activation,
         init: LinearInit,
     ) -> Result<Self, WeightError> {
+        Self::with_names(vb, ("fc1", "fc2"), width, hidden, act, init)
+    }
+
+    /// The same with the two layers under other names (LightningDiT's SwiGLU: `w12`, `w3`).
+    pub fn with_names(
+        vb: &VarBuilder,
+        names: (&str, &str),
+        width: i64,
+        hidden: i64,
+        act: Activation,
+        init: LinearInit,
+    ) -> Result<Self, WeightError> {
         let fc2_in = if act == Activation::SwiGlu {
             hidden / 2
         } else {
             hidden
         };
         Ok(Self {
-            fc1: Linear::new(&vb.pp("fc1"), width, hidden, init)?,
-            fc2: Linear::new(&vb.pp("fc2"), fc2_in, width, init)?,
+            fc1: Linear::new(&vb.pp(names.0), width, hidden, init)?,
+            fc2: Linear::new(&vb.pp(names.1), fc2_in, width, init)?,
             act,
         })
     }

@@ -104,6 +104,49 @@ impl QkHook for LayerRope {
     }
 }
 
+/// A fixed 1-D rotary table (LightningDiT's `VisionRotaryEmbeddingFast` laid over a token
+/// sequence): `cos`, `sin` (N, d), one angle per adjacent pair repeated over the pair, and
+/// `x · cos + rotate_half(x) · sin` with `rotate_half` turning pair (a, b) into (−b, a).
+#[derive(Debug)]
+pub struct RotaryTable {
+    pub cos: Tensor,
+    pub sin: Tensor,
+}
+
+/// `cos` and `sin` (len, dim) of 1-D RoPE: pair j of position p turns by
+/// `p · theta^(−2j/dim)` (the "lang" frequencies of EVA's rotary embedding), computed in f32.
+pub fn rotary_1d(len: i64, dim: i64, theta: f64) -> (Tensor, Tensor) {
+    let opts = (Kind::Float, Device::Cpu);
+    let freqs = (Tensor::arange_start_step(0, dim, 2, opts) * (-theta.ln() / dim as f64)).exp();
+    let angles = Tensor::arange(len, opts).unsqueeze(1) * freqs.unsqueeze(0); // (len, dim/2)
+    let angles = angles.repeat_interleave_self_int(2, Some(1), None);
+    (angles.cos(), angles.sin())
+}
+
+impl RotaryTable {
+    /// x (…, N, d) → rotated, in x's dtype (the product runs in f32).
+    pub fn rotate(&self, x: &Tensor) -> Tensor {
+        let kind = x.kind();
+        let xf = x.to_kind(Kind::Float);
+        let s = xf.size();
+        let d = s[s.len() - 1];
+        let mut pair_shape = s.clone();
+        pair_shape.pop();
+        pair_shape.extend([d / 2, 2]);
+        let pairs = xf.reshape(pair_shape.as_slice());
+        let last = pair_shape.len() as i64 - 1;
+        let half = Tensor::stack(&[-pairs.select(last, 1), pairs.select(last, 0)], last)
+            .reshape(s.as_slice());
+        (xf * &self.cos + half * &self.sin).to_kind(kind)
+    }
+}
+
+impl QkHook for RotaryTable {
+    fn apply(&self, q: &Tensor, k: &Tensor) -> (Tensor, Tensor) {
+        (self.rotate(q), self.rotate(k))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +187,28 @@ mod tests {
             &Tensor::zeros([1, 1, 300, 8], opts),
         );
         assert_eq!(q3.size(), [1, 1, 300, 8]);
+    }
+
+    /// 1-D RoPE keeps each pair's norm, turns pair j of position p by p·θ^(−2j/d), and
+    /// makes q·k depend on the positions' difference only.
+    #[test]
+    fn rotary_1d_is_a_relative_rotation() {
+        let opts = (Kind::Float, tch::Device::Cpu);
+        let (cos, sin) = rotary_1d(6, 4, 100.0);
+        let r = RotaryTable { cos, sin };
+        let q = Tensor::from_slice(&[1f32, 0.0, 0.0, 1.0]).reshape([1, 4]);
+        let x = r.rotate(&q.expand([6, 4], false));
+        // position 3, pair 1: angle 3 · 100^(−1/2) = 0.3, (0, 1) → (−sin 0.3, cos 0.3).
+        let got: Vec<f32> = Vec::try_from(x.get(3)).unwrap();
+        let want = [3f32.cos(), 3f32.sin(), -(0.3f32.sin()), 0.3f32.cos()];
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{got:?} vs {want:?}");
+        }
+        let a = Tensor::randn([1, 4], opts).expand([6, 4], false);
+        let b = Tensor::randn([1, 4], opts).expand([6, 4], false);
+        let (ra, rb) = (r.rotate(&a), r.rotate(&b));
+        let dot = |i: i64, j: i64| f64::try_from((ra.get(i) * rb.get(j)).sum(Kind::Float)).unwrap();
+        assert!((dot(1, 3) - dot(2, 4)).abs() < 1e-5);
+        assert!((dot(0, 0) - dot(5, 5)).abs() < 1e-5);
     }
 }

@@ -255,6 +255,17 @@ impl<'a> VarBuilder<'a> {
         self.var(name, shape, Role::Buffer, false, init)
     }
 
+    /// A saved, never-trained tensor that stays fp32 when the model is cast (RoPE tables:
+    /// their phases must not round to bf16).
+    pub fn buffer_f32_with(
+        &self,
+        name: &str,
+        shape: &[i64],
+        init: impl FnOnce() -> Tensor,
+    ) -> Result<Tensor, WeightError> {
+        self.var(name, shape, Role::Buffer, true, init)
+    }
+
     /// A tensor of the released layout the forward does not read (timm's unused
     /// `pos_embed` of a decoder, RoPE position buffers): kept so the model is written back
     /// whole. Loading takes it if the file has it, whatever its shape; a fresh build

@@ -4,8 +4,8 @@
 //! draws it.
 
 use maetok_diffusion::{sample, SamplerSpec};
+use maetok_models::denoiser::Denoiser;
 use maetok_models::maetok::AeModel;
-use maetok_models::sit::Sit;
 use maetok_nn::autocast::autocast;
 use tch::{Device, Kind, Tensor};
 
@@ -13,7 +13,7 @@ use crate::train::rng::{sample_rngs, Stream};
 
 /// What to sample.
 pub struct Request<'a> {
-    pub sit: &'a Sit,
+    pub sit: &'a Denoiser,
     pub spec: &'a SamplerSpec,
     /// x at t = 1, (N, L, C).
     pub noise: &'a Tensor,
@@ -47,11 +47,8 @@ pub fn sample_latents(r: &Request) -> anyhow::Result<Tensor> {
     let (n, shape) = (r.noise.size()[0], r.noise.size()[1..].to_vec());
     let rows: Vec<u64> = (r.first..r.first + n as u64).collect();
     let labels = r.labels.to_device(device);
-    let null = r
-        .sit
-        .config
-        .null_label()
-        .unwrap_or(r.sit.config.num_classes);
+    let cfg = r.sit.config();
+    let null = cfg.null_label().unwrap_or(cfg.num_classes());
     let mut velocity = |x: &Tensor, t: &Tensor, y: &Tensor| {
         autocast(device, r.autocast, || r.sit.forward(x, t, y)).to_kind(Kind::Float)
     };

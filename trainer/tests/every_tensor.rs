@@ -281,65 +281,74 @@ fn teacher_lpips_and_discriminator_tensors_come_from_one_definition() {
     assert!(same(&da, &logits(&c)), "discriminator heads reload");
 }
 
-/// SiT (with qk-norm, so its optional tensors are covered too): every tensor the forward
-/// reads is in `Vars`, saved and reloaded bit-identical, and every one but the fixed
-/// position table is trained, in the optimiser's and the EMA's sets.
+/// SiT and LightningDiT (with qk-norm and RoPE, so their optional tensors are covered too):
+/// every tensor the forward reads is in `Vars`, saved and reloaded bit-identical, and every
+/// one but the fixed position and rotary tables is trained, in the optimiser's and the
+/// EMA's sets.
 #[test]
-fn sit_tensors_come_from_one_definition() {
-    use maetok_models::sit::{Sit, SitConfig};
-    let mut cfg = SitConfig::preset("SiT-mini/1", 16, 8, 10).unwrap();
-    cfg.qk_norm = true;
-    let fresh = |seed: i64| {
-        tch::manual_seed(seed);
-        let m = Sit::fresh(cfg.clone()).unwrap();
-        // The official init zeroes adaLN and the final layer (output 0 whatever the rest):
-        // redraw every tensor so each one shows in the output.
-        tch::no_grad(|| {
-            for (k, mut t) in m.vars.named() {
-                if k != "pos_embed" {
-                    t.copy_(&(Tensor::randn_like(&t) * 0.3));
+fn diffusion_tensors_come_from_one_definition() {
+    use maetok_models::denoiser::{Denoiser, DenoiserConfig};
+    use maetok_models::lightningdit::LightningDitConfig;
+    use maetok_models::sit::SitConfig;
+    let mut sit = SitConfig::preset("SiT-mini/1", 16, 8, 10).unwrap();
+    sit.qk_norm = true;
+    let mut ld = LightningDitConfig::preset("LightningDiT-mini/1", 16, 8, 10).unwrap();
+    ld.use_qknorm = true;
+    let fixed = |k: &str| k == "pos_embed" || k.starts_with("feat_rope.");
+    for cfg in [DenoiserConfig::Sit(sit), DenoiserConfig::LightningDit(ld)] {
+        let family = cfg.family();
+        let fresh = |seed: i64| {
+            tch::manual_seed(seed);
+            let m = Denoiser::fresh(cfg.clone()).unwrap();
+            // The official inits zero adaLN and the final layer (output 0 whatever the
+            // rest): redraw every tensor so each one shows in the output.
+            tch::no_grad(|| {
+                for (k, mut t) in m.vars().named() {
+                    if !fixed(&k) {
+                        t.copy_(&(Tensor::randn_like(&t) * 0.3));
+                    }
                 }
-            }
-        });
-        m
-    };
-    let x = Tensor::randn([3, 16, 8], (Kind::Float, Device::Cpu));
-    let t = Tensor::from_slice(&[0.1f32, 0.5, 0.9]);
-    let y = Tensor::from_slice(&[0i64, 10, 3]);
-    let out = |m: &Sit| tch::no_grad(|| m.forward(&x, &t, &y));
-    let (a, b) = (fresh(0), fresh(1));
-    assert!(!same(&out(&a), &out(&b)), "seeds differ");
-    copy_values(&a.vars, &b.vars);
-    assert!(
-        same(&out(&a), &out(&b)),
-        "the forward reads a tensor outside Vars"
-    );
+            });
+            m
+        };
+        let x = Tensor::randn([3, 16, 8], (Kind::Float, Device::Cpu));
+        let t = Tensor::from_slice(&[0.1f32, 0.5, 0.9]);
+        let y = Tensor::from_slice(&[0i64, 10, 3]);
+        let out = |m: &Denoiser| tch::no_grad(|| m.forward(&x, &t, &y));
+        let (a, b) = (fresh(0), fresh(1));
+        assert!(!same(&out(&a), &out(&b)), "{family}: seeds differ");
+        copy_values(a.vars(), b.vars());
+        assert!(
+            same(&out(&a), &out(&b)),
+            "{family}: the forward reads a tensor outside Vars"
+        );
 
-    let dir = tempfile::tempdir().unwrap();
-    a.save(dir.path()).unwrap();
-    let c = Sit::load(dir.path()).unwrap();
-    assert_eq!(names(&a.vars), names(&c.vars));
-    for (k, t) in a.vars.named() {
-        assert!(same(&t, c.vars.get(&k).unwrap()), "`{k}` reloads changed");
+        let dir = tempfile::tempdir().unwrap();
+        a.save(dir.path()).unwrap();
+        let c = Denoiser::load(dir.path()).unwrap();
+        assert_eq!(names(a.vars()), names(c.vars()), "{family}");
+        for (k, t) in a.vars().named() {
+            assert!(
+                same(&t, c.vars().get(&k).unwrap()),
+                "{family}: `{k}` reloads changed"
+            );
+        }
+        assert!(same(&out(&a), &out(&c)), "{family}");
+
+        let want: BTreeSet<String> = names(a.vars()).into_iter().filter(|k| !fixed(k)).collect();
+        assert!(want.contains("blocks.1.attn.k_norm.weight"), "{family}");
+        let params = a.vars().params(|_| true);
+        let got: BTreeSet<String> = params.iter().map(|(k, _)| k.clone()).collect();
+        assert_eq!(got, want, "{family}: trainable set");
+        let opt = AdamW::new(&params, Default::default());
+        let in_opt: BTreeSet<String> = opt
+            .state_tensors()
+            .into_iter()
+            .filter_map(|(k, _)| k.strip_suffix(".exp_avg").map(str::to_string))
+            .collect();
+        assert_eq!(in_opt, want, "{family}: optimiser set");
+        let ema = Ema::new(&params, 0.9);
+        let in_ema: BTreeSet<String> = ema.tensors().iter().map(|(k, _)| k.clone()).collect();
+        assert_eq!(in_ema, want, "{family}: EMA set");
     }
-    assert!(same(&out(&a), &out(&c)));
-
-    let want: BTreeSet<String> = names(&a.vars)
-        .into_iter()
-        .filter(|k| k != "pos_embed")
-        .collect();
-    assert!(want.contains("blocks.1.attn.k_norm.bias"));
-    let params = a.vars.params(|_| true);
-    let got: BTreeSet<String> = params.iter().map(|(k, _)| k.clone()).collect();
-    assert_eq!(got, want, "trainable set");
-    let opt = AdamW::new(&params, Default::default());
-    let in_opt: BTreeSet<String> = opt
-        .state_tensors()
-        .into_iter()
-        .filter_map(|(k, _)| k.strip_suffix(".exp_avg").map(str::to_string))
-        .collect();
-    assert_eq!(in_opt, want, "optimiser set");
-    let ema = Ema::new(&params, 0.9);
-    let in_ema: BTreeSet<String> = ema.tensors().iter().map(|(k, _)| k.clone()).collect();
-    assert_eq!(in_ema, want, "EMA set");
 }

@@ -80,12 +80,15 @@ fn paper_presets() {
 /// The SiT presets (spec §7.1, §7.3, §7.4): sizes, schedules and the paper's sampling.
 #[test]
 fn sit_presets() {
+    use maetok_models::denoiser::DenoiserConfig;
     use maetok_trainer::train::sit::SitTrainConfig;
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../configs");
     let sit = |name: &str| SitTrainConfig::load(&dir.join(name)).unwrap_or_else(|e| panic!("{e}"));
     for name in ["sit-xl-maetok-256.toml", "sit-xl-maetok-512.toml"] {
         let c = sit(name);
-        let m = c.sit(128, 32);
+        let DenoiserConfig::Sit(m) = c.denoiser(128, 32) else {
+            panic!("{name}: not a SiT")
+        };
         assert_eq!(m.num_values(), 675_000_608, "{name}");
         assert_eq!(
             (c.train.steps, c.data.batch_size),
@@ -115,14 +118,46 @@ fn sit_presets() {
         ("SiT-L/1", 400_000)
     );
     let t = sit("sit-tiny.toml");
-    assert!(t.sit(128, 32).num_values() < 2_000_000);
-    for (name, scale, high) in [
-        ("sample-sit-xl-256.toml", 1.9, 0.75),
-        ("sample-sit-xl-512.toml", 1.5, 0.7),
+    assert!(t.denoiser(128, 32).num_values() < 2_000_000);
+    // LightningDiT-XL/1 (spec §7.5): 400K steps, batch 1024, lr 2e-4, betas (0.9, 0.95), the
+    // cosine term, no clipping (the released configs have no max_grad_norm).
+    let ld = sit("lightningdit-xl-maetok-256.toml");
+    let DenoiserConfig::LightningDit(m) = ld.denoiser(128, 32) else {
+        panic!("lightningdit-xl-maetok-256.toml: not a LightningDiT")
+    };
+    assert_eq!(
+        (
+            m.use_rmsnorm,
+            m.use_swiglu,
+            m.use_rope,
+            m.use_qknorm,
+            m.wo_shift
+        ),
+        (true, true, true, false, false)
+    );
+    assert_eq!((m.num_values(), m.mlp_hidden()), (675_127_712, 3072));
+    assert_eq!(
+        (ld.train.steps, ld.data.batch_size, ld.optim.lr),
+        (400_000, 1024, 2e-4)
+    );
+    assert_eq!(
+        (ld.optim.beta1, ld.optim.beta2, ld.optim.weight_decay),
+        (0.9, 0.95, 0.0)
+    );
+    assert_eq!(
+        (ld.transport.cosine_weight, ld.transport.time_sampling),
+        (1.0, maetok_diffusion::TimeSampling::LogitNormal)
+    );
+    assert!(sit("lightningdit-tiny.toml").denoiser(128, 32).num_values() < 2_000_000);
+    for (name, sampler, scale, high) in [
+        ("sample-sit-xl-256.toml", "euler-maruyama", 1.9, 0.75),
+        ("sample-sit-xl-512.toml", "euler-maruyama", 1.5, 0.7),
+        ("sample-lightningdit-xl-256.toml", "euler", 1.8, 0.75),
+        ("sample-lightningdit-xl-512.toml", "euler", 1.6, 0.65),
     ] {
         let v: toml::Value =
             toml::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap();
-        assert_eq!(v["sampler"].as_str(), Some("euler-maruyama"), "{name}");
+        assert_eq!(v["sampler"].as_str(), Some(sampler), "{name}");
         assert_eq!(v["steps"].as_integer(), Some(250), "{name}");
         assert_eq!(v["cfg_scale"].as_float(), Some(scale), "{name}");
         let i: Vec<f64> = v["cfg_interval"]

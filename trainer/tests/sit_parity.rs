@@ -3,6 +3,10 @@
 //! and every gradient (`losses/sit_loss.py`), and the `euler_sampler` /
 //! `euler_maruyama_sampler` outputs (`modelling/samplers.py`), all within
 //! max|Δ|/max|ref| ≤ 1e-4 in fp32. Fixtures: `tests/fixtures/gen/gen_sit.py`.
+//!
+//! LightningDiT (`hustvl/LightningDiT` at 2725fed, made 1-D as `gen_lightningdit.py`
+//! describes): the forward of three flag sets, one `Transport.training_losses` step with
+//! the cosine term (loss and every gradient) through maetok's t = 1 noise boundary.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -13,17 +17,26 @@ use maetok_diffusion::{
 use maetok_models::sit::{Sit, SitConfig};
 use tch::{Kind, Tensor};
 
-fn case(name: &str) -> PathBuf {
+fn fixture(family: &str, name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/sit")
+        .join("../tests/fixtures")
+        .join(family)
         .join(name)
 }
 
-fn runs(name: &str) -> HashMap<String, Tensor> {
-    Tensor::read_safetensors(case(name).join("runs.safetensors"))
+fn case(name: &str) -> PathBuf {
+    fixture("sit", name)
+}
+
+fn read_map(path: &std::path::Path) -> HashMap<String, Tensor> {
+    Tensor::read_safetensors(path)
         .unwrap()
         .into_iter()
         .collect()
+}
+
+fn runs(name: &str) -> HashMap<String, Tensor> {
+    read_map(&case(name).join("runs.safetensors"))
 }
 
 fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
@@ -254,4 +267,153 @@ fn a_checkpoint_with_unknown_or_missing_keys_is_refused_with_names() {
     std::fs::write(tmp.path().join("config.json"), cfg).unwrap();
     let err = Sit::load(tmp.path()).err().unwrap().to_string();
     assert!(err.contains("vae_1d"), "{err}");
+}
+
+mod lightningdit {
+    use super::*;
+    use maetok_diffusion::cosine_direction;
+    use maetok_models::denoiser::Denoiser;
+    use maetok_models::lightningdit::{LightningDit, LightningDitConfig};
+
+    const CASES: [&str; 3] = ["tiny_a", "tiny_b", "tiny_c"];
+
+    fn load(name: &str) -> LightningDit {
+        match Denoiser::load(&fixture("lightningdit", name)) {
+            Ok(Denoiser::LightningDit(m)) => m,
+            Ok(_) => panic!("{name}: read as a SiT"),
+            Err(e) => panic!("{name}: {e}"),
+        }
+    }
+
+    fn runs(name: &str) -> HashMap<String, Tensor> {
+        read_map(&fixture("lightningdit", name).join("runs.safetensors"))
+    }
+
+    /// The official forward (its convention: t = 0 noise) and ours through the boundary:
+    /// at t' = 1 − t, maetok's velocity is the official one negated.
+    #[test]
+    fn forward_matches_the_official_lightningdit() {
+        for name in CASES {
+            let model = load(name);
+            let r = runs(name);
+            let (x, t, y) = (&r["forward.x"], &r["forward.t"], &r["forward.y"]);
+            let native = tch::no_grad(|| model.forward_native(x, t, y));
+            let e = rel_err(&native, &r["forward.out"]);
+            let ours = tch::no_grad(|| model.forward(x, &(t.neg() + 1.0), y));
+            let e_ours = rel_err(&ours.neg(), &r["forward.out"]);
+            println!("lightningdit {name} forward {e:.2e}, through the boundary {e_ours:.2e}");
+            assert!(e <= 1e-4 && e_ours <= 1e-4, "{name}: {e:.3e} {e_ours:.3e}");
+            // Our fresh tables are the generator's: MAETok's 1-D sinusoid, 1-D RoPE.
+            let fresh = LightningDit::fresh(model.config.clone()).unwrap();
+            assert!(rel_err(&fresh.pos_embed, &model.pos_embed) < 1e-6, "{name}");
+            if let (Some(a), Some(b)) = (&fresh.rope, &model.rope) {
+                assert!(rel_err(&a.cos, &b.cos) < 1e-6 && rel_err(&a.sin, &b.sin) < 1e-6);
+            }
+        }
+    }
+
+    /// One official training step (`use_lognorm`, `use_cosine_loss`; `mse + cos` as
+    /// `train.py` backpropagates) given its draws, computed in maetok's convention:
+    /// t = 1 − t_official, the same noise and data, the loop's `velocity_mse` and
+    /// `cosine_direction`.
+    #[test]
+    fn one_training_step_matches_the_official_loss_and_gradients() {
+        let model = load("tiny_a");
+        let r = runs("tiny_a");
+        let t = r["loss.t_native"].neg() + 1.0;
+        let pair = TrainingPair::new(PathKind::Linear, &r["loss.data"], &r["loss.noise"], &t);
+        let mut params = model.vars.params(|_| true);
+        for (_, p) in params.iter_mut() {
+            let _ = p.set_requires_grad(true);
+            p.zero_grad();
+        }
+        let out = model.forward(&pair.input, &t, &r["loss.labels"]);
+        let mse = velocity_mse(&out, &pair.target).mean(Kind::Float);
+        let cos = cosine_direction(&out, &pair.target).mean(Kind::Float);
+        (&mse + &cos).backward();
+        let e_mse = rel_err(&mse.reshape([1]), &r["loss.mse"]);
+        let e_cos = rel_err(&cos.reshape([1]), &r["loss.cos"]);
+        let mut worst = (0.0f64, String::new());
+        let mut n = 0;
+        for (k, p) in &params {
+            let e = rel_err(&p.grad(), &r[&format!("loss.grad.{k}")]);
+            if e > worst.0 {
+                worst = (e, k.clone());
+            }
+            n += 1;
+        }
+        println!(
+            "lightningdit loss: mse {e_mse:.2e}, cos {e_cos:.2e}, worst of {n} gradients \
+             {:.2e} ({})",
+            worst.0, worst.1
+        );
+        assert!(e_mse <= 1e-4 && e_cos <= 1e-4, "{e_mse:.3e} {e_cos:.3e}");
+        assert!(worst.0 <= 1e-4, "{}: {:.3e}", worst.1, worst.0);
+        assert_eq!(n, r.keys().filter(|k| k.starts_with("loss.grad.")).count());
+    }
+
+    /// A folder written here holds the same tensors and config text (the generator's
+    /// `--check` loads ours into the official module).
+    #[test]
+    fn save_writes_the_fixture_layout_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = std::env::var_os("MAETOK_LIGHTNINGDIT_SAVED")
+            .map_or(tmp.path().to_path_buf(), PathBuf::from);
+        for name in CASES {
+            let model = load(name);
+            let dir = root.join(name);
+            model.save(&dir).unwrap();
+            let src = fixture("lightningdit", name);
+            let theirs = std::fs::read_to_string(src.join("config.json")).unwrap();
+            let ours = std::fs::read_to_string(dir.join("config.json")).unwrap();
+            assert_eq!(ours.trim_end(), theirs.trim_end(), "{name}: config.json");
+            let (a, b) = (
+                read_map(&src.join("model.safetensors")),
+                read_map(&dir.join("model.safetensors")),
+            );
+            assert_eq!(a.len(), b.len(), "{name}: tensor count");
+            for (k, t) in &a {
+                assert!(t.equal(&b[k]), "{name}: {k}");
+            }
+        }
+    }
+
+    /// LightningDiT-XL/1 on 128 × 32 (spec §7.5): SwiGLU hidden int(2/3 · 4608) = 3072;
+    /// the count formula is the built model's for every flag set; a fresh model outputs 0.
+    #[test]
+    fn presets_and_counts() {
+        let xl = LightningDitConfig::preset("LightningDiT-XL/1", 128, 32, 1000).unwrap();
+        assert_eq!(xl.mlp_hidden(), 3072);
+        assert!(
+            (xl.num_values() as f64 / 1e6 - 675.4).abs() < 0.5,
+            "{}",
+            xl.num_values()
+        );
+        for name in CASES {
+            let cfg = load(name).config;
+            let m = LightningDit::fresh(cfg.clone()).unwrap();
+            let n: i64 = m.vars.named().iter().map(|(_, t)| t.numel() as i64).sum();
+            assert_eq!(n, cfg.num_values(), "{name}");
+            let x = Tensor::randn(
+                [2, cfg.input_size, cfg.in_channels],
+                (Kind::Float, tch::Device::Cpu),
+            );
+            let out = m.forward(
+                &x,
+                &Tensor::from_slice(&[0.3f32, 0.9]),
+                &Tensor::from_slice(&[1i64, 0]),
+            );
+            assert_eq!(f64::try_from(out.abs().max()).unwrap(), 0.0, "{name}");
+        }
+        // A SiT loader refuses a LightningDiT folder by name, and vice versa reads right.
+        let err = Sit::load(&fixture("lightningdit", "tiny_a"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("LightningDiT"), "{err}");
+        assert!(matches!(
+            Denoiser::load(&case("tiny_a")),
+            Ok(Denoiser::Sit(_))
+        ));
+    }
 }

@@ -5,18 +5,12 @@
 //! fields (`z_dims`, `flash_attn`, …) are kept and written back.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::denoiser::ConfigFileError;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-/// A `config.json` that cannot be read or describes a SiT this port does not build.
-#[derive(Debug, thiserror::Error)]
-#[error("{}: {message}", path.display())]
-pub struct SitConfigError {
-    pub path: PathBuf,
-    pub message: String,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -116,18 +110,11 @@ impl SitConfig {
         })
     }
 
-    pub fn load(path: &Path) -> Result<Self, SitConfigError> {
-        let err = |message: String| SitConfigError {
-            path: path.to_path_buf(),
-            message,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            err(format!(
-                "{e} (a SiT checkpoint folder holds `model.safetensors` and `config.json`)"
-            ))
-        })?;
-        let cfg: Self = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
-        cfg.validate().map_err(err)?;
+    pub fn load(path: &Path) -> Result<Self, ConfigFileError> {
+        let text = ConfigFileError::read(path)?;
+        let cfg: Self =
+            serde_json::from_str(&text).map_err(|e| ConfigFileError::new(path, e.to_string()))?;
+        cfg.validate().map_err(|m| ConfigFileError::new(path, m))?;
         Ok(cfg)
     }
 
@@ -242,21 +229,6 @@ impl SitConfig {
     /// Write `dir/config.json` as `save_pretrained` does (sorted keys, 2-space indent),
     /// atomically.
     pub fn save(&self, dir: &Path) -> std::io::Result<()> {
-        let value = serde_json::to_value(self).map_err(std::io::Error::other)?;
-        let text = serde_json::to_vec_pretty(&sorted(value)).map_err(std::io::Error::other)?;
-        maetok_nn::atomic::write(&dir.join("config.json"), &text)
-    }
-}
-
-/// `serde_json`'s map keeps insertion order only with its `preserve_order` feature; sort
-/// explicitly so the file matches Python's `sort_keys=True` either way.
-fn sorted(v: Value) -> Value {
-    match v {
-        Value::Object(m) => {
-            let ordered: BTreeMap<String, Value> =
-                m.into_iter().map(|(k, v)| (k, sorted(v))).collect();
-            Value::Object(ordered.into_iter().collect())
-        }
-        other => other,
+        crate::denoiser::save_config_json(self, dir)
     }
 }

@@ -8,5 +8,5 @@ pub mod config;
 pub mod embed;
 pub mod model;
 
-pub use config::{SitConfig, SitConfigError, PRESETS};
-pub use model::{Sit, SitError, SIT};
+pub use config::{SitConfig, PRESETS};
+pub use model::{Sit, SIT};

@@ -8,29 +8,16 @@ use std::path::Path;
 
 use maetok_nn::vars::{self, VarBuilder, Vars};
 use maetok_nn::{Init, Linear, LinearInit, WeightError, Weights};
+
+use crate::denoiser::{ConfigFileError, DenoiserError};
 use tch::{Kind, Tensor};
 
 use super::block::{FinalLayer, SitBlock};
-use super::config::SitConfigError;
 use super::embed::{sincos_1d, TimestepEmbedder};
 use super::SitConfig;
 
-const HINT: &str = "A SiT checkpoint folder holds `model.safetensors` and `config.json` (as \
-                    the official `SiT.save_pretrained` writes them, or `scripts/convert_sit.py` \
-                    from a training checkpoint)";
-
 /// The part every SiT tensor is tagged with (the whole model trains).
 pub const SIT: &str = "sit";
-
-#[derive(Debug, thiserror::Error)]
-pub enum SitError {
-    #[error(transparent)]
-    Weights(#[from] WeightError),
-    #[error(transparent)]
-    Config(#[from] SitConfigError),
-    #[error("{path}: keys this SiT does not have: {keys:?}")]
-    Unexpected { path: String, keys: Vec<String> },
-}
 
 pub struct Sit {
     pub config: SitConfig,
@@ -98,28 +85,37 @@ impl Sit {
 
     /// A freshly initialised SiT (the official `initialize_weights`: Xavier Linears, N(0,
     /// 0.02) label table and time MLP, adaLN and final layer zero), on the CPU.
-    pub fn fresh(config: SitConfig) -> Result<Self, SitError> {
-        config.validate().map_err(|message| SitConfigError {
-            path: "<preset>".into(),
-            message,
-        })?;
+    pub fn fresh(config: SitConfig) -> Result<Self, DenoiserError> {
+        config
+            .validate()
+            .map_err(|m| ConfigFileError::new(Path::new("<preset>"), m))?;
         let (parts, vars) = vars::init(|vb| Self::build(&vb, &config))?;
         Ok(Self::assemble(config, vars, parts))
     }
 
-    /// Load `dir/model.safetensors` with `dir/config.json`, strictly.
-    pub fn load(dir: &Path) -> Result<Self, SitError> {
-        let config = SitConfig::load(&dir.join("config.json"))?;
-        let w = Weights::load(&dir.join("model.safetensors"), HINT)?;
-        Self::from_weights(w, config)
+    /// Load `dir/model.safetensors` with `dir/config.json`, strictly (a LightningDiT folder
+    /// is refused: [`crate::denoiser::Denoiser::load`] reads either).
+    pub fn load(dir: &Path) -> Result<Self, DenoiserError> {
+        match crate::denoiser::Denoiser::load(dir)? {
+            crate::denoiser::Denoiser::Sit(m) => Ok(m),
+            crate::denoiser::Denoiser::LightningDit(_) => Err(ConfigFileError::new(
+                &dir.join("config.json"),
+                "a LightningDiT, not a SiT",
+            )
+            .into()),
+        }
     }
 
     /// The model held by `w` (missing, mis-shaped and unexpected keys are errors).
-    pub fn from_weights(w: Weights, config: SitConfig) -> Result<Self, SitError> {
+    pub fn from_weights(w: Weights, config: SitConfig) -> Result<Self, DenoiserError> {
         let path = w.path().display().to_string();
         let (parts, vars, left) = vars::load(w, |vb| Self::build(&vb, &config))?;
         if !left.is_empty() {
-            return Err(SitError::Unexpected { path, keys: left });
+            return Err(DenoiserError::Unexpected {
+                path,
+                model: "SiT",
+                keys: left,
+            });
         }
         Ok(Self::assemble(config, vars, parts))
     }
@@ -156,17 +152,6 @@ impl Sit {
     /// The same with some tensors' values replaced (the EMA weights, by name): a folder
     /// that loads as a SiT of its own.
     pub fn save_with(&self, dir: &Path, replace: &HashMap<&str, &Tensor>) -> std::io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        let named: Vec<(String, Tensor)> = self
-            .vars
-            .named()
-            .into_iter()
-            .map(|(k, t)| {
-                let t = replace.get(k.as_str()).map_or(t, |r| r.shallow_clone());
-                (k, t)
-            })
-            .collect();
-        maetok_nn::weights::write_safetensors_atomic(&named, &dir.join("model.safetensors"))?;
-        self.config.save(dir)
+        crate::denoiser::save_folder(&self.vars, replace, dir, |d| self.config.save(d))
     }
 }

@@ -44,7 +44,7 @@ pub fn run(
     println!(
         "demo sit: {} ({:.1} M parameters), {steps} steps on 128 × 32 latents → {}",
         cfg.model.preset,
-        cfg.sit(128, 32).num_values() as f64 / 1e6,
+        cfg.denoiser(128, 32).num_values() as f64 / 1e6,
         run_dir.display()
     );
     let summary = train(SitTrainOptions {

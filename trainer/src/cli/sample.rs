@@ -17,8 +17,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use maetok_diffusion::{Guidance, PathKind, SamplerKind, SamplerSpec};
 use maetok_eval::npz::ImageBatchWriter;
+use maetok_models::denoiser::Denoiser;
 use maetok_models::maetok::AeModel;
-use maetok_models::sit::Sit;
 use maetok_trainer::sample::{decode_latents, keyed_normal, sample_latents, Request};
 use maetok_trainer::train::rng::{sample_rng, Stream};
 use tch::{Device, Kind, Tensor};
@@ -159,14 +159,14 @@ pub fn run(a: SampleArgs) -> anyhow::Result<ExitCode> {
     let launch = maetok_dist::Launch::from_env()?;
     let model_dir = maetok_trainer::train::sit::resolve_model(&a.model, !a.raw)?;
     let mut sit =
-        Sit::load(&model_dir).with_context(|| format!("--model {}", a.model.display()))?;
+        Denoiser::load(&model_dir).with_context(|| format!("--model {}", a.model.display()))?;
     let device = maetok_trainer::train::job::rank_device(&a.device, &launch)?;
-    let cfg = sit.config.clone();
-    let path = PathKind::parse(&cfg.path_type).unwrap_or_else(|| {
+    let cfg = sit.config();
+    let path = PathKind::parse(cfg.path_type()).unwrap_or_else(|| {
         tracing::warn!(
             "{}: path_type {:?} is not linear or cosine; sampling on the linear path",
             model_dir.display(),
-            cfg.path_type
+            cfg.path_type()
         );
         PathKind::Linear
     });
@@ -187,7 +187,8 @@ pub fn run(a: SampleArgs) -> anyhow::Result<ExitCode> {
         Some(d) => bail!("--dtype {d:?}: bf16 or fp32"),
     };
     sit.to(device, Kind::Float);
-    let shape = [cfg.input_size, cfg.in_channels];
+    let (tokens, channels) = cfg.latent_shape();
+    let shape = [tokens, channels];
 
     // The noise and the classes: from --noise, or keyed by (seed, sample index).
     let (noise, labels, noise_sha) = match &a.noise {
@@ -222,11 +223,11 @@ pub fn run(a: SampleArgs) -> anyhow::Result<ExitCode> {
             let labels: Vec<i64> = (0..a.num as u64)
                 .map(|i| {
                     if a.class_balanced {
-                        i as i64 % cfg.num_classes
+                        i as i64 % cfg.num_classes()
                     } else if !a.labels.is_empty() {
                         a.labels[i as usize % a.labels.len()]
                     } else {
-                        sample_rng(a.seed, 0, Stream::Sample, i).below(cfg.num_classes as u64)
+                        sample_rng(a.seed, 0, Stream::Sample, i).below(cfg.num_classes() as u64)
                             as i64
                     }
                 })
@@ -235,10 +236,10 @@ pub fn run(a: SampleArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let n = labels.len();
-    if let Some(bad) = labels.iter().find(|&&l| l < 0 || l >= cfg.num_classes) {
+    if let Some(bad) = labels.iter().find(|&&l| l < 0 || l >= cfg.num_classes()) {
         bail!(
             "class {bad} is outside the model's {} classes",
-            cfg.num_classes
+            cfg.num_classes()
         );
     }
     anyhow::ensure!(

@@ -14,7 +14,9 @@ use crate::train::config::DistConfig;
 use crate::train::precision::Precision;
 use crate::train::schedule::Cosine;
 use maetok_diffusion::{Guidance, PathKind, SamplerKind, SamplerSpec, TimeSampling};
-use maetok_models::sit::{SitConfig, PRESETS};
+use maetok_models::denoiser::DenoiserConfig;
+use maetok_models::lightningdit::{self, LightningDitConfig};
+use maetok_models::sit::{self, SitConfig};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -30,7 +32,8 @@ pub struct SitTrainConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SitModelSection {
-    /// A name of `maetok_models::sit::PRESETS` (`SiT-XL/1`, `SiT-L/1`, `SiT-B/1`, …).
+    /// A name of `maetok_models::sit::PRESETS` (`SiT-XL/1`, `SiT-L/1`, `SiT-B/1`, …) or of
+    /// `maetok_models::lightningdit::PRESETS` (`LightningDiT-XL/1`, …).
     pub preset: String,
     pub num_classes: i64,
     pub class_dropout_prob: f64,
@@ -68,6 +71,9 @@ pub struct SitDataConfig {
 pub struct TransportConfig {
     pub path: PathKind,
     pub time_sampling: TimeSampling,
+    /// Weight of LightningDiT's cosine-direction term `1 − cos(v_pred, v)` added to the
+    /// velocity MSE (spec §7.5: 1 with `use_cosine_loss`; 0 for SiT).
+    pub cosine_weight: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,6 +147,7 @@ impl Default for TransportConfig {
         Self {
             path: PathKind::Linear,
             time_sampling: TimeSampling::LogitNormal,
+            cosine_weight: 0.0,
         }
     }
 }
@@ -204,12 +211,16 @@ impl SitTrainConfig {
 
     fn check(&self) -> Result<(), String> {
         let m = &self.model;
-        if !PRESETS.iter().any(|p| p.0 == m.preset) {
+        if !preset_names().any(|p| p == m.preset) {
             return Err(format!(
                 "model.preset = {:?}: not one of {}",
                 m.preset,
-                PRESETS.iter().map(|p| p.0).collect::<Vec<_>>().join(", ")
+                preset_names().collect::<Vec<_>>().join(", ")
             ));
+        }
+        let w = self.transport.cosine_weight;
+        if !(w >= 0.0 && w.is_finite()) {
+            return Err(format!("transport.cosine_weight = {w}: must be ≥ 0"));
         }
         if m.num_classes < 1 || !(0.0..1.0).contains(&m.class_dropout_prob) {
             return Err(format!(
@@ -254,19 +265,26 @@ impl SitTrainConfig {
     }
 
     /// The model on latents of `(tokens, channels)`.
-    pub fn sit(&self, tokens: i64, channels: i64) -> SitConfig {
+    pub fn denoiser(&self, tokens: i64, channels: i64) -> DenoiserConfig {
         let m = &self.model;
+        let path = match self.transport.path {
+            PathKind::Linear => "linear",
+            PathKind::Cosine => "cosine",
+        };
+        if let Some(mut c) = LightningDitConfig::preset(&m.preset, tokens, channels, m.num_classes)
+        {
+            c.class_dropout_prob = m.class_dropout_prob;
+            c.use_qknorm = m.qk_norm;
+            c.path_type = path.into();
+            return DenoiserConfig::LightningDit(c);
+        }
         let mut c = SitConfig::preset(&m.preset, tokens, channels, m.num_classes)
             .expect("a checked preset");
         c.class_dropout_prob = m.class_dropout_prob;
         c.use_cfg = m.class_dropout_prob > 0.0;
         c.qk_norm = m.qk_norm;
-        c.path_type = match self.transport.path {
-            PathKind::Linear => "linear",
-            PathKind::Cosine => "cosine",
-        }
-        .into();
-        c
+        c.path_type = path.into();
+        DenoiserConfig::Sit(c)
     }
 
     pub fn adamw(&self) -> AdamWConfig {
@@ -316,6 +334,14 @@ impl SitTrainConfig {
     }
 }
 
+/// Every preset name `model.preset` takes.
+fn preset_names() -> impl Iterator<Item = &'static str> {
+    sit::PRESETS
+        .iter()
+        .chain(lightningdit::PRESETS)
+        .map(|p| p.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,7 +350,9 @@ mod tests {
     fn defaults_are_the_papers_sit_xl_run_and_typos_are_refused() {
         let base = "[data]\ntokenizer = \"t\"\n";
         let c = SitTrainConfig::parse(base).unwrap();
-        let s = c.sit(128, 32);
+        let DenoiserConfig::Sit(s) = c.denoiser(128, 32) else {
+            panic!("the default is a SiT")
+        };
         assert_eq!((s.hidden_size, s.depth, s.num_heads), (1152, 28, 16));
         assert_eq!(s.num_values(), 675_000_608);
         assert_eq!(

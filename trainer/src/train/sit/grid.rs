@@ -8,8 +8,8 @@ use std::path::Path;
 
 use anyhow::Context;
 use maetok_diffusion::SamplerSpec;
+use maetok_models::denoiser::Denoiser;
 use maetok_models::maetok::AeModel;
-use maetok_models::sit::Sit;
 use maetok_nn::Weights;
 use tch::{Device, Kind, Tensor};
 
@@ -68,14 +68,20 @@ impl Grid {
     }
 
     /// Samples with `model`'s architecture and `ema`'s weights, decodes, writes `path`.
-    pub fn write(&self, model: &Sit, ema: &Ema, device: Device, path: &Path) -> anyhow::Result<()> {
+    pub fn write(
+        &self,
+        model: &Denoiser,
+        ema: &Ema,
+        device: Device,
+        path: &Path,
+    ) -> anyhow::Result<()> {
         let Some(tokenizer) = &self.tokenizer else {
             return Ok(());
         };
         let ema: HashMap<&str, &Tensor> =
             ema.tensors().iter().map(|(k, t)| (k.as_str(), t)).collect();
         let state: HashMap<String, Tensor> = model
-            .vars
+            .vars()
             .named()
             .into_iter()
             .map(|(k, t)| {
@@ -83,9 +89,9 @@ impl Grid {
                 (k, t.detach().to_device(Device::Cpu).to_kind(Kind::Float))
             })
             .collect();
-        let mut sit = Sit::from_weights(
+        let mut sit = Denoiser::from_weights(
             Weights::from_tensors(Path::new("<ema weights>"), "", state),
-            model.config.clone(),
+            model.config(),
         )?;
         sit.to(device, Kind::Float);
         let labels = Tensor::from_slice(&self.labels);

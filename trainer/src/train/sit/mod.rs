@@ -1,6 +1,9 @@
 //! The SiT training loop (`maetok train sit`, spec §7.2–7.3): velocity matching on cached
 //! latents, AdamW at a constant lr (optional warm-up), gradient clipping, EMA, bf16 autocast
-//! on GPU, data-parallel through the same collectives as the tokenizer.
+//! on GPU, data-parallel through the same collectives as the tokenizer. The same loop trains
+//! LightningDiT (spec §7.5: `model.preset = "LightningDiT-XL/1"`, with the cosine-direction
+//! term through `transport.cosine_weight`); the model's time convention is its own business
+//! (`maetok_models::denoiser`).
 //!
 //! Every draw of step s is keyed by (seed, s, stream, global sample index) (`rng.rs`): the
 //! time draw, the noise ε (libtorch's CPU generator seeded per sample, then moved to the
@@ -14,10 +17,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use maetok_diffusion::{velocity_mse, TrainingPair};
+use maetok_diffusion::{cosine_direction, velocity_mse, TrainingPair};
 use maetok_dist::grads::{average_grads, broadcast_tensors, check_identical, mean_values};
 use maetok_dist::Launch;
-use maetok_models::sit::Sit;
+use maetok_models::denoiser::Denoiser;
 use maetok_nn::autocast::autocast;
 use maetok_nn::weights::write_safetensors_atomic;
 use maetok_pipeline::preprocess::fault;
@@ -162,7 +165,7 @@ fn train_in(
     let run = job.open_run(&opts.run_dir, &cfg.to_toml(), identity)?;
     let config_sha = run.config_sha256()?;
     let [tokens, channels] = folder.manifest().latent_shape.map(|v| v as i64);
-    let sit_cfg = cfg.sit(tokens, channels);
+    let model_cfg = cfg.denoiser(tokens, channels);
 
     // The model: resumed from the run's latest step folder, or fresh from the seed.
     let data = format!(
@@ -172,9 +175,9 @@ fn train_in(
     let resume = run.resume_point(STAGE, dataset_sha, &data)?;
     let mut model = match &resume {
         Some((dir, _)) => {
-            let m = Sit::load(dir).with_context(|| format!("loading {}", dir.display()))?;
+            let m = Denoiser::load(dir).with_context(|| format!("loading {}", dir.display()))?;
             anyhow::ensure!(
-                m.config == sit_cfg,
+                m.config() == model_cfg,
                 "{}: its config.json is not the model this config builds",
                 dir.display()
             );
@@ -182,13 +185,13 @@ fn train_in(
         }
         None => {
             seed_torch_for(cfg.train.seed, 0, Stream::Init);
-            Sit::fresh(sit_cfg.clone())?
+            Denoiser::fresh(model_cfg.clone())?
         }
     };
     model.to(device, Kind::Float);
-    let state: Vec<Tensor> = model.vars.named().into_iter().map(|(_, t)| t).collect();
+    let state: Vec<Tensor> = model.vars().named().into_iter().map(|(_, t)| t).collect();
     broadcast_tensors(job.comm.as_mut(), &state)?;
-    let params = model.vars.params(|_| true);
+    let params = model.vars().params(|_| true);
     let trained: Vec<Tensor> = params.iter().map(|(_, t)| t.shallow_clone()).collect();
     for t in &trained {
         let _ = t.set_requires_grad(true);
@@ -219,7 +222,8 @@ fn train_in(
         },
         cursor,
     )?;
-    let null = sit_cfg.null_label().unwrap_or(0);
+    let null = model_cfg.null_label().unwrap_or(0);
+    let cosine_weight = cfg.transport.cosine_weight;
     let sched = cfg.schedule();
     let bucket_bytes = (cfg.dist.bucket_mb * (1 << 20) as f64) as usize;
     let autocast_kind = cfg.train.precision.autocast_kind(device);
@@ -227,9 +231,10 @@ fn train_in(
     let stop_at = opts.max_steps.map_or(total, |m| (step + m).min(total));
     let start_step = step;
     tracing::info!(
-        "sit: {} ({:.1} M parameters) on {tokens} × {channels} latents of {} images, steps \
+        "sit: {} {} ({:.1} M parameters) on {tokens} × {channels} latents of {} images, steps \
          {start_step}..{stop_at} of {total}, batch {}, latents normalised with mean {:.4} std \
          {:.4}, on {device:?}",
+        model_cfg.family(),
         cfg.model.preset,
         params.iter().map(|(_, t)| t.numel()).sum::<usize>() as f64 / 1e6,
         loader.images,
@@ -271,7 +276,12 @@ fn train_in(
         let pair = TrainingPair::new(cfg.transport.path, &x0, &noise.to_device(device), &t);
         let loss = autocast(device, autocast_kind, || {
             let out = model.forward(&pair.input, &t, &y);
-            velocity_mse(&out, &pair.target).mean(Kind::Float)
+            let mse = velocity_mse(&out, &pair.target).mean(Kind::Float);
+            if cosine_weight > 0.0 {
+                mse + cosine_direction(&out, &pair.target).mean(Kind::Float) * cosine_weight
+            } else {
+                mse
+            }
         });
         let mine = f64::try_from(loss.detach()).unwrap_or(f64::NAN);
         let loss_v = mean_values(job.comm.as_mut(), &[mine])?[0];
@@ -354,13 +364,13 @@ fn train_in(
     )
 }
 
-/// Writes step folder `st.step`: the weights and (in `ema/`) the EMA weights as SiT
+/// Writes step folder `st.step`: the weights and (in `ema/`) the EMA weights as model
 /// checkpoint folders, the optimiser moments, `state.json`.
 fn save_step(
     run: &RunDir,
     cfg: &SitTrainConfig,
     st: &TrainState,
-    model: &Sit,
+    model: &Denoiser,
     ema: &Ema,
     opt: &AdamW,
 ) -> anyhow::Result<PathBuf> {
