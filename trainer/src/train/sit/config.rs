@@ -64,6 +64,10 @@ pub struct SitDataConfig {
     /// The global batch (split evenly over the processes).
     pub batch_size: usize,
     pub prefetch: usize,
+    /// Decoded latent shards each process keeps in memory, in MiB (0: read every batch
+    /// from the files). ImageNet-256's 1.28 M images are 42 GB of f32 latents (crop and
+    /// flip); a budget below the folder caches the shards touched first and reads the rest.
+    pub cache_mb: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -138,6 +142,7 @@ impl Default for SitDataConfig {
             normalize: Normalize::Tokenizer,
             batch_size: 256,
             prefetch: 4,
+            cache_mb: 0,
         }
     }
 }

@@ -57,11 +57,13 @@ pub struct SitTrainOptions {
 }
 
 /// What ties a step folder to its run: the resolved config without the paths that may move
-/// (the latent folder, the tokenizer), the device, and how the ranks talk.
+/// (the latent folder, the tokenizer), the device, the loader's cache budget, and how the
+/// ranks talk.
 fn identity(config_toml: &str) -> anyhow::Result<String> {
     let mut c = SitTrainConfig::parse_unchecked(config_toml)?;
     c.data.latents = PathBuf::new();
     c.data.tokenizer = None;
+    c.data.cache_mb = 0;
     c.train.device = String::new();
     c.dist = Default::default();
     Ok(c.to_toml())
@@ -219,6 +221,7 @@ fn train_in(
             verify: opts.verify_shards,
             num_classes: cfg.model.num_classes,
             normalize: stats,
+            cache_bytes: cfg.data.cache_mb << 20,
         },
         cursor,
     )?;
