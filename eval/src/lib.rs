@@ -1,5 +1,10 @@
-//! Evaluation's file formats and (next) its numbers. Today: the ADM evaluator's `.npz`
-//! sample batches (`npz`), which `maetok sample` writes so 50K-sample FIDs compare with
-//! published reference batches.
+//! Evaluation: files in, numbers out (spec §8). The ADM evaluator's `.npz` batches
+//! ([`npz`] writes sample batches, [`npy`] reads batches and statistics), and the generation
+//! metrics on Inception features: [`fid`] (the Fréchet distance, also sFID on the spatial
+//! features), [`inception_score`], [`precision_recall`].
 
+pub mod fid;
+pub mod inception_score;
+pub mod npy;
 pub mod npz;
+pub mod precision_recall;

@@ -75,6 +75,20 @@ impl SplitMix {
     }
 }
 
+/// `n` uniforms in [0, 1) from `SplitMix::new(seed)`, as f32: fixture draws every CPU
+/// reproduces (`tests/fixtures/gen/portable_rng.py` is the Python side; libtorch's own
+/// generator gives other numbers under other kernel sets).
+pub fn fixture_uniforms(seed: u64, n: usize) -> Vec<f32> {
+    let mut g = SplitMix::new(seed);
+    (0..n).map(|_| g.uniform() as f32).collect()
+}
+
+/// `n` standard normals from `SplitMix::new(seed)` (two uniforms each), as f32.
+pub fn fixture_normals(seed: u64, n: usize) -> Vec<f32> {
+    let mut g = SplitMix::new(seed);
+    (0..n).map(|_| g.normal() as f32).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::SplitMix as Gen;
