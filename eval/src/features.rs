@@ -15,7 +15,9 @@ use tch::{Device, Kind, Tensor};
 use crate::npy::ImageNpz;
 
 /// pytorch-fid's `IMAGE_EXTENSIONS`.
-const EXTENSIONS: [&str; 9] = ["bmp", "jpg", "jpeg", "pgm", "png", "ppm", "tif", "tiff", "webp"];
+const EXTENSIONS: [&str; 9] = [
+    "bmp", "jpg", "jpeg", "pgm", "png", "ppm", "tif", "tiff", "webp",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum FeatureError {
@@ -61,7 +63,10 @@ impl ImageSet {
             if files.is_empty() {
                 return Err(FeatureError::Input {
                     path: path.to_path_buf(),
-                    message: format!("no images ({}) directly in the folder", EXTENSIONS.join(", ")),
+                    message: format!(
+                        "no images ({}) directly in the folder",
+                        EXTENSIONS.join(", ")
+                    ),
                 });
             }
             Ok(Self::Folder(path.to_path_buf(), files))
@@ -91,24 +96,41 @@ impl ImageSet {
     /// sha256 of the content: the `.npz` file's bytes, or each image's name and bytes in
     /// order.
     pub fn content_sha256(&self) -> Result<String, FeatureError> {
-        let mut h = Sha256::new();
-        let mut add = |p: &Path| -> Result<(), FeatureError> {
+        fn add(h: &mut Sha256, p: &Path) -> Result<(), FeatureError> {
             let mut f = std::fs::File::open(p).map_err(io(p))?;
-            std::io::copy(&mut f, &mut h).map_err(io(p))?;
+            std::io::copy(&mut f, h).map_err(io(p))?;
             Ok(())
-        };
+        }
+        let mut h = Sha256::new();
         match self {
-            Self::Npz(p) => add(p)?,
+            Self::Npz(p) => add(&mut h, p)?,
             Self::Folder(_, files) => {
                 for f in files {
                     let name = f.file_name().map(|n| n.to_string_lossy().into_owned());
                     h.update(name.unwrap_or_default().as_bytes());
                     h.update([0u8]);
-                    add(f)?;
+                    add(&mut h, f)?;
                 }
             }
         }
         Ok(format!("{:x}", h.finalize()))
+    }
+
+    /// The first `n` images (or fewer) as (width, height, RGB bytes), for pictures.
+    pub fn head(&self, n: usize) -> Result<Vec<(usize, usize, Vec<u8>)>, FeatureError> {
+        let mut out = Vec::new();
+        self.batches(n.max(1), |t| {
+            if out.len() < n {
+                let s = t.size();
+                let (h, w) = (s[1] as usize, s[2] as usize);
+                let bytes: Vec<u8> = Vec::try_from(t.flatten(0, -1)).unwrap_or_default();
+                for img in bytes.chunks(h * w * 3).take(n - out.len()) {
+                    out.push((w, h, img.to_vec()));
+                }
+            }
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// Calls `each` with consecutive batches of at most `batch` images of one size, as
@@ -135,15 +157,24 @@ impl ImageSet {
                 let mut pending: Vec<u8> = Vec::new();
                 let mut size = (0usize, 0usize);
                 let mut n = 0;
-                let flush = |pending: &mut Vec<u8>, n: &mut usize, size: (usize, usize), each: &mut dyn FnMut(Tensor) -> Result<(), FeatureError>| {
-                    if *n > 0 {
-                        let t = Tensor::from_slice(pending).reshape([*n as i64, size.1 as i64, size.0 as i64, 3]);
-                        pending.clear();
-                        *n = 0;
-                        each(t)?;
-                    }
-                    Ok::<(), FeatureError>(())
-                };
+                let flush =
+                    |pending: &mut Vec<u8>,
+                     n: &mut usize,
+                     size: (usize, usize),
+                     each: &mut dyn FnMut(Tensor) -> Result<(), FeatureError>| {
+                        if *n > 0 {
+                            let t = Tensor::from_slice(pending).reshape([
+                                *n as i64,
+                                size.1 as i64,
+                                size.0 as i64,
+                                3,
+                            ]);
+                            pending.clear();
+                            *n = 0;
+                            each(t)?;
+                        }
+                        Ok::<(), FeatureError>(())
+                    };
                 for f in files {
                     let bytes = std::fs::read(f).map_err(io(f))?;
                     let img = decode_rgb8(&bytes, &opts)

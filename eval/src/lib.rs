@@ -1,8 +1,10 @@
 //! Evaluation: files in, numbers out (spec §8). The ADM evaluator's `.npz` batches
 //! ([`npz`] writes sample batches, [`npy`] reads batches and statistics), and the generation
-//! metrics on Inception features: [`fid`] (the Fréchet distance, also sFID on the spatial
-//! features), [`inception_score`], [`precision_recall`].
+//! metrics on Inception features ([`features`]: extraction from `.npz` batches and image
+//! folders, cached): [`fid`] (the Fréchet distance, also sFID on the spatial features),
+//! [`inception_score`], [`precision_recall`].
 
+pub mod features;
 pub mod fid;
 pub mod inception_score;
 pub mod npy;

@@ -83,12 +83,30 @@ pub fn write_random_vit(dir: &Path, v: &RandomVit) -> std::io::Result<()> {
     t.push(("norm.weight".into(), vec(c, 1.0)));
     t.push(("norm.bias".into(), vec(c, 0.0)));
 
+    write_noted(&t, &dir.join("model.safetensors"))?;
+    let note = RANDOM_NOTE;
+    let config = serde_json::json!({
+        "note": note,
+        "family": v.family.name(),
+        "model_args": {"num_heads": v.heads, "embed_dim": c, "depth": v.depth, "patch_size": v.patch},
+    });
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_vec_pretty(&config).map_err(std::io::Error::other)?,
+    )
+}
+
+/// `t` as an f32 safetensors file whose metadata carries [`RANDOM_NOTE`].
+fn write_noted(t: &[(String, Tensor)], path: &Path) -> std::io::Result<()> {
     let data: Vec<(String, Vec<u8>, Vec<usize>)> = t
         .iter()
         .map(|(k, x)| {
             let n = x.numel();
             let mut f = vec![0f32; n];
-            x.contiguous().view([-1]).copy_data(&mut f, n);
+            x.to_kind(Kind::Float)
+                .contiguous()
+                .view([-1])
+                .copy_data(&mut f, n);
             let bytes = f.iter().flat_map(|v| v.to_le_bytes()).collect();
             (
                 k.clone(),
@@ -105,19 +123,47 @@ pub fn write_random_vit(dir: &Path, v: &RandomVit) -> std::io::Result<()> {
                 .map_err(std::io::Error::other)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let note = RANDOM_NOTE;
-    let meta: HashMap<String, String> = [("maetok_note".to_string(), note.to_string())].into();
-    safetensors::serialize_to_file(views, Some(meta), &dir.join("model.safetensors"))
-        .map_err(std::io::Error::other)?;
-    let config = serde_json::json!({
-        "note": note,
-        "family": v.family.name(),
-        "model_args": {"num_heads": v.heads, "embed_dim": c, "depth": v.depth, "patch_size": v.patch},
-    });
-    std::fs::write(
-        dir.join("config.json"),
-        serde_json::to_vec_pretty(&config).map_err(std::io::Error::other)?,
-    )
+    let meta: HashMap<String, String> =
+        [("maetok_note".to_string(), RANDOM_NOTE.to_string())].into();
+    let tmp = maetok_nn::atomic::temp_path(path);
+    safetensors::serialize_to_file(views, Some(meta), &tmp).map_err(std::io::Error::other)?;
+    maetok_nn::atomic::commit(&tmp, path)
+}
+
+/// The FID Inception's state dict with every tensor drawn from portable SplitMix streams
+/// (`maetok_nn::rng::fixture_*`; `tests/fixtures/gen/gen_inception.py` draws the same): the
+/// i-th key in sorted order from stream `seed + i`; He-scaled convolutions, BatchNorm gains
+/// 1 + 0.2 N, biases and means 0.2 N, variances 0.5 + U, the classifier N / √2048.
+pub fn inception_state(seed: u64) -> Vec<(String, Tensor)> {
+    use maetok_nn::rng::{fixture_normals, fixture_uniforms};
+    crate::inception::Inception::layout()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (k, shape))| {
+            let n = shape.iter().product::<i64>() as usize;
+            let s = seed + i as u64;
+            let normal = || Tensor::from_slice(&fixture_normals(s, n)).reshape(&shape);
+            let v = if k.ends_with("conv.weight") {
+                normal() * (2.0 / (shape[1] * shape[2] * shape[3]) as f64).sqrt()
+            } else if k.ends_with("bn.weight") {
+                normal() * 0.2 + 1.0
+            } else if k.ends_with("running_var") {
+                Tensor::from_slice(&fixture_uniforms(s, n)).reshape(&shape) + 0.5
+            } else if k == "fc.weight" {
+                normal() / (shape[1] as f64).sqrt()
+            } else {
+                // bn.bias, running_mean, fc.bias
+                normal() * 0.2
+            };
+            (k, v)
+        })
+        .collect()
+}
+
+/// A random-weight FID Inception file (the demo's and the tests'): its metadata says so,
+/// and `maetok eval` marks reports made with it.
+pub fn write_random_inception(path: &Path, seed: u64) -> std::io::Result<()> {
+    write_noted(&inception_state(seed), path)
 }
 
 #[cfg(test)]

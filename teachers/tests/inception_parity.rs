@@ -7,37 +7,16 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use maetok_nn::rng::{fixture_normals, fixture_uniforms};
 use maetok_nn::Weights;
 use maetok_teachers::inception::Inception;
+use maetok_teachers::random::inception_state;
 use tch::{Device, Kind, Tensor};
 
 const SEED: u64 = 20151205;
 
-/// The generator's draws, key by key in sorted order (its module docs): portable SplitMix
-/// streams, so every CPU draws the same weights.
+/// The generator's draws (its module docs), from portable SplitMix streams.
 fn drawn() -> Inception {
-    let mut t = HashMap::new();
-    for (i, (k, shape)) in Inception::layout().into_iter().enumerate() {
-        let n = shape.iter().product::<i64>() as usize;
-        let seed = SEED + i as u64;
-        let normal = || Tensor::from_slice(&fixture_normals(seed, n)).reshape(&shape);
-        let v = if k.ends_with("conv.weight") {
-            let fan_in = (shape[1] * shape[2] * shape[3]) as f64;
-            normal() * (2.0f64 / fan_in).sqrt()
-        } else if k.ends_with("bn.weight") {
-            normal() * 0.2 + 1.0
-        } else if k.ends_with("bn.bias") || k.ends_with("running_mean") || k == "fc.bias" {
-            normal() * 0.2
-        } else if k.ends_with("running_var") {
-            Tensor::from_slice(&fixture_uniforms(seed, n)).reshape(&shape) + 0.5
-        } else if k == "fc.weight" {
-            normal() / (shape[1] as f64).sqrt()
-        } else {
-            panic!("no rule for {k}")
-        };
-        t.insert(k, v);
-    }
+    let t: HashMap<String, Tensor> = inception_state(SEED).into_iter().collect();
     Inception::from_weights(Weights::from_tensors(Path::new("<drawn>"), "", t)).unwrap()
 }
 

@@ -45,6 +45,11 @@ enum Command {
     Reconstruct(cli::codec::ReconstructArgs),
     /// Class-conditional samples from a SiT checkpoint, decoded through the tokenizer.
     Sample(Box<cli::sample::SampleArgs>),
+    /// Metrics from files: `generation` (FID, sFID, IS, precision/recall).
+    Eval {
+        #[command(subcommand)]
+        command: cli::eval::Command,
+    },
     /// Train the tokenizer (`tokenizer`: stage 1, mask modeling; `decoder`: stage 2) or
     /// SiT on cached latents (`sit`).
     Train {
@@ -100,6 +105,7 @@ fn main() -> std::process::ExitCode {
         Command::Encode(args) => cli::codec::encode(args),
         Command::Reconstruct(args) => cli::codec::reconstruct(args),
         Command::Sample(args) => cli::sample::run(*args),
+        Command::Eval { command } => cli::eval::run(command),
         Command::Train { command } => cli::train::run(command),
         Command::Demo(args) => cli::demo::run(args),
         Command::Bench { command } => cli::bench::run(command),

@@ -310,3 +310,76 @@ mod tests {
         assert_eq!(img.get_pixel(LABEL_W + 4, 4).0, [200, 200, 200]);
     }
 }
+
+/// A bar chart: one bar per (label, value), values written above the bars, `y_desc` on the
+/// axis, `title` above (the Inception Score of each split, a report's per-group numbers).
+pub fn write_bars(
+    title: &str,
+    y_desc: &str,
+    bars: &[(String, f64)],
+    path: &Path,
+) -> anyhow::Result<()> {
+    font()?;
+    let (w, h) = (720u32, 420u32);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    {
+        let area = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        area.fill(&WHITE).map_err(draw_err)?;
+        let hi = bars
+            .iter()
+            .map(|b| b.1)
+            .filter(|v| v.is_finite())
+            .fold(0.0f64, f64::max)
+            .max(1e-9)
+            * 1.2;
+        let n = bars.len().max(1) as u32;
+        let mut chart = ChartBuilder::on(&area)
+            .caption(title, (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            // A segmented 0..m has m + 1 slots.
+            .build_cartesian_2d((0u32..(n - 1).max(1)).into_segmented(), 0f64..hi)
+            .map_err(draw_err)?;
+        let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .y_desc(y_desc)
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 15))
+            .x_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
+                _ => String::new(),
+            })
+            .y_label_formatter(&|v| sig3(*v))
+            .draw()
+            .map_err(draw_err)?;
+        chart
+            .draw_series(bars.iter().enumerate().map(|(i, b)| {
+                let i = i as u32;
+                let mut r = Rectangle::new(
+                    [
+                        (SegmentValue::Exact(i), 0.0),
+                        (SegmentValue::Exact(i + 1), b.1),
+                    ],
+                    RGBColor(70, 110, 180).filled(),
+                );
+                r.set_margin(0, 0, 8, 8);
+                r
+            }))
+            .map_err(draw_err)?;
+        chart
+            .draw_series(bars.iter().enumerate().map(|(i, b)| {
+                Text::new(
+                    sig3(b.1),
+                    (SegmentValue::CenterOf(i as u32), b.1 + hi * 0.02),
+                    TextStyle::from((FONT, 13).into_font())
+                        .pos(Pos::new(HPos::Center, VPos::Bottom)),
+                )
+            }))
+            .map_err(draw_err)?;
+        area.present().map_err(draw_err)?;
+    }
+    save_png(buf, (w, h), path)
+}

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod demo_sit;
 pub mod demo_tokenizer;
 pub mod env;
+pub mod eval;
 pub mod images;
 pub mod preprocess;
 pub mod sample;

@@ -1,0 +1,306 @@
+//! `maetok eval`: numbers from files (spec §8). `generation`: FID, sFID, Inception Score and
+//! precision/recall of a sample batch against a reference, with pytorch-fid's Inception
+//! port (docs/evaluation.md). Writes `OUT/report.json`, `OUT/report.md` and pictures.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use maetok_eval::features::{Extractor, FeatureSet, ImageSet};
+use maetok_eval::fid::Statistics;
+use maetok_eval::inception_score::inception_score;
+use maetok_eval::npy;
+use maetok_eval::precision_recall::precision_recall;
+use serde_json::json;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// FID, sFID, Inception Score, precision/recall of samples against a reference.
+    Generation(GenerationArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GenerationArgs {
+    /// The samples: an ADM `.npz` batch (`arr_0` uint8 N×H×W×3, what `maetok sample`
+    /// writes) or a folder of images.
+    #[arg(long, value_name = "FILE.npz|DIR")]
+    samples: PathBuf,
+    /// The reference: an ADM reference batch (`arr_0` images and/or `mu`, `sigma`, `mu_s`,
+    /// `sigma_s` statistics), a pytorch-fid statistics `.npz` (`mu`, `sigma`), or a folder
+    /// of images. Statistics in the file are used as they are; images give precision/recall.
+    #[arg(long, value_name = "FILE.npz|DIR")]
+    reference: PathBuf,
+    #[arg(long, value_name = "DIR")]
+    output: PathBuf,
+    /// The FID Inception weights (`scripts/convert_inception.py` of pytorch-fid's
+    /// pt_inception-2015-12-05-6726825d.pth).
+    #[arg(long, value_name = "FILE")]
+    inception: PathBuf,
+    /// cpu, cuda, cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Images per Inception batch.
+    #[arg(long, default_value_t = 50)]
+    batch: usize,
+    /// Where reference features are kept between runs [default: $XDG_CACHE_HOME/maetok/
+    /// features or ~/.cache/maetok/features].
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+    /// Samples per Inception Score split (the ADM evaluator's 5,000: 10 splits for 50K).
+    #[arg(long, default_value_t = maetok_eval::inception_score::SPLIT_SIZE)]
+    split_size: usize,
+}
+
+pub fn run(c: Command) -> anyhow::Result<ExitCode> {
+    match c {
+        Command::Generation(a) => generation(a),
+    }
+}
+
+fn default_cache() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("maetok/features")
+}
+
+/// A progress line every few seconds with the rate and the ETA.
+fn progress(what: &str) -> impl FnMut(usize, usize) + '_ {
+    let start = Instant::now();
+    let mut last = Instant::now();
+    move |done, total| {
+        if last.elapsed().as_secs_f64() >= 5.0 || done == total {
+            last = Instant::now();
+            let rate = done as f64 / start.elapsed().as_secs_f64().max(1e-9);
+            let eta = (total - done) as f64 / rate.max(1e-9);
+            tracing::info!("{what}: {done}/{total} images, {rate:.1} img/s, ETA {eta:.0} s");
+        }
+    }
+}
+
+/// A reference `.npz`'s statistics (`mu`/`sigma`, `mu_s`/`sigma_s`), when it has them.
+fn file_statistics(
+    path: &Path,
+    names: &[String],
+    mu: &str,
+    sigma: &str,
+) -> anyhow::Result<Option<Statistics>> {
+    if !(names.iter().any(|n| n == mu) && names.iter().any(|n| n == sigma)) {
+        return Ok(None);
+    }
+    let (_, m) = npy::read_f64(path, mu)?;
+    let (_, s) = npy::read_f64(path, sigma)?;
+    Ok(Some(Statistics::new(m, s).with_context(|| {
+        format!("{}: `{mu}` / `{sigma}`", path.display())
+    })?))
+}
+
+fn generation(a: GenerationArgs) -> anyhow::Result<ExitCode> {
+    let device = maetok_nn::device::parse_device(&a.device)?;
+    std::fs::create_dir_all(&a.output)
+        .with_context(|| format!("creating {}", a.output.display()))?;
+    let ext = Extractor::load(&a.inception, device, a.batch)
+        .with_context(|| format!("--inception {}", a.inception.display()))?;
+    let random = weights_note(&a.inception);
+    let cache = a.cache.clone().unwrap_or_else(default_cache);
+
+    // The reference: statistics from the file, features from its images, or both.
+    let ref_names = if a.reference.is_dir() {
+        Vec::new()
+    } else {
+        npy::names(&a.reference)
+            .with_context(|| format!("--reference {}", a.reference.display()))?
+    };
+    let ref_stats = file_statistics(&a.reference, &ref_names, "mu", "sigma")?;
+    let ref_spatial = file_statistics(&a.reference, &ref_names, "mu_s", "sigma_s")?;
+    let ref_has_images = a.reference.is_dir() || ref_names.iter().any(|n| n == "arr_0");
+    if ref_stats.is_none() && !ref_has_images {
+        bail!(
+            "--reference {}: neither images (`arr_0`, a folder) nor statistics (`mu`, `sigma`); it holds {:?}",
+            a.reference.display(),
+            ref_names
+        );
+    }
+    let (ref_features, cached): (Option<FeatureSet>, bool) = if ref_has_images {
+        let set = ImageSet::open(&a.reference)
+            .with_context(|| format!("--reference {}", a.reference.display()))?;
+        let (f, hit) = ext.cached(&set, &cache, progress("reference"))?;
+        tracing::info!(
+            "reference: {} images{}",
+            f.len(),
+            if hit {
+                " (features from the cache)"
+            } else {
+                ""
+            }
+        );
+        (Some(f), hit)
+    } else {
+        (None, false)
+    };
+
+    let samples =
+        ImageSet::open(&a.samples).with_context(|| format!("--samples {}", a.samples.display()))?;
+    let sf = ext.extract(&samples, progress("samples"))?;
+    anyhow::ensure!(
+        sf.len() >= 2,
+        "--samples: {} images; FID needs at least 2",
+        sf.len()
+    );
+
+    let stats_of = |f: &FeatureSet, spatial: bool| {
+        Statistics::from_features(if spatial { &f.spatial } else { &f.pool })
+    };
+    // The file's statistics when it has them (its spatial ones for sFID if given),
+    // otherwise those of the reference images.
+    let (ref_pool, ref_sp, statistics_from) = match (ref_stats, &ref_features) {
+        (Some(p), _) => (p, ref_spatial, "the reference file's mu/sigma"),
+        (None, Some(f)) => (
+            stats_of(f, false)?,
+            Some(stats_of(f, true)?),
+            "the reference images",
+        ),
+        (None, None) => unreachable!("checked above"),
+    };
+    let fid = stats_of(&sf, false)?.frechet_distance(&ref_pool)?;
+    let sfid = match &ref_sp {
+        Some(r) => Some(stats_of(&sf, true)?.frechet_distance(r)?),
+        None => None,
+    };
+    let (is, is_splits) = inception_score(&sf.logits, a.split_size);
+    let pr = ref_features
+        .as_ref()
+        .map(|r| precision_recall(&r.pool.to_device(device), &sf.pool.to_device(device)));
+
+    let report = json!({
+        "fid": fid,
+        "sfid": sfid,
+        "is": is,
+        "precision": pr.map(|p| p.0),
+        "recall": pr.map(|p| p.1),
+        "is_splits": is_splits,
+        "samples": { "path": a.samples.display().to_string(), "images": sf.len() },
+        "reference": {
+            "path": a.reference.display().to_string(),
+            "images": ref_features.as_ref().map(|f| f.len()),
+            "statistics": statistics_from,
+            "features_from_cache": cached,
+        },
+        "inception": {
+            "path": a.inception.display().to_string(),
+            "sha256": ext.sha256,
+            "random_weights": random,
+        },
+        "convention": CONVENTION,
+    });
+    let json_path = a.output.join("report.json");
+    maetok_nn::atomic::write(
+        &json_path,
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
+    let md = markdown(&a, fid, sfid, is, &is_splits, pr, sf.len(), random);
+    maetok_nn::atomic::write(&a.output.join("report.md"), md.as_bytes())?;
+    let bars: Vec<(String, f64)> = is_splits
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("{}", i + 1), *v))
+        .collect();
+    maetok_trainer::viz::write_bars(
+        &format!("Inception Score per split of {}", a.split_size),
+        "IS",
+        &bars,
+        &a.output.join("is_splits.png"),
+    )?;
+    write_sample_grid(&samples, &a.output.join("samples.png"))?;
+    println!(
+        "FID {fid:.3}{}  IS {is:.3}{}  ({} samples) → {}",
+        sfid.map_or(String::new(), |s| format!("  sFID {s:.3}")),
+        pr.map_or(String::new(), |(p, r)| format!(
+            "  precision {p:.3}  recall {r:.3}"
+        )),
+        sf.len(),
+        json_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+const CONVENTION: &str = "Features from pytorch-fid's PyTorch port of the 2015-12-05 TF \
+    Inception graph (same weights; PyTorch's bilinear resize and 2x/255-1 scaling). The ADM \
+    evaluator's reference statistics come from the TF graph itself; pytorch-fid documents the \
+    two as 'very similar (e.g. .08 absolute error and 0.0009 relative error on LSUN)' but not \
+    identical. Precision/recall distances in float32 (the ADM evaluator: float16).";
+
+/// Whether the weights file says it holds random weights (the demo's and the tests').
+fn weights_note(path: &Path) -> bool {
+    std::fs::File::open(path)
+        .ok()
+        .and_then(|mut f| {
+            use std::io::Read;
+            let mut len = [0u8; 8];
+            f.read_exact(&mut len).ok()?;
+            let n = u64::from_le_bytes(len).min(1 << 20) as usize;
+            let mut h = vec![0u8; n];
+            f.read_exact(&mut h).ok()?;
+            Some(String::from_utf8_lossy(&h).contains("RANDOM WEIGHTS"))
+        })
+        .unwrap_or(false)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn markdown(
+    a: &GenerationArgs,
+    fid: f64,
+    sfid: Option<f64>,
+    is: f64,
+    splits: &[f64],
+    pr: Option<(f64, f64)>,
+    n: usize,
+    random: bool,
+) -> String {
+    let opt = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.4}"));
+    let mut s = format!(
+        "# Generation metrics\n\n{}| metric | value |\n|---|---|\n| FID | {fid:.4} |\n\
+         | sFID | {} |\n| Inception Score ({} splits of {}) | {is:.4} |\n| precision (k = 3) | {} |\n\
+         | recall (k = 3) | {} |\n\n",
+        if random {
+            "**The Inception weights are RANDOM (a demo or test file): these numbers measure \
+             nothing.**\n\n"
+        } else {
+            ""
+        },
+        opt(sfid),
+        splits.len(),
+        a.split_size,
+        opt(pr.map(|p| p.0)),
+        opt(pr.map(|p| p.1)),
+    );
+    s.push_str(&format!(
+        "Samples: `{}` ({n} images). Reference: `{}`. Inception: `{}`.\n\n{CONVENTION}\n\n\
+         ![Inception Score per split](is_splits.png)\n\n![the first samples](samples.png)\n",
+        a.samples.display(),
+        a.reference.display(),
+        a.inception.display()
+    ));
+    s
+}
+
+/// The first 32 samples, 8 per row, when they are square and of one size.
+fn write_sample_grid(set: &ImageSet, path: &Path) -> anyhow::Result<()> {
+    let head = set.head(32)?;
+    let Some(&(side, _, _)) = head.first() else {
+        return Ok(());
+    };
+    if head.iter().any(|(w, h, _)| *w != side || *h != side) {
+        return Ok(());
+    }
+    let images: Vec<&[u8]> = head.iter().map(|(_, _, b)| b.as_slice()).collect();
+    let rows: Vec<(String, Vec<&[u8]>)> = images
+        .chunks(8)
+        .enumerate()
+        .map(|(i, c)| (format!("{}–{}", i * 8, i * 8 + c.len() - 1), c.to_vec()))
+        .collect();
+    let rows: Vec<(&str, Vec<&[u8]>)> = rows.iter().map(|(l, v)| (l.as_str(), v.clone())).collect();
+    maetok_trainer::viz::write_rows(&rows, side, path)
+}
