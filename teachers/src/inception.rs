@@ -74,27 +74,15 @@ impl Conv {
         })
     }
 
+    /// BatchNorm in eval mode is an affine map per channel, folded into the convolution:
+    /// `conv(x, w·s) + (β − μ·s)` with `s = γ / √(σ² + ε)`, one pass over the activations
+    /// instead of two (pytorch-fid runs them apart; the outputs agree to float rounding).
     fn forward(&self, x: &Tensor) -> Tensor {
-        let y = x.conv2d(
-            &self.weight,
-            None::<&Tensor>,
-            self.stride,
-            self.padding,
-            [1, 1],
-            1,
-        );
-        Tensor::batch_norm(
-            &y,
-            Some(&self.bn_weight),
-            Some(&self.bn_bias),
-            Some(&self.running_mean),
-            Some(&self.running_var),
-            false,
-            0.1,
-            1e-3,
-            true,
-        )
-        .relu()
+        let scale = (&self.running_var + 1e-3).rsqrt() * &self.bn_weight;
+        let w = &self.weight * scale.view([-1, 1, 1, 1]);
+        let b = &self.bn_bias - &self.running_mean * &scale;
+        x.conv2d(&w, Some(&b), self.stride, self.padding, [1, 1], 1)
+            .relu()
     }
 }
 

@@ -242,3 +242,36 @@ fn the_converter_turns_a_pytorch_fid_pth_into_a_loadable_file() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// `benches/gpu/eval.sh --dry-run` (CPU in CUDA's place): every part runs and the CPU-vs-
+/// "device" comparison is exact.
+#[test]
+fn the_gpu_script_dry_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../benches/gpu/eval.sh");
+    let mut c = std::process::Command::new("bash");
+    c.arg(&script)
+        .arg("--dry-run")
+        .env("OUT", dir.path())
+        .env("MAETOK_BIN", maetok_e2e::maetok_bin());
+    if let Some(py) = std::env::var_os("MAETOK_PYTHON_BIN") {
+        c.env("TORCH_PYTHON", py);
+    }
+    let o = c.output().unwrap();
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        std::fs::read_to_string(dir.path().join("eval.log")).unwrap_or_default()
+    );
+    let r = json_file(&dir.path().join("eval.json"));
+    for part in ["inception", "inputs", "eval-cpu"] {
+        assert_eq!(r["parts"][part], "ok", "{r}");
+    }
+    assert!(
+        r["inception"]["images_per_s"].as_f64().unwrap() > 0.0,
+        "{r}"
+    );
+    assert!(r["inception"]["fid"].as_f64().unwrap().is_finite(), "{r}");
+    assert_eq!(r["cpu_vs_device"]["fid"]["rel"].as_f64(), Some(0.0), "{r}");
+}

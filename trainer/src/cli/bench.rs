@@ -16,6 +16,31 @@ pub enum Command {
     /// Writes a latent folder of standard-normal latents with cycling labels, in the layout
     /// `maetok encode` writes: input for SiT timings where the values do not matter.
     Latents(LatentsArgs),
+    /// The FID Inception alone on random uint8 images: features per second (input handling
+    /// included), and the FID of two random feature sets of `--fid-samples` × 2048.
+    Inception(InceptionArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct InceptionArgs {
+    /// Weights (`scripts/convert_inception.py`); random ones when not given (as fast).
+    #[arg(long)]
+    inception: Option<PathBuf>,
+    #[arg(long, default_value_t = 200)]
+    images: usize,
+    #[arg(long, default_value_t = 50)]
+    batch: usize,
+    /// Side of the input images (resized to 299 as pytorch-fid does).
+    #[arg(long, default_value_t = 256)]
+    side: usize,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Rows of each feature set for the FID timing (0: skip it).
+    #[arg(long, default_value_t = 50_000)]
+    fid_samples: usize,
+    /// Only write a random-weight Inception file here (marked as random) and stop.
+    #[arg(long, value_name = "FILE")]
+    write_random: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -86,7 +111,71 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
         Command::Loader(a) => loader(a),
         Command::Allreduce(a) => allreduce(a),
         Command::Latents(a) => latents(a),
+        Command::Inception(a) => inception(a),
     }
+}
+
+fn inception(a: InceptionArgs) -> anyhow::Result<ExitCode> {
+    use maetok_teachers::inception::Inception;
+    use tch::{Kind, Tensor};
+    if let Some(p) = &a.write_random {
+        maetok_teachers::random::write_random_inception(p, 0)?;
+        println!("wrote random FID Inception weights to {}", p.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let device = maetok_nn::device::parse_device(&a.device)?;
+    let mut net = match &a.inception {
+        Some(p) => Inception::load(p)?,
+        None => {
+            let t = maetok_teachers::random::inception_state(0)
+                .into_iter()
+                .collect();
+            Inception::from_weights(maetok_nn::Weights::from_tensors(
+                std::path::Path::new("<random>"),
+                "",
+                t,
+            ))?
+        }
+    };
+    net.to(device);
+    tch::manual_seed(0);
+    let side = a.side as i64;
+    let batch = a.batch.max(1) as i64;
+    let images = Tensor::randint(256, [batch, side, side, 3], (Kind::Uint8, tch::Device::Cpu));
+    let run = || {
+        let f = tch::no_grad(|| net.forward(&Inception::prepare_u8_nhwc(&images, device)));
+        // One read makes a GPU finish the batch.
+        let _ = f64::try_from(f.pool.sum(Kind::Float).to_device(tch::Device::Cpu));
+    };
+    run(); // warm-up (kernel selection, allocator)
+    let steps = a.images.div_ceil(a.batch.max(1)).max(1);
+    let t = Instant::now();
+    for _ in 0..steps {
+        run();
+    }
+    let features_per_s = (steps as i64 * batch) as f64 / t.elapsed().as_secs_f64();
+    let mut out = serde_json::json!({
+        "side": "maetok", "what": "inception", "device": a.device, "batch": batch,
+        "input_side": side, "threads": tch::get_num_threads(),
+        "images_per_s": features_per_s,
+    });
+    if a.fid_samples > 0 {
+        let n = a.fid_samples as i64;
+        let f1 = Tensor::randn([n, 2048], (Kind::Float, tch::Device::Cpu));
+        let f2 = Tensor::randn([n, 2048], (Kind::Float, tch::Device::Cpu)) * 1.1 + 0.05;
+        let t = Instant::now();
+        let s1 = maetok_eval::fid::Statistics::from_features(&f1)?;
+        let s2 = maetok_eval::fid::Statistics::from_features(&f2)?;
+        let stats_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let fid = s1.frechet_distance(&s2)?;
+        out["fid_samples"] = n.into();
+        out["fid_statistics_s"] = stats_s.into();
+        out["fid_distance_s"] = t.elapsed().as_secs_f64().into();
+        out["fid"] = fid.into();
+    }
+    println!("{out}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn latents(a: LatentsArgs) -> anyhow::Result<ExitCode> {
