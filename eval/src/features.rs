@@ -259,6 +259,20 @@ impl Extractor {
         })
     }
 
+    /// The features of one batch of uint8 images (N, H, W, 3), on the CPU in f32.
+    pub fn features_u8(&self, images: &Tensor) -> FeatureSet {
+        let f: Features = tch::no_grad(|| {
+            self.net
+                .forward(&Inception::prepare_u8_nhwc(images, self.device))
+        });
+        let cpu = |t: &Tensor| t.to_device(Device::Cpu).to_kind(Kind::Float);
+        FeatureSet {
+            pool: cpu(&f.pool),
+            logits: cpu(&f.logits),
+            spatial: cpu(&f.spatial),
+        }
+    }
+
     /// The features of every image of `set`; `progress(done, total)` after each batch.
     pub fn extract(
         &self,
@@ -270,14 +284,10 @@ impl Extractor {
         let mut done = 0;
         set.batches(self.batch, |images| {
             let n = images.size()[0] as usize;
-            let f: Features = tch::no_grad(|| {
-                self.net
-                    .forward(&Inception::prepare_u8_nhwc(&images, self.device))
-            });
-            let cpu = |t: &Tensor| t.to_device(Device::Cpu).to_kind(Kind::Float);
-            pool.push(cpu(&f.pool));
-            logits.push(cpu(&f.logits));
-            spatial.push(cpu(&f.spatial));
+            let f = self.features_u8(&images);
+            pool.push(f.pool);
+            logits.push(f.logits);
+            spatial.push(f.spatial);
             done += n;
             progress(done, total);
             Ok(())

@@ -2,7 +2,8 @@
 //! ([`npz`] writes sample batches, [`npy`] reads batches and statistics), and the generation
 //! metrics on Inception features ([`features`]: extraction from `.npz` batches and image
 //! folders, cached): [`fid`] (the Fréchet distance, also sFID on the spatial features),
-//! [`inception_score`], [`precision_recall`].
+//! [`inception_score`], [`precision_recall`]; the tokenizer's [`reconstruction`] metrics
+//! (PSNR, SSIM as the reference computes them).
 
 pub mod features;
 pub mod fid;
@@ -10,3 +11,4 @@ pub mod inception_score;
 pub mod npy;
 pub mod npz;
 pub mod precision_recall;
+pub mod reconstruction;

@@ -23,13 +23,17 @@ use tch::Device;
 
 /// `n` images of side 32: smooth colour ramps whose phase and tint come from `seed`.
 fn images(n: usize, seed: u64, tint: f64) -> Vec<Vec<u8>> {
+    images_of(32, n, seed, tint)
+}
+
+fn images_of(side: usize, n: usize, seed: u64, tint: f64) -> Vec<Vec<u8>> {
     let mut g = SplitMix::new(seed);
     (0..n)
         .map(|_| {
             let (a, b, c) = (g.uniform() * 6.0, g.uniform() * 6.0, g.uniform());
-            let mut v = Vec::with_capacity(32 * 32 * 3);
-            for y in 0..32 {
-                for x in 0..32 {
+            let mut v = Vec::with_capacity(side * side * 3);
+            for y in 0..side {
+                for x in 0..side {
                     let s = ((x as f64 * 0.2 + a).sin() + (y as f64 * 0.3 + b).cos()) * 0.25 + 0.5;
                     for ch in 0..3 {
                         let t =
@@ -274,4 +278,96 @@ fn the_gpu_script_dry_runs() {
     );
     assert!(r["inception"]["fid"].as_f64().unwrap().is_finite(), "{r}");
     assert_eq!(r["cpu_vs_device"]["fid"]["rel"].as_f64(), Some(0.0), "{r}");
+}
+
+/// `maetok eval tokenizer` on the 64-px fixture tokenizer: PSNR/SSIM are `maetok
+/// reconstruct`'s, `--ssim-standard` switches SSIM's data range, and rFID is the FID of the
+/// written reconstructions against the input images.
+#[test]
+fn tokenizer_metrics_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let src = maetok_e2e::fixtures().join("maetok/movq_64");
+    let tok = d.join("tok");
+    std::fs::create_dir_all(&tok).unwrap();
+    std::fs::copy(src.join("model.safetensors"), tok.join("model.safetensors")).unwrap();
+    let arch = json_file(&src.join("arch.json"));
+    let mut cfg = json_file(&src.join("config.json"));
+    cfg["enc_num_heads"] = arch["encoder"]["num_heads"].clone();
+    cfg["dec_num_heads"] = arch["decoder"]["num_heads"].clone();
+    std::fs::write(tok.join("config.json"), cfg.to_string()).unwrap();
+    let input = d.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    for (i, img) in images_of(64, 10, 3, 0.1).into_iter().enumerate() {
+        let rgb = Rgb8 {
+            width: 64,
+            height: 64,
+            data: img,
+        };
+        std::fs::write(
+            input.join(format!("{i:02}.png")),
+            encode_png(&rgb, PngCompression::Fast),
+        )
+        .unwrap();
+    }
+    let inception = d.join("inception.safetensors");
+    maetok_teachers::random::write_random_inception(&inception, 5).unwrap();
+    let p = |p: &Path| p.to_str().unwrap().to_string();
+    let run = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "eval".to_string(),
+            "tokenizer".into(),
+            "--checkpoint".into(),
+            p(&tok),
+            "--input".into(),
+            p(&input),
+            "--output".into(),
+            p(&d.join(out)),
+            "--inception".into(),
+            p(&inception),
+            "--batch-size".into(),
+            "4".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_ok(&refs);
+        json_file(&d.join(out).join("report.json"))
+    };
+    let a = run("a", &[]);
+    for f in ["report.md", "grid.png"] {
+        assert!(d.join("a").join(f).exists(), "{f}");
+    }
+    assert_eq!(a["images"], 10);
+    run_ok(&[
+        "reconstruct",
+        "--checkpoint",
+        &p(&tok),
+        "--input",
+        &p(&input),
+        "--output",
+        &p(&d.join("r")),
+    ]);
+    let r = json_file(&d.join("r/metrics.json"));
+    close(&a["psnr"], r["psnr"].as_f64().unwrap(), "psnr");
+    close(&a["ssim"], r["ssim"].as_f64().unwrap(), "ssim");
+    let b = run("b", &["--ssim-standard"]);
+    assert_eq!(b["ssim_data_range"], 1.0);
+    assert_ne!(b["ssim"], a["ssim"]);
+
+    let ext = Extractor::load(&inception, Device::Cpu, 4).unwrap();
+    let f = |dir: &Path| {
+        ext.extract(&ImageSet::open(dir).unwrap(), |_, _| {})
+            .unwrap()
+            .pool
+    };
+    let st = |t: &tch::Tensor| Statistics::from_features(t).unwrap();
+    let rfid = st(&f(&d.join("a/images")))
+        .frechet_distance(&st(&f(&input)))
+        .unwrap();
+    println!("rFID {rfid}");
+    let got = a["rfid"].as_f64().unwrap();
+    assert!(
+        (got - rfid).abs() <= 1e-6 * rfid.max(1.0),
+        "rfid {got} vs {rfid}"
+    );
 }

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray};
 use maetok_e2e::{batches, fixtures, json_file, manifest, photo_folder, preprocess, run_ok};
+use maetok_eval::reconstruction::to_u8;
 use maetok_models::maetok::AeModel;
-use maetok_trainer::metrics::to_u8;
 use tch::{Kind, Tensor};
 
 /// The movq_64 checkpoint with its heads written into config.json (the tiny model re-uses

@@ -5,7 +5,6 @@
 pub mod data;
 pub mod error;
 pub mod losses;
-pub mod metrics;
 pub mod run;
 pub mod sample;
 pub mod train;

@@ -45,7 +45,8 @@ enum Command {
     Reconstruct(cli::codec::ReconstructArgs),
     /// Class-conditional samples from a SiT checkpoint, decoded through the tokenizer.
     Sample(Box<cli::sample::SampleArgs>),
-    /// Metrics from files: `generation` (FID, sFID, IS, precision/recall).
+    /// Metrics from files: `generation` (FID, sFID, IS, precision/recall), `tokenizer`
+    /// (rFID, PSNR, SSIM).
     Eval {
         #[command(subcommand)]
         command: cli::eval::Command,

@@ -12,7 +12,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{register_font, FontStyle};
 use tch::Tensor;
 
-use crate::metrics::to_u8;
+use maetok_eval::reconstruction::to_u8;
 
 /// (B, 3, H, W) in [-1, 1] → B interleaved RGB8 buffers (the reference's uint8 rounding).
 pub fn tensor_to_rgb8(x: &Tensor) -> Vec<Vec<u8>> {

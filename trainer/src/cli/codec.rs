@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use maetok_eval::reconstruction::{mean_colour, psnr, ssim_with_range};
 use maetok_models::maetok::{images_to_input, AeModel};
 use maetok_nn::device::{parse_device, parse_kind};
 use maetok_pipeline::image::Rgb8;
 use maetok_pipeline::preprocess::teach::batch_tensor;
 use maetok_pipeline::shard::latent::LatentWriter;
-use maetok_trainer::metrics::{mean_colour, psnr, ssim};
 use maetok_trainer::viz::{tensor_to_rgb8, write_grid};
 use tch::{Device, Tensor};
 
@@ -252,21 +252,68 @@ fn output_name(key: &str) -> String {
     s
 }
 
-pub fn reconstruct(a: ReconstructArgs) -> anyhow::Result<ExitCode> {
-    let (model, device) = load_model(&a.checkpoint, &a.device, a.dtype.as_deref())?;
+/// What reconstructing an input gives: per-image rows (key, PSNR, SSIM, the mean-colour
+/// baseline), the grid's images, and with an Inception the pool features of the originals
+/// and of the reconstructions (for rFID).
+pub struct Reconstructed {
+    pub rows: Vec<serde_json::Value>,
+    pub skipped: usize,
+    pub res: usize,
+    pub originals: Vec<Vec<u8>>,
+    pub recons: Vec<Vec<u8>>,
+    pub features: Option<(Tensor, Tensor)>,
+}
+
+impl Reconstructed {
+    pub fn mean(&self, k: &str) -> f64 {
+        self.rows
+            .iter()
+            .map(|r| r[k].as_f64().unwrap_or(0.0))
+            .sum::<f64>()
+            / self.rows.len().max(1) as f64
+    }
+}
+
+/// Reconstructs every image of `input` through `checkpoint`, writing
+/// `output/images/<key>.png`; SSIM with scikit-image's `data_range` = `ssim_range` (2.0:
+/// the reference's quirk).
+#[allow(clippy::too_many_arguments)]
+pub fn reconstruct_all(
+    checkpoint: &Path,
+    input: &str,
+    output: &Path,
+    batch_size: usize,
+    grid: usize,
+    (device, dtype): (&str, Option<&str>),
+    inception: Option<&maetok_eval::features::Extractor>,
+    ssim_range: f64,
+) -> anyhow::Result<Reconstructed> {
+    let (model, device) = load_model(checkpoint, device, dtype)?;
     let res = model.config.image_size as usize;
-    let out_images = a.output.join("images");
+    let out_images = output.join("images");
     std::fs::create_dir_all(&out_images)
         .with_context(|| format!("creating {}", out_images.display()))?;
     let mut rows = Vec::new();
     let mut written = std::collections::HashSet::new();
+    let mut feats: (Vec<Tensor>, Vec<Tensor>) = (Vec::new(), Vec::new());
     // Only the grid's images are kept in memory.
     let (mut originals, mut recons): (Vec<Vec<u8>>, Vec<Vec<u8>>) = (Vec::new(), Vec::new());
     let skipped =
-        super::images::for_each_chunk(&a.input, res, a.batch_size, Some("reconstruct"), |c| {
+        super::images::for_each_chunk(input, res, batch_size, Some("reconstruct"), |c| {
             let refs: Vec<&Rgb8> = c.images.iter().collect();
             let y = tch::no_grad(|| model.reconstruct(&to_input(&refs).to_device(device)));
-            for ((img, rec), key) in c.images.iter().zip(tensor_to_rgb8(&y)).zip(&c.keys) {
+            let rec_u8 = tensor_to_rgb8(&y);
+            if let Some(ext) = inception {
+                let stack = |v: Vec<&[u8]>| {
+                    let n = v.len() as i64;
+                    Tensor::from_slice(&v.concat()).reshape([n, res as i64, res as i64, 3])
+                };
+                let o = stack(c.images.iter().map(|i| i.data.as_slice()).collect());
+                let r = stack(rec_u8.iter().map(|v| v.as_slice()).collect());
+                feats.0.push(ext.features_u8(&o).pool);
+                feats.1.push(ext.features_u8(&r).pool);
+            }
+            for ((img, rec), key) in c.images.iter().zip(rec_u8).zip(&c.keys) {
                 let name = output_name(key);
                 if !written.insert(name.clone()) {
                     anyhow::bail!(
@@ -283,22 +330,42 @@ pub fn reconstruct(a: ReconstructArgs) -> anyhow::Result<ExitCode> {
                 rows.push(serde_json::json!({
                     "key": key,
                     "psnr": psnr(&img.data, &rec),
-                    "ssim": ssim(&rec, &img.data, res, res),
+                    "ssim": ssim_with_range(&rec, &img.data, res, res, ssim_range),
                     "psnr_mean_colour": psnr(&img.data, &mean_colour(&img.data)),
                 }));
-                if recons.len() < a.grid.max(1) {
+                if recons.len() < grid.max(1) {
                     originals.push(img.data.clone());
                     recons.push(rec);
                 }
             }
             Ok(())
         })?;
-    let mean = |k: &str| {
-        rows.iter()
-            .map(|r| r[k].as_f64().unwrap_or(0.0))
-            .sum::<f64>()
-            / rows.len() as f64
-    };
+    let features = inception
+        .filter(|_| !feats.0.is_empty())
+        .map(|_| (Tensor::cat(&feats.0, 0), Tensor::cat(&feats.1, 0)));
+    Ok(Reconstructed {
+        rows,
+        skipped,
+        res,
+        originals,
+        recons,
+        features,
+    })
+}
+
+pub fn reconstruct(a: ReconstructArgs) -> anyhow::Result<ExitCode> {
+    let r = reconstruct_all(
+        &a.checkpoint,
+        &a.input,
+        &a.output,
+        a.batch_size,
+        a.grid,
+        (&a.device, a.dtype.as_deref()),
+        None,
+        2.0,
+    )?;
+    let (rows, skipped, res) = (&r.rows, r.skipped, r.res);
+    let mean = |k: &str| r.mean(k);
     let summary = serde_json::json!({
         "checkpoint": a.checkpoint.display().to_string(),
         "images": rows.len(),
@@ -315,8 +382,8 @@ pub fn reconstruct(a: ReconstructArgs) -> anyhow::Result<ExitCode> {
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
     let grid = a.output.join("grid.png");
-    let originals: Vec<&[u8]> = originals.iter().map(|o| o.as_slice()).collect();
-    let recons: Vec<&[u8]> = recons.iter().map(|r| r.as_slice()).collect();
+    let originals: Vec<&[u8]> = r.originals.iter().map(|o| o.as_slice()).collect();
+    let recons: Vec<&[u8]> = r.recons.iter().map(|r| r.as_slice()).collect();
     write_grid(&originals, &recons, res, a.grid, &grid)?;
     println!(
         "reconstructed {} images at {res} px: PSNR {:.2} dB, SSIM {:.4} (mean-colour baseline {:.2} dB); wrote {}, {}",

@@ -8,10 +8,10 @@
 use std::path::Path;
 
 use anyhow::Context;
+use maetok_eval::reconstruction::{mean_colour, psnr, ssim};
 use maetok_models::maetok::{images_to_input, AeModel};
 use maetok_pipeline::preprocess::{self, PreprocessConfig, RunOptions};
 use maetok_pipeline::synth;
-use maetok_trainer::metrics::{mean_colour, psnr, ssim};
 use maetok_trainer::train::config::TrainConfig;
 use maetok_trainer::train::tokenizer::{resolve_from, train, Stage, TrainOptions};
 use maetok_trainer::viz::tensor_to_rgb8;

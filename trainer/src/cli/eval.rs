@@ -1,6 +1,7 @@
 //! `maetok eval`: numbers from files (spec §8). `generation`: FID, sFID, Inception Score and
 //! precision/recall of a sample batch against a reference, with pytorch-fid's Inception
-//! port (docs/evaluation.md). Writes `OUT/report.json`, `OUT/report.md` and pictures.
+//! port; `tokenizer`: rFID, PSNR and SSIM of a tokenizer's reconstructions (docs/evaluation.md).
+//! Each writes `OUT/report.json`, `OUT/report.md` and pictures.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -18,6 +19,36 @@ use serde_json::json;
 pub enum Command {
     /// FID, sFID, Inception Score, precision/recall of samples against a reference.
     Generation(GenerationArgs),
+    /// rFID, PSNR, SSIM of a tokenizer's reconstructions of images.
+    Tokenizer(TokenizerArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TokenizerArgs {
+    /// The MAETok checkpoint folder (model.safetensors + config.json).
+    #[arg(long, value_name = "DIR")]
+    checkpoint: PathBuf,
+    /// Images: a folder, WebDataset tar(s), or a shard folder (its view-0 ADM crops).
+    #[arg(long, value_name = "SRC")]
+    input: String,
+    #[arg(long, value_name = "DIR")]
+    output: PathBuf,
+    /// The FID Inception weights, for rFID (originals against reconstructions); without it
+    /// only PSNR and SSIM are computed.
+    #[arg(long, value_name = "FILE")]
+    inception: Option<PathBuf>,
+    /// SSIM with `data_range = 1.0` (the standard SSIM of [0, 1] images) instead of the
+    /// reference evaluation's 2.0.
+    #[arg(long)]
+    ssim_standard: bool,
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// cpu, cuda, cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// f32 or bf16 [default: bf16 on GPU, f32 on the CPU].
+    #[arg(long)]
+    dtype: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -55,7 +86,102 @@ pub struct GenerationArgs {
 pub fn run(c: Command) -> anyhow::Result<ExitCode> {
     match c {
         Command::Generation(a) => generation(a),
+        Command::Tokenizer(a) => tokenizer(a),
     }
+}
+
+fn tokenizer(a: TokenizerArgs) -> anyhow::Result<ExitCode> {
+    let device = maetok_nn::device::parse_device(&a.device)?;
+    let ext = a
+        .inception
+        .as_ref()
+        .map(|p| {
+            Extractor::load(p, device, a.batch_size)
+                .with_context(|| format!("--inception {}", p.display()))
+        })
+        .transpose()?;
+    let range = if a.ssim_standard { 1.0 } else { 2.0 };
+    let r = super::codec::reconstruct_all(
+        &a.checkpoint,
+        &a.input,
+        &a.output,
+        a.batch_size,
+        8,
+        (&a.device, a.dtype.as_deref()),
+        ext.as_ref(),
+        range,
+    )?;
+    anyhow::ensure!(
+        !r.rows.is_empty(),
+        "--input {}: no images were read",
+        a.input
+    );
+    let rfid = match &r.features {
+        Some((o, rec)) if o.size()[0] >= 2 => {
+            Some(Statistics::from_features(rec)?.frechet_distance(&Statistics::from_features(o)?)?)
+        }
+        _ => None,
+    };
+    let (psnr, ssim) = (r.mean("psnr"), r.mean("ssim"));
+    let random = a.inception.as_deref().is_some_and(weights_note);
+    let ssim_kind = if a.ssim_standard {
+        "standard (data_range 1.0)"
+    } else {
+        "the reference's (data_range 2.0 on [0, 1] images)"
+    };
+    let report = json!({
+        "rfid": rfid,
+        "psnr": psnr,
+        "ssim": ssim,
+        "ssim_data_range": range,
+        "psnr_mean_colour_baseline": r.mean("psnr_mean_colour"),
+        "images": r.rows.len(),
+        "skipped": r.skipped,
+        "resolution": r.res,
+        "checkpoint": a.checkpoint.display().to_string(),
+        "inception": a.inception.as_ref().map(|p| json!({
+            "path": p.display().to_string(),
+            "sha256": ext.as_ref().map(|e| e.sha256.clone()),
+            "random_weights": random,
+        })),
+        "metric": "spec §8.1: uint8 via clamp(127.5x+128), PSNR on [0, 1]; rFID of the \
+                   reconstructions against the originals (pytorch-fid's Inception port)",
+        "per_image": r.rows,
+    });
+    let json_path = a.output.join("report.json");
+    maetok_nn::atomic::write(
+        &json_path,
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
+    let originals: Vec<&[u8]> = r.originals.iter().map(|o| o.as_slice()).collect();
+    let recons: Vec<&[u8]> = r.recons.iter().map(|v| v.as_slice()).collect();
+    maetok_trainer::viz::write_grid(&originals, &recons, r.res, 8, &a.output.join("grid.png"))?;
+    let md = format!(
+        "# Tokenizer metrics\n\n{}| metric | value |\n|---|---|\n| rFID | {} |\n| PSNR (dB) | {psnr:.3} |\n\
+         | SSIM, {ssim_kind} | {ssim:.4} |\n| PSNR of the per-image mean colour (baseline) | {:.3} |\n\n\
+         `{}` on {} images of `{}` at {} px ({} skipped). Images and per-image values: `images/`, \
+         `report.json`.\n\n![originals above reconstructions](grid.png)\n",
+        if random {
+            "**The Inception weights are RANDOM (a demo or test file): rFID measures nothing.**\n\n"
+        } else {
+            ""
+        },
+        rfid.map_or("– (no --inception)".to_string(), |v| format!("{v:.4}")),
+        r.mean("psnr_mean_colour"),
+        a.checkpoint.display(),
+        r.rows.len(),
+        a.input,
+        r.res,
+        r.skipped,
+    );
+    maetok_nn::atomic::write(&a.output.join("report.md"), md.as_bytes())?;
+    println!(
+        "{} images: {}PSNR {psnr:.2} dB, SSIM {ssim:.4} → {}",
+        r.rows.len(),
+        rfid.map_or(String::new(), |v| format!("rFID {v:.3}, ")),
+        json_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn default_cache() -> PathBuf {

@@ -4,7 +4,8 @@
 //! `structural_similarity(..., channel_axis=-1, data_range=2.0)`: 7×7 uniform windows,
 //! sample covariances (N/(N−1)), K1 = 0.01, K2 = 0.03, mean over the windows that fit
 //! inside the image and over channels. (`data_range = 2.0` on [0, 1] images is the
-//! repository's quirk, kept so numbers compare.)
+//! repository's quirk, kept so numbers compare; [`ssim_with_range`] with 1.0 is the standard
+//! SSIM, `maetok eval tokenizer --ssim-standard`.)
 
 /// `x` in [-1, 1] → uint8 the way the reference does (`+128`, truncation).
 pub fn to_u8(x: f32) -> u8 {
@@ -26,12 +27,19 @@ pub fn psnr(a: &[u8], b: &[u8]) -> f64 {
     10.0 * (1.0 / mse).log10()
 }
 
-/// SSIM of two interleaved RGB uint8 images `w × h` (see module docs).
+/// SSIM of two interleaved RGB uint8 images `w × h` as the reference computes it
+/// (`data_range = 2.0`, see module docs).
 pub fn ssim(a: &[u8], b: &[u8], w: usize, h: usize) -> f64 {
+    ssim_with_range(a, b, w, h, 2.0)
+}
+
+/// SSIM with scikit-image's `data_range` = `range` (1.0: the standard SSIM of [0, 1]
+/// images).
+pub fn ssim_with_range(a: &[u8], b: &[u8], w: usize, h: usize, range: f64) -> f64 {
     assert_eq!(a.len(), w * h * 3);
     assert_eq!(b.len(), w * h * 3);
     const WIN: usize = 7;
-    let (k1, k2, range) = (0.01f64, 0.03f64, 2.0f64);
+    let (k1, k2) = (0.01f64, 0.03f64);
     let (c1, c2) = ((k1 * range).powi(2), (k2 * range).powi(2));
     let np = (WIN * WIN) as f64;
     let cov_norm = np / (np - 1.0);

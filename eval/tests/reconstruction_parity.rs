@@ -1,9 +1,9 @@
-//! PSNR / SSIM equal scikit-image's as the reference evaluation calls them
-//! (fixtures: `tests/fixtures/gen/gen_metrics.py`).
+//! PSNR / SSIM equal scikit-image's as the reference evaluation calls them, and the standard
+//! SSIM (`data_range = 1.0`) (fixtures: `tests/fixtures/gen/gen_metrics.py`).
 
 use std::path::PathBuf;
 
-use maetok_trainer::metrics::{psnr, ssim};
+use maetok_eval::reconstruction::{psnr, ssim, ssim_with_range};
 
 #[test]
 fn psnr_and_ssim_match_scikit_image() {
@@ -26,5 +26,11 @@ fn psnr_and_ssim_match_scikit_image() {
         let (wp, ws) = (c["psnr"].as_f64().unwrap(), c["ssim"].as_f64().unwrap());
         assert!((p - wp).abs() < 1e-9, "pair {i}: psnr {p} vs {wp}");
         assert!((s - ws).abs() < 1e-9, "pair {i}: ssim {s} vs {ws}");
+        let st = ssim_with_range(rec.as_raw(), gt.as_raw(), w as usize, h as usize, 1.0);
+        let wst = c["ssim_standard"].as_f64().unwrap();
+        assert!(
+            (st - wst).abs() < 1e-9,
+            "pair {i}: standard ssim {st} vs {wst}"
+        );
     }
 }
