@@ -251,66 +251,6 @@ pub const PALETTE: [[u8; 3]; 8] = [
     [127, 127, 127],
 ];
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ticks_read_as_three_significant_digits() {
-        assert_eq!(sig3(0.0235), "0.0235");
-        assert_eq!(sig3(0.1), "0.1");
-        assert_eq!(sig3(2.5), "2.5");
-        assert_eq!(sig3(1234.0), "1234");
-        assert_eq!(sig3(0.000_123_4), "1.23e-4");
-        assert_eq!(log_ticks(0.02, 0.6), [0.02, 0.05, 0.1, 0.2, 0.5]);
-        assert_eq!(log_ticks(0.055, 0.099).len(), 4); // 0.06 … 0.09
-    }
-
-    /// The pictures carry text: label and legend pixels differ from a text-free canvas.
-    #[test]
-    fn curves_and_rows_are_drawn_with_text() {
-        let dir = tempfile::tempdir().unwrap();
-        let series = vec![
-            (
-                "loss".to_string(),
-                (1..=50).map(|s| (s, 1.0 / s as f64)).collect(),
-            ),
-            (
-                "rec".to_string(),
-                (1..=50).map(|s| (s, 0.1 / s as f64)).collect(),
-            ),
-        ];
-        let p = dir.path().join("loss.png");
-        write_loss_curves("run `x`", &series, &p).unwrap();
-        let img = image::open(&p).unwrap().into_rgb8();
-        assert_eq!(img.dimensions(), (900, 480));
-        // Curves in their palette colours, and dark text (axes, labels, title).
-        let has = |c: [u8; 3]| img.pixels().any(|p| p.0 == c);
-        assert!(has(PALETTE[0]) && has(PALETTE[1]));
-        let dark = img.pixels().filter(|p| p.0.iter().all(|&v| v < 90)).count();
-        assert!(dark > 500, "{dark} dark pixels: no axes or text?");
-
-        let tile = vec![200u8; 8 * 8 * 3];
-        let rows = vec![
-            ("original", vec![tile.as_slice(); 3]),
-            ("stage 1", vec![tile.as_slice(); 3]),
-        ];
-        let p = dir.path().join("rows.png");
-        write_rows(&rows, 8, &p).unwrap();
-        let img = image::open(&p).unwrap().into_rgb8();
-        assert_eq!(img.dimensions(), (LABEL_W + 3 * 12 + 4, 2 * 12 + 4));
-        let label_ink = (0..LABEL_W)
-            .flat_map(|x| (0..img.height()).map(move |y| (x, y)))
-            .filter(|&(x, y)| img.get_pixel(x, y).0[0] < 128)
-            .count();
-        assert!(
-            label_ink > 20,
-            "row labels not drawn ({label_ink} dark pixels)"
-        );
-        assert_eq!(img.get_pixel(LABEL_W + 4, 4).0, [200, 200, 200]);
-    }
-}
-
 /// A bar chart: one bar per (label, value), values written above the bars, `y_desc` on the
 /// axis, `title` above (the Inception Score of each split, a report's per-group numbers).
 pub fn write_bars(
@@ -382,4 +322,64 @@ pub fn write_bars(
         area.present().map_err(draw_err)?;
     }
     save_png(buf, (w, h), path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_read_as_three_significant_digits() {
+        assert_eq!(sig3(0.0235), "0.0235");
+        assert_eq!(sig3(0.1), "0.1");
+        assert_eq!(sig3(2.5), "2.5");
+        assert_eq!(sig3(1234.0), "1234");
+        assert_eq!(sig3(0.000_123_4), "1.23e-4");
+        assert_eq!(log_ticks(0.02, 0.6), [0.02, 0.05, 0.1, 0.2, 0.5]);
+        assert_eq!(log_ticks(0.055, 0.099).len(), 4); // 0.06 … 0.09
+    }
+
+    /// The pictures carry text: label and legend pixels differ from a text-free canvas.
+    #[test]
+    fn curves_and_rows_are_drawn_with_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let series = vec![
+            (
+                "loss".to_string(),
+                (1..=50).map(|s| (s, 1.0 / s as f64)).collect(),
+            ),
+            (
+                "rec".to_string(),
+                (1..=50).map(|s| (s, 0.1 / s as f64)).collect(),
+            ),
+        ];
+        let p = dir.path().join("loss.png");
+        write_loss_curves("run `x`", &series, &p).unwrap();
+        let img = image::open(&p).unwrap().into_rgb8();
+        assert_eq!(img.dimensions(), (900, 480));
+        // Curves in their palette colours, and dark text (axes, labels, title).
+        let has = |c: [u8; 3]| img.pixels().any(|p| p.0 == c);
+        assert!(has(PALETTE[0]) && has(PALETTE[1]));
+        let dark = img.pixels().filter(|p| p.0.iter().all(|&v| v < 90)).count();
+        assert!(dark > 500, "{dark} dark pixels: no axes or text?");
+
+        let tile = vec![200u8; 8 * 8 * 3];
+        let rows = vec![
+            ("original", vec![tile.as_slice(); 3]),
+            ("stage 1", vec![tile.as_slice(); 3]),
+        ];
+        let p = dir.path().join("rows.png");
+        write_rows(&rows, 8, &p).unwrap();
+        let img = image::open(&p).unwrap().into_rgb8();
+        assert_eq!(img.dimensions(), (LABEL_W + 3 * 12 + 4, 2 * 12 + 4));
+        let label_ink = (0..LABEL_W)
+            .flat_map(|x| (0..img.height()).map(move |y| (x, y)))
+            .filter(|&(x, y)| img.get_pixel(x, y).0[0] < 128)
+            .count();
+        assert!(
+            label_ink > 20,
+            "row labels not drawn ({label_ink} dark pixels)"
+        );
+        assert_eq!(img.get_pixel(LABEL_W + 4, 4).0, [200, 200, 200]);
+    }
 }
