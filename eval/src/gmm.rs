@@ -49,12 +49,15 @@ impl DiagGmm {
         let x = f64_of(x);
         let d = x.size()[1] as f64;
         let prec = self.variances.reciprocal(); // (K, D)
-        // Σ_d (x − μ)² / σ² = x²·p − 2 x·(μ p) + Σ μ² p
+                                                // Σ_d (x − μ)² / σ² = x²·p − 2 x·(μ p) + Σ μ² p
         let quad = x.square().matmul(&prec.transpose(0, 1))
             - x.matmul(&(&self.means * &prec).transpose(0, 1)) * 2.0
-            + (self.means.square() * &prec).sum_dim_intlist(1, false, Kind::Double).unsqueeze(0);
+            + (self.means.square() * &prec)
+                .sum_dim_intlist(1, false, Kind::Double)
+                .unsqueeze(0);
         let log_det = self.variances.log().sum_dim_intlist(1, false, Kind::Double); // (K,)
-        let log_gauss = (quad + log_det.unsqueeze(0) + d * (2.0 * std::f64::consts::PI).ln()) * -0.5;
+        let log_gauss =
+            (quad + log_det.unsqueeze(0) + d * (2.0 * std::f64::consts::PI).ln()) * -0.5;
         let weighted = log_gauss + self.weights.log().unsqueeze(0);
         (weighted.logsumexp(&[1i64][..], false), weighted)
     }
@@ -131,7 +134,9 @@ pub fn kmeans(x: &Tensor, k: i64, seed: u64) -> Tensor {
     let mut rng = SplitMix::new(seed);
     let sq = |c: &Tensor| -> Tensor {
         (x.square().sum_dim_intlist(1, true, Kind::Double) - x.matmul(&c.transpose(0, 1)) * 2.0
-            + c.square().sum_dim_intlist(1, false, Kind::Double).unsqueeze(0))
+            + c.square()
+                .sum_dim_intlist(1, false, Kind::Double)
+                .unsqueeze(0))
         .clamp_min(0.0)
     };
     let first = rng.below(n as u64) as i64;
@@ -156,7 +161,10 @@ pub fn kmeans(x: &Tensor, k: i64, seed: u64) -> Tensor {
         let counts = one.sum_dim_intlist(0, false, Kind::Double).clamp_min(1.0);
         let sums = one.transpose(0, 1).matmul(x);
         // An empty cluster keeps its centre.
-        let empty = one.sum_dim_intlist(0, false, Kind::Double).eq(0.0).unsqueeze(1);
+        let empty = one
+            .sum_dim_intlist(0, false, Kind::Double)
+            .eq(0.0)
+            .unsqueeze(1);
         centres = (sums / counts.unsqueeze(1)).where_self(&empty.logical_not(), &centres);
         let next = sq(&centres).argmin(1, false);
         let same = next.equal(&labels);

@@ -37,7 +37,10 @@ pub fn linear_probe(
     let (xtr, xte) = (cpu(x_train), cpu(x_test));
     let xte = crate::pca::standardise(&xte, &xtr);
     let xtr = crate::pca::standardise(&xtr, &xtr);
-    let (ytr, yte) = (y_train.to_device(Device::Cpu), y_test.to_device(Device::Cpu));
+    let (ytr, yte) = (
+        y_train.to_device(Device::Cpu),
+        y_test.to_device(Device::Cpu),
+    );
     let (n, d) = (xtr.size()[0], xtr.size()[1]);
     let mut vs = tch::nn::VarStore::new(Device::Cpu);
     let w = vs.root().zeros("w", &[d, classes]);
@@ -60,6 +63,11 @@ pub fn linear_probe(
     }
     tch::no_grad(|| {
         let pred = (xte.matmul(&w) + &b).argmax(1, false);
-        f64::try_from(pred.eq_tensor(&yte).to_kind(Kind::Double).mean(Kind::Double)).unwrap_or(f64::NAN)
+        f64::try_from(
+            pred.eq_tensor(&yte)
+                .to_kind(Kind::Double)
+                .mean(Kind::Double),
+        )
+        .unwrap_or(f64::NAN)
     })
 }

@@ -63,9 +63,18 @@ fn gmm_fit_reaches_scikit_learns_likelihood() {
     let (k, d, rows) = (8i64, 4i64, 1600i64);
     let tm = n(110, k, d) * 5.0;
     let tv = u(111, k, d) * 0.5 + 0.2;
-    let c = (u(112, rows, 1).reshape([rows]) * 8.0).floor().to_kind(Kind::Int64);
+    let c = (u(112, rows, 1).reshape([rows]) * 8.0)
+        .floor()
+        .to_kind(Kind::Int64);
     let x = tm.index_select(0, &c) + tv.index_select(0, &c).sqrt() * n(113, rows, d);
-    let g = DiagGmm::fit(&x, k, &FitOptions { n_init: 5, ..Default::default() });
+    let g = DiagGmm::fit(
+        &x,
+        k,
+        &FitOptions {
+            n_init: 5,
+            ..Default::default()
+        },
+    );
     let ours = g.score(&x);
     println!("fit: ours {ours:.5} scikit-learn {want:.5} (mean log-likelihood)");
     // NLL within 1 % of scikit-learn's (or better).

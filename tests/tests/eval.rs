@@ -371,3 +371,76 @@ fn tokenizer_metrics_end_to_end() {
         "rfid {got} vs {rfid}"
     );
 }
+
+/// `maetok eval latents` on two latent folders: one whose latents carry their class (a
+/// class mean plus noise) and one of pure noise. The probe finds the class in the first and
+/// not in the second; every K gets a held-out NLL and a BIC, on one PCA dimension for both.
+#[test]
+fn latent_analysis_end_to_end() {
+    use maetok_pipeline::shard::latent::LatentWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let write = |name: &str, signal: f64| -> PathBuf {
+        let out = d.join(name);
+        let mut w =
+            LatentWriter::create(&out, [8, 4], 100, serde_json::json!({"test": name})).unwrap();
+        let mut g = SplitMix::new(signal.to_bits());
+        let means: Vec<Vec<f64>> = (0..4)
+            .map(|_| (0..32).map(|_| g.normal()).collect())
+            .collect();
+        for i in 0..400usize {
+            let c = i % 4;
+            let z: Vec<f32> = (0..32)
+                .map(|j| (signal * means[c][j] + g.normal()) as f32)
+                .collect();
+            let zf = z.iter().rev().copied().collect();
+            w.push(format!("k{i:04}"), Some(c as i32), z, zf).unwrap();
+        }
+        w.finish().unwrap();
+        out
+    };
+    let (a, b) = (write("signal", 2.0), write("noise", 0.0));
+    let out = d.join("out");
+    let p = |p: &Path| p.to_str().unwrap().to_string();
+    run_ok(&[
+        "eval",
+        "latents",
+        "--latents",
+        &p(&a),
+        "--latents",
+        &p(&b),
+        "--output",
+        &p(&out),
+        "--k",
+        "1,2,4,8",
+    ]);
+    for f in ["report.md", "nll_vs_k.png", "pca_spectrum.png"] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    let r = json_file(&out.join("report.json"));
+    let f = r["folders"].as_array().unwrap();
+    let (sig, noise) = (&f[0], &f[1]);
+    let acc = |v: &serde_json::Value| v["probe_accuracy"].as_f64().unwrap();
+    println!("probe: signal {} noise {}", acc(sig), acc(noise));
+    assert!(acc(sig) > 0.95, "{sig}");
+    assert!(acc(noise) < 0.45, "{noise}");
+    assert_eq!(sig["held_out_rows"], 80);
+    let dims = r["pca_dims"].as_u64().unwrap();
+    assert!(dims >= sig["pca_dims_for_ratio"].as_u64().unwrap());
+    assert!(dims >= noise["pca_dims_for_ratio"].as_u64().unwrap());
+    for folder in f {
+        for k in ["1", "2", "4", "8"] {
+            assert!(
+                folder["nll_held_out"][k].as_f64().unwrap().is_finite(),
+                "{folder}"
+            );
+            assert!(
+                folder["bic_train"][k].as_f64().unwrap().is_finite(),
+                "{folder}"
+            );
+        }
+    }
+    // Four well-separated classes: four components explain the signal folder better than one.
+    let nll = |k: &str| sig["nll_held_out"][k].as_f64().unwrap();
+    assert!(nll("4") < nll("1"), "{sig}");
+}

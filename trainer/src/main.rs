@@ -46,7 +46,7 @@ enum Command {
     /// Class-conditional samples from a SiT checkpoint, decoded through the tokenizer.
     Sample(Box<cli::sample::SampleArgs>),
     /// Metrics from files: `generation` (FID, sFID, IS, precision/recall), `tokenizer`
-    /// (rFID, PSNR, SSIM).
+    /// (rFID, PSNR, SSIM), `latents` (linear probe, GMM modes).
     Eval {
         #[command(subcommand)]
         command: cli::eval::Command,

@@ -324,6 +324,81 @@ pub fn write_bars(
     save_png(buf, (w, h), path)
 }
 
+/// Lines on linear axes, one per named series of (x, y) points, with a legend: a
+/// report's curves (held-out NLL against the number of mixture components, a PCA spectrum).
+pub fn write_lines(
+    title: &str,
+    (x_desc, y_desc): (&str, &str),
+    series: &[(String, Vec<(f64, f64)>)],
+    path: &Path,
+) -> anyhow::Result<()> {
+    font()?;
+    let (w, h) = (900u32, 480u32);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    {
+        let pts: Vec<(f64, f64)> = series
+            .iter()
+            .flat_map(|(_, s)| s.iter().copied())
+            .filter(|p| p.0.is_finite() && p.1.is_finite())
+            .collect();
+        let span = |f: fn(&(f64, f64)) -> f64| {
+            let lo = pts.iter().map(f).fold(f64::MAX, f64::min);
+            let hi = pts.iter().map(f).fold(f64::MIN, f64::max);
+            if pts.is_empty() {
+                (0.0, 1.0)
+            } else if hi > lo {
+                let m = (hi - lo) * 0.05;
+                (lo - m, hi + m)
+            } else {
+                (lo - 0.5, hi + 0.5)
+            }
+        };
+        let ((x0, x1), (y0, y1)) = (span(|p| p.0), span(|p| p.1));
+        let area = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        area.fill(&WHITE).map_err(draw_err)?;
+        let mut chart = ChartBuilder::on(&area)
+            .caption(title, (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 15))
+            .x_label_formatter(&|v| sig3(*v))
+            .y_label_formatter(&|v| sig3(*v))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(draw_err)?;
+        for (i, (name, s)) in series.iter().enumerate() {
+            let colour = Palette99::pick(i).to_rgba();
+            chart
+                .draw_series(LineSeries::new(s.iter().copied(), colour.stroke_width(2)))
+                .map_err(draw_err)?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2))
+                });
+            chart
+                .draw_series(s.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+                .map_err(draw_err)?;
+        }
+        chart
+            .configure_series_labels()
+            .label_font((FONT, 13))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(draw_err)?;
+        area.present().map_err(draw_err)?;
+    }
+    save_png(buf, (w, h), path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

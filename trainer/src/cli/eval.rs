@@ -21,6 +21,35 @@ pub enum Command {
     Generation(GenerationArgs),
     /// rFID, PSNR, SSIM of a tokenizer's reconstructions of images.
     Tokenizer(TokenizerArgs),
+    /// Linear probing and GMM mode analysis of latent folders (`maetok encode --output`).
+    Latents(LatentsArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LatentsArgs {
+    /// A latent folder; repeat to compare several (the same PCA dimension for all).
+    #[arg(long = "latents", value_name = "DIR", required = true)]
+    latents: Vec<PathBuf>,
+    #[arg(long, value_name = "DIR")]
+    output: PathBuf,
+    /// Mixture sizes.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16,32,64")]
+    k: Vec<i64>,
+    /// PCA keeps the components explaining this share of the variance (the most any folder
+    /// needs, for all of them).
+    #[arg(long, default_value_t = 0.9)]
+    pca_ratio: f64,
+    /// Share of each folder's rows held out (probe accuracy, GMM NLL).
+    #[arg(long, default_value_t = 0.2)]
+    held_out: f64,
+    /// Use at most this many rows of each folder (0: all), chosen by the seeded shuffle.
+    #[arg(long, default_value_t = 0)]
+    max_rows: usize,
+    /// GMM starts per K (the best is kept).
+    #[arg(long, default_value_t = 1)]
+    n_init: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -87,7 +116,206 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
     match c {
         Command::Generation(a) => generation(a),
         Command::Tokenizer(a) => tokenizer(a),
+        Command::Latents(a) => latents(a),
     }
+}
+
+/// One folder's rows: flattened crop latents (N, L·C) f32 and labels (if every row has one),
+/// in a seeded shuffled order.
+fn latent_rows(
+    dir: &Path,
+    seed: u64,
+    max_rows: usize,
+) -> anyhow::Result<(tch::Tensor, Option<tch::Tensor>)> {
+    let folder = maetok_pipeline::shard::latent::LatentFolder::open(dir)
+        .with_context(|| format!("--latents {}", dir.display()))?;
+    let (mut values, mut labels, mut all_labelled) = (Vec::new(), Vec::new(), true);
+    let mut n = 0i64;
+    for b in folder.read_all() {
+        let b = b?;
+        for i in 0..b.len() {
+            values.extend_from_slice(b.latent(i)?);
+            match b.label(i)? {
+                Some(l) => labels.push(l as i64),
+                None => all_labelled = false,
+            }
+            n += 1;
+        }
+    }
+    anyhow::ensure!(
+        n >= 10,
+        "--latents {}: {n} latents; the analyses need at least 10",
+        dir.display()
+    );
+    let x = tch::Tensor::from_slice(&values).reshape([n, -1]);
+    let mut order: Vec<i64> = (0..n).collect();
+    let mut g = maetok_nn::rng::SplitMix::new(seed);
+    for i in (1..order.len()).rev() {
+        order.swap(i, g.below(i as u64 + 1) as usize);
+    }
+    if max_rows > 0 {
+        order.truncate(max_rows);
+    }
+    let idx = tch::Tensor::from_slice(&order);
+    let y = all_labelled.then(|| tch::Tensor::from_slice(&labels).index_select(0, &idx));
+    Ok((x.index_select(0, &idx), y))
+}
+
+fn latents(a: LatentsArgs) -> anyhow::Result<ExitCode> {
+    use maetok_eval::gmm::{DiagGmm, FitOptions};
+    use maetok_eval::pca::{standardise, Pca};
+    use maetok_eval::probe::{linear_probe, ProbeOptions};
+    anyhow::ensure!(
+        a.held_out > 0.0 && a.held_out < 1.0 && a.pca_ratio > 0.0 && a.pca_ratio <= 1.0,
+        "--held-out must be in (0, 1) and --pca-ratio in (0, 1]"
+    );
+    std::fs::create_dir_all(&a.output)
+        .with_context(|| format!("creating {}", a.output.display()))?;
+    // Per folder: the split, its probe, its PCA.
+    let mut sets = Vec::new();
+    for dir in &a.latents {
+        let (x, y) = latent_rows(dir, a.seed, a.max_rows)?;
+        let n = x.size()[0];
+        let test = ((n as f64 * a.held_out).round() as i64).clamp(1, n - 2);
+        let (xtr, xte) = (x.narrow(0, 0, n - test), x.narrow(0, n - test, test));
+        let probe = y.as_ref().map(|y| {
+            let classes = i64::try_from(y.max()).unwrap_or(0) + 1;
+            linear_probe(
+                &xtr,
+                &y.narrow(0, 0, n - test),
+                &xte,
+                &y.narrow(0, n - test, test),
+                classes,
+                &ProbeOptions::default(),
+            )
+        });
+        tracing::info!(
+            "{}: {n} latents of {} values{}",
+            dir.display(),
+            x.size()[1],
+            probe.map_or(String::new(), |p| format!(
+                ", probe accuracy {:.2} %",
+                100.0 * p
+            ))
+        );
+        let pca = Pca::fit(&xtr);
+        sets.push((dir, xtr, xte, probe, pca));
+    }
+    let dims = sets
+        .iter()
+        .map(|s| s.4.dims_for(a.pca_ratio))
+        .max()
+        .unwrap_or(1);
+    let mut folders = Vec::new();
+    let (mut nll_series, mut spectrum) = (Vec::new(), Vec::new());
+    for (dir, xtr, xte, probe, pca) in &sets {
+        let ptr = pca.project(xtr, dims);
+        let pte = standardise(&pca.project(xte, dims), &ptr);
+        let ptr = standardise(&ptr, &ptr);
+        let mut nll = serde_json::Map::new();
+        let mut bic = serde_json::Map::new();
+        let mut pts = Vec::new();
+        for &k in &a.k {
+            if k < 1 || k > ptr.size()[0] {
+                continue;
+            }
+            let g = DiagGmm::fit(
+                &ptr,
+                k,
+                &FitOptions {
+                    n_init: a.n_init,
+                    seed: a.seed,
+                    ..Default::default()
+                },
+            );
+            let v = -g.score(&pte);
+            tracing::info!("{}: K = {k}: held-out NLL {v:.4}", dir.display());
+            nll.insert(k.to_string(), v.into());
+            bic.insert(k.to_string(), g.bic(&ptr).into());
+            pts.push((k as f64, v));
+        }
+        let name = dir.display().to_string();
+        nll_series.push((name.clone(), pts));
+        spectrum.push((
+            name.clone(),
+            pca.cumulative_ratio()
+                .iter()
+                .enumerate()
+                .map(|(i, r)| ((i + 1) as f64, *r))
+                .collect(),
+        ));
+        folders.push(json!({
+            "path": name,
+            "train_rows": xtr.size()[0],
+            "held_out_rows": xte.size()[0],
+            "values_per_latent": xtr.size()[1],
+            "probe_accuracy": probe,
+            "pca_dims_for_ratio": pca.dims_for(a.pca_ratio),
+            "nll_held_out": nll,
+            "bic_train": bic,
+        }));
+    }
+    let report = json!({
+        "pca_ratio": a.pca_ratio,
+        "pca_dims": dims,
+        "k": a.k,
+        "held_out": a.held_out,
+        "seed": a.seed,
+        "folders": folders,
+        "method": "spec §8.3-8.4: probe = multinomial logistic regression (C = 1) on standardised \
+                   flattened crop latents, top-1 on the held-out rows; GMM = PCA (fitted on \
+                   each folder's training rows) to the same dimension for every folder, \
+                   standardised, diagonal GMM by EM, NLL per latent on the held-out rows",
+    });
+    let json_path = a.output.join("report.json");
+    maetok_nn::atomic::write(
+        &json_path,
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
+    maetok_trainer::viz::write_lines(
+        &format!("held-out NLL of diagonal GMMs on {dims} PCA dimensions"),
+        ("components K", "NLL per latent"),
+        &nll_series,
+        &a.output.join("nll_vs_k.png"),
+    )?;
+    maetok_trainer::viz::write_lines(
+        "PCA spectrum",
+        ("components", "cumulative share of the variance"),
+        &spectrum,
+        &a.output.join("pca_spectrum.png"),
+    )?;
+    let mut md = format!(
+        "# Latent analysis\n\nPCA to {dims} dimensions (the most any folder needs for {:.0} % of \
+         its variance), held-out share {}.\n\n| folder | probe top-1 | PCA dims | {} |\n|---|---|---|{}\n",
+        100.0 * a.pca_ratio,
+        a.held_out,
+        a.k.iter().map(|k| format!("NLL K={k}")).collect::<Vec<_>>().join(" | "),
+        "---|".repeat(a.k.len())
+    );
+    for f in &folders {
+        md.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            f["path"].as_str().unwrap_or(""),
+            f["probe_accuracy"]
+                .as_f64()
+                .map_or("– (unlabelled)".into(), |p| format!("{:.2} %", 100.0 * p)),
+            f["pca_dims_for_ratio"],
+            a.k.iter()
+                .map(|k| f["nll_held_out"][k.to_string()]
+                    .as_f64()
+                    .map_or("–".into(), |v| format!("{v:.3}")))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        ));
+    }
+    md.push_str("\n![NLL against K](nll_vs_k.png)\n\n![PCA spectrum](pca_spectrum.png)\n");
+    maetok_nn::atomic::write(&a.output.join("report.md"), md.as_bytes())?;
+    println!(
+        "latent analysis of {} folders → {}",
+        folders.len(),
+        json_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn tokenizer(a: TokenizerArgs) -> anyhow::Result<ExitCode> {
