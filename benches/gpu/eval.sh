@@ -10,7 +10,7 @@
 #   [MAETOK_BIN=target/release/maetok] [TORCH_PYTHON=/opt/torch/.venv/bin/python] \
 #     benches/gpu/eval.sh [--dry-run]
 #
-# --dry-run: the same parts with the CPU in CUDA's place, 16 images (CI runs it). The machine
+# --dry-run: the same parts with the CPU in CUDA's place, 8 images (CI runs it). The machine
 # has no Rust: carry a stripped binary (MAETOK_BIN=bench-out/maetok).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,7 +18,7 @@ DRY=0
 [ "${1:-}" = "--dry-run" ] && DRY=1
 if [ "$DRY" = 1 ]; then
     PY="${TORCH_PYTHON:-${MAETOK_PYTHON_BIN:-python3}}"
-    DEVICE=cpu IMAGES=8 BATCH=4 FIDN=500 EVALN=16
+    DEVICE=cpu IMAGES=4 BATCH=4 FIDN=500 EVALN=8
 else
     PY="${TORCH_PYTHON:-/opt/torch/.venv/bin/python}"
     DEVICE=cuda IMAGES=5000 BATCH=250 FIDN=50000 EVALN=256
@@ -44,7 +44,7 @@ part inputs 120 bash -c "'$BIN' --log-level warn bench inception --write-random 
 g = np.random.default_rng(0); n = int(sys.argv[2])
 np.savez(sys.argv[1] + \"/samples.npz\", g.integers(0, 256, (n, 64, 64, 3), dtype=np.uint8))
 np.savez(sys.argv[1] + \"/reference.npz\", (g.integers(0, 256, (n, 64, 64, 3)) // 2).astype(np.uint8))' '$W' $EVALN"
-for d in cpu $DEVICE; do
+for d in $(printf "cpu\n%s\n" "$DEVICE" | sort -u); do
     part "eval-$d" 300 "$BIN" --log-level warn eval generation --samples "$W/samples.npz" \
         --reference "$W/reference.npz" --output "$W/eval-$d" --inception "$W/inception.safetensors" \
         --device "$d" --batch 64 --cache "$W/cache-$d" --split-size 64

@@ -4,11 +4,11 @@
 //! never sit in memory; numpy's `np.load` reads it.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use zip::write::FileOptions;
-use zip::{CompressionMethod, ZipArchive, ZipWriter};
+use zip::{CompressionMethod, ZipWriter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NpzError {
@@ -124,62 +124,12 @@ impl ImageBatchWriter {
     }
 }
 
-/// `arr_0` of an `.npz` of uint8 images: its shape and bytes.
+/// `arr_0` of an `.npz` of uint8 images: its shape and bytes (all in memory; large batches
+/// are read in ranges with [`crate::npy::ImageNpz`]).
 pub fn read_image_batch(path: &Path) -> Result<(Vec<usize>, Vec<u8>), NpzError> {
-    let fmt = |message: String| NpzError::Format {
-        path: path.to_path_buf(),
-        message,
-    };
-    let zerr = |source| NpzError::Zip {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = File::open(path).map_err(|source| NpzError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut z = ZipArchive::new(file).map_err(zerr)?;
-    let mut entry = z.by_name("arr_0.npy").map_err(zerr)?;
-    let mut bytes = Vec::new();
-    entry
-        .read_to_end(&mut bytes)
-        .map_err(|source| NpzError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err(fmt("arr_0 is not an .npy array".into()));
-    }
-    let (len, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-        v => return Err(fmt(format!(".npy version {v}"))),
-    };
-    let header = String::from_utf8_lossy(&bytes[start..start + len]).into_owned();
-    if !header.contains("'|u1'") || header.contains("'fortran_order': True") {
-        return Err(fmt(format!(
-            "arr_0 is not C-order uint8: {}",
-            header.trim()
-        )));
-    }
-    let inside = header
-        .split("'shape': (")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .ok_or_else(|| fmt(format!("no shape in {}", header.trim())))?;
-    let shape: Vec<usize> = inside
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().map_err(|_| fmt(format!("shape ({inside})"))))
-        .collect::<Result<_, _>>()?;
-    let data = bytes.split_off(start + len);
-    if data.len() != shape.iter().product::<usize>() {
-        return Err(fmt(format!("{} bytes for shape {shape:?}", data.len())));
-    }
+    let mut npz = crate::npy::ImageNpz::open(path)?;
+    let shape = vec![npz.count, npz.height, npz.width, 3];
+    let data = npz.read(0, npz.count)?;
     Ok((shape, data))
 }
 

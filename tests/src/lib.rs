@@ -213,3 +213,28 @@ pub fn photo_folder(dir: &Path) -> (PathBuf, Vec<String>) {
     stems.sort();
     (input, stems)
 }
+
+/// Runs `benches/gpu/{name}.sh --dry-run` with its output in `out` (the built binary, the
+/// project's Python as `TORCH_PYTHON`, the ranks' environment), asserts it succeeded
+/// (showing its log if not) and returns `out/{name}.json`.
+pub fn dry_run_gpu_script(name: &str, out: &Path) -> serde_json::Value {
+    let script = fixtures().join(format!("../../benches/gpu/{name}.sh"));
+    let mut c = Command::new("bash");
+    c.arg(&script)
+        .arg("--dry-run")
+        .env("OUT", out)
+        .env("MAETOK_BIN", maetok_bin())
+        .envs(ranks::ENV);
+    if let Some(py) = std::env::var_os("MAETOK_PYTHON_BIN") {
+        c.env("TORCH_PYTHON", py);
+    }
+    let o = c.output().expect("spawn bash");
+    assert!(
+        o.status.success(),
+        "{}\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+        std::fs::read_to_string(out.join(format!("{name}.log"))).unwrap_or_default()
+    );
+    json_file(&out.join(format!("{name}.json")))
+}

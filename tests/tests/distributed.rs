@@ -462,25 +462,7 @@ fn lpips_with_ranks() {
 #[test]
 fn the_gpu_script_dry_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let script = fixtures().join("../../benches/gpu/distributed.sh");
-    let mut c = Command::new("bash");
-    c.arg(&script)
-        .arg("--dry-run")
-        .env("OUT", dir.path())
-        .env("MAETOK_BIN", maetok_e2e::maetok_bin())
-        .envs(ENV);
-    if let Some(py) = std::env::var_os("MAETOK_PYTHON_BIN") {
-        c.env("TORCH_PYTHON", py);
-    }
-    let o = c.output().unwrap();
-    assert!(
-        o.status.success(),
-        "{}\n{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr),
-        std::fs::read_to_string(dir.path().join("distributed.log")).unwrap_or_default()
-    );
-    let r = maetok_e2e::json_file(&dir.path().join("distributed.json"));
+    let r = maetok_e2e::dry_run_gpu_script("distributed", dir.path());
     assert_eq!(r["weights_rel_diff_layer_vs_none"], 0.0, "{r}");
     assert!(
         r["allreduce"]["seconds_per_step"].as_f64().unwrap() > 0.0,

@@ -252,23 +252,7 @@ fn the_converter_turns_a_pytorch_fid_pth_into_a_loadable_file() {
 #[test]
 fn the_gpu_script_dry_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../benches/gpu/eval.sh");
-    let mut c = std::process::Command::new("bash");
-    c.arg(&script)
-        .arg("--dry-run")
-        .env("OUT", dir.path())
-        .env("MAETOK_BIN", maetok_e2e::maetok_bin());
-    if let Some(py) = std::env::var_os("MAETOK_PYTHON_BIN") {
-        c.env("TORCH_PYTHON", py);
-    }
-    let o = c.output().unwrap();
-    assert!(
-        o.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        std::fs::read_to_string(dir.path().join("eval.log")).unwrap_or_default()
-    );
-    let r = json_file(&dir.path().join("eval.json"));
+    let r = maetok_e2e::dry_run_gpu_script("eval", dir.path());
     for part in ["inception", "inputs", "eval-cpu"] {
         assert_eq!(r["parts"][part], "ok", "{r}");
     }

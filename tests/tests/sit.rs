@@ -453,24 +453,7 @@ fn an_official_training_checkpoint_converts_to_a_sit_folder() {
 #[test]
 fn the_gpu_script_dry_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let script = fixtures().join("../../benches/gpu/sit.sh");
-    let mut c = std::process::Command::new("bash");
-    c.arg(&script)
-        .arg("--dry-run")
-        .env("OUT", dir.path())
-        .env("MAETOK_BIN", maetok_e2e::maetok_bin())
-        .envs(ENV);
-    if let Some(py) = std::env::var_os("MAETOK_PYTHON_BIN") {
-        c.env("TORCH_PYTHON", py);
-    }
-    let o = c.output().unwrap();
-    assert!(
-        o.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        std::fs::read_to_string(dir.path().join("sit.log")).unwrap_or_default()
-    );
-    let r = json_file(&dir.path().join("sit.json"));
+    let r = maetok_e2e::dry_run_gpu_script("sit", dir.path());
     for part in ["latents", "train-fp32", "sample"] {
         assert_eq!(r["parts"][part], "ok", "{r}");
     }
