@@ -214,11 +214,11 @@ pub fn photo_folder(dir: &Path) -> (PathBuf, Vec<String>) {
     (input, stems)
 }
 
-/// Runs `benches/gpu/{name}.sh --dry-run` with its output in `out` (the built binary, the
+/// Runs `benches/gpu/{script}.sh --dry-run` with its output in `out` (the built binary, the
 /// project's Python as `TORCH_PYTHON`, the ranks' environment), asserts it succeeded
-/// (showing its log if not) and returns `out/{name}.json`.
-pub fn dry_run_gpu_script(name: &str, out: &Path) -> serde_json::Value {
-    let script = fixtures().join(format!("../../benches/gpu/{name}.sh"));
+/// (showing its log `{name}.log` if not) and returns `out/{name}.json`.
+pub fn dry_run_gpu_script(script: &str, name: &str, out: &Path) -> serde_json::Value {
+    let script = fixtures().join(format!("../../benches/gpu/{script}.sh"));
     let mut c = Command::new("bash");
     c.arg(&script)
         .arg("--dry-run")

@@ -455,17 +455,3 @@ fn lpips_with_ranks() {
         assert!(diff <= 1e-6, "{}: {diff:e}", run.display());
     }
 }
-
-/// The device script of the NCCL check (benches/gpu/distributed.sh) on the CPU: the same
-/// parts with the CPU backend, and one process through the collective layer training
-/// exactly as one without it.
-#[test]
-fn the_gpu_script_dry_runs() {
-    let dir = tempfile::tempdir().unwrap();
-    let r = maetok_e2e::dry_run_gpu_script("distributed", dir.path());
-    assert_eq!(r["weights_rel_diff_layer_vs_none"], 0.0, "{r}");
-    assert!(
-        r["allreduce"]["seconds_per_step"].as_f64().unwrap() > 0.0,
-        "{r}"
-    );
-}

@@ -247,23 +247,6 @@ fn the_converter_turns_a_pytorch_fid_pth_into_a_loadable_file() {
     );
 }
 
-/// `benches/gpu/eval.sh --dry-run` (CPU in CUDA's place): every part runs and the CPU-vs-
-/// "device" comparison is exact.
-#[test]
-fn the_gpu_script_dry_runs() {
-    let dir = tempfile::tempdir().unwrap();
-    let r = maetok_e2e::dry_run_gpu_script("eval", dir.path());
-    for part in ["inception", "inputs", "eval-cpu"] {
-        assert_eq!(r["parts"][part], "ok", "{r}");
-    }
-    assert!(
-        r["inception"]["images_per_s"].as_f64().unwrap() > 0.0,
-        "{r}"
-    );
-    assert!(r["inception"]["fid"].as_f64().unwrap().is_finite(), "{r}");
-    assert_eq!(r["cpu_vs_device"]["fid"]["rel"].as_f64(), Some(0.0), "{r}");
-}
-
 /// `maetok eval tokenizer` on the 64-px fixture tokenizer: PSNR/SSIM are `maetok
 /// reconstruct`'s, `--ssim-standard` switches SSIM's data range, and rFID is the FID of the
 /// written reconstructions against the input images.

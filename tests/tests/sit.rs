@@ -448,22 +448,6 @@ fn an_official_training_checkpoint_converts_to_a_sit_folder() {
     assert_eq!(f64::try_from(d.mean(tch::Kind::Float)).unwrap(), 1.0);
 }
 
-/// The SiT device script (benches/gpu/sit.sh) on the CPU: every part runs and its figures
-/// come out.
-#[test]
-fn the_gpu_script_dry_runs() {
-    let dir = tempfile::tempdir().unwrap();
-    let r = maetok_e2e::dry_run_gpu_script("sit", dir.path());
-    for part in ["latents", "train-fp32", "sample"] {
-        assert_eq!(r["parts"][part], "ok", "{r}");
-    }
-    assert!(
-        r["train_fp32"]["images_per_s"].as_f64().unwrap() > 0.0,
-        "{r}"
-    );
-    assert!(r["sample"]["images_per_s"].as_f64().unwrap() > 0.0, "{r}");
-}
-
 /// `maetok encode` into a folder, killed mid-shard or between a shard's rename and the
 /// manifest update, and run again with the same arguments, ends with the files of an
 /// uninterrupted run (shards, manifest, statistics); another checkpoint is refused.

@@ -16,6 +16,9 @@ pub enum Command {
     /// Writes a latent folder of standard-normal latents with cycling labels, in the layout
     /// `maetok encode` writes: input for SiT timings where the values do not matter.
     Latents(LatentsArgs),
+    /// The committed fixtures' networks on the CPU and on a device: their relative
+    /// differences (the GPU run's correctness check).
+    DeviceParity(super::device_parity::DeviceParityArgs),
     /// The FID Inception alone on random uint8 images: features per second (input handling
     /// included), and the FID of two random feature sets of `--fid-samples` × 2048.
     Inception(InceptionArgs),
@@ -112,6 +115,7 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
         Command::Allreduce(a) => allreduce(a),
         Command::Latents(a) => latents(a),
         Command::Inception(a) => inception(a),
+        Command::DeviceParity(a) => super::device_parity::run(a),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod codec;
 pub mod demo;
 pub mod demo_sit;
 pub mod demo_tokenizer;
+pub mod device_parity;
 pub mod env;
 pub mod eval;
 pub mod images;
