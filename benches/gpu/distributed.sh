@@ -31,15 +31,10 @@ W="$OUTDIR/distributed"
 rm -rf "$W" && mkdir -p "$W/lib"
 LOG="$OUTDIR/distributed.log"
 : > "$LOG"
-torch_lib="$("$PY" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"
+source benches/gpu/lib.sh
 nccl="$("$PY" -c 'import os, nvidia.nccl as n; print(os.path.join(list(n.__path__)[0], "lib", "libnccl.so.2"))' 2>/dev/null || true)"
 [ -n "$nccl" ] && [ -f "$nccl" ] && ln -sf "$nccl" "$W/lib/libnccl.so"
 export LD_LIBRARY_PATH="$(cd "$W/lib" && pwd):$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-part() { # name timeout command...: one time-boxed part; a failure is logged, not fatal
-    local name=$1 t=$2; shift 2
-    echo "== $name" >>"$LOG"
-    if timeout "$t" "$@" >>"$LOG" 2>&1; then echo "ok" >"$W/$name.status"; else echo "failed ($?)" >"$W/$name.status"; fi
-}
 
 # Data: the demo's synthetic ImageFolder at 64 px, HOG targets.
 part data 120 bash -c "'$BIN' --log-level warn demo --output '$W/demo' --per-class 6 --train-steps 0 >/dev/null \

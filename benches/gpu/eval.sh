@@ -29,13 +29,8 @@ W="$OUTDIR/eval"
 rm -rf "$W" && mkdir -p "$W"
 LOG="$OUTDIR/eval.log"
 : > "$LOG"
-torch_lib="$("$PY" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"
+source benches/gpu/lib.sh
 export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-part() { # name timeout command...: one time-boxed part; a failure is logged, not fatal
-    local name=$1 t=$2; shift 2
-    echo "== $name" >>"$LOG"
-    if timeout "$t" "$@" >>"$LOG" 2>&1; then echo "ok" >"$W/$name.status"; else echo "failed ($?)" >"$W/$name.status"; fi
-}
 
 part inception 300 bash -c "'$BIN' --log-level warn bench inception --device $DEVICE --images $IMAGES \
     --batch $BATCH --fid-samples $FIDN > '$W/inception.json'"

@@ -41,13 +41,8 @@ W="$OUTDIR/gpu-run"
 rm -rf "$W" && mkdir -p "$W"
 LOG="$OUTDIR/gpu.log"
 : > "$LOG"
-torch_lib="$("$PY" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"
+source benches/gpu/lib.sh
 export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-part() { # name timeout command...: one time-boxed part; a failure is logged, not fatal
-    local name=$1 t=$2; shift 2
-    echo "== $name" >>"$LOG"
-    if timeout "$t" "$@" >>"$LOG" 2>&1; then echo "ok" >"$W/$name.status"; else echo "failed ($?)" >"$W/$name.status"; fi
-}
 
 part env 60 bash -c "'$BIN' env > '$W/env.txt'"
 part parity 120 bash -c "NVIDIA_TF32_OVERRIDE=0 '$BIN' --log-level warn bench device-parity \
