@@ -528,3 +528,89 @@ fn losses_match_the_golden_files() {
         1e-5,
     );
 }
+
+/// `model.mask_modeling = false` trains the paper's plain-autoencoder baseline: no mask (the
+/// logged ratio is 0), no auxiliary loss, no `encoder.mask_token` in the checkpoint and
+/// `enc_token_drop = 0` in its config.json (the released convention); its stage 2 cannot
+/// anneal a mask, and auxiliary decoders without masking are refused before any step.
+#[test]
+fn a_plain_autoencoder_trains_without_masks() {
+    let dir = tempfile::tempdir().unwrap();
+    let shards = shards(dir.path());
+    let plain = |name: &str, aux: &str| {
+        let p = config(dir.path(), name, &shards, "");
+        let text = std::fs::read_to_string(&p).unwrap();
+        let text = text.replace("[model]\n", "[model]\nmask_modeling = false\n");
+        let text = match aux {
+            "" => text,
+            _ => format!(
+                "{aux}\n{}",
+                text.replace(
+                    "[[aux]]\nname = \"hog\"\ntarget = \"hog\"\nloss = \"mse\"\n",
+                    ""
+                )
+            ),
+        };
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let bad = plain("bad.toml", "");
+    let o = train(&bad, &dir.path().join("bad")).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("model.mask_modeling = false with 1 [[aux]]"),
+        "{err}"
+    );
+    let cfg = plain("ae.toml", "aux = []");
+    let run = dir.path().join("ae");
+    let o = train(&cfg, &run)
+        .args(["--max-steps", "4"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for l in std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+    {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!(v["mask_ratio"].as_f64(), Some(0.0), "{l}");
+        assert!(v.get("aux_hog").is_none(), "{l}");
+        assert!(v["loss"].as_f64().unwrap().is_finite(), "{l}");
+    }
+    let step = run.join("checkpoints/step-0000004");
+    let keys: Vec<String> = tch::Tensor::read_safetensors(step.join("model.safetensors"))
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        keys.iter().any(|k| k == "encoder.latent_tokens"),
+        "{keys:?}"
+    );
+    assert!(!keys.iter().any(|k| k == "encoder.mask_token"), "{keys:?}");
+    let conf: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(step.join("config.json")).unwrap()).unwrap();
+    assert_eq!(conf["enc_token_drop"].as_f64(), Some(0.0));
+
+    let masked = config(
+        dir.path(),
+        "dec.toml",
+        &shards,
+        "[decoder_ft]\nmask_ratio_start = 0.6\n",
+    );
+    let o = maetok()
+        .args(["train", "decoder", "--config"])
+        .arg(&masked)
+        .arg("--run")
+        .arg(dir.path().join("dec"))
+        .arg("--from")
+        .arg(&run)
+        .args(["--max-steps", "1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("set decoder_ft.mask_ratio_start = 0"),
+        "{err}"
+    );
+}

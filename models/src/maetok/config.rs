@@ -190,6 +190,14 @@ impl AeConfig {
             },
             dec_cls_token: dec.cls_token,
             rope_theta: s.rope_theta,
+            // The released convention: a model has `encoder.mask_token` iff it was built
+            // with `enc_token_drop > 0` (spec §2.7).
+            enc_token_drop: if s.mask_token { d.enc_token_drop } else { 0.0 },
+            enc_token_drop_max: if s.mask_token {
+                d.enc_token_drop_max
+            } else {
+                0.0
+            },
             // Official names imply 64-wide heads; write ours when they differ.
             enc_num_heads: (enc.width / enc.heads != 64).then_some(enc.heads),
             dec_num_heads: (dec.width / dec.heads != 64).then_some(dec.heads),

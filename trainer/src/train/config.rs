@@ -93,6 +93,10 @@ pub struct ModelSection {
     pub rope_theta: f64,
     /// LayerScale γ at initialisation (the reference: 1e-5).
     pub layer_scale_init: f64,
+    /// Mask modeling in stage 1 (spec §3). `false` trains a plain autoencoder, the paper's
+    /// AE baseline (Tab. 1a): no masking, no `encoder.mask_token`, and no auxiliary decoders
+    /// (they predict the features of masked tokens).
+    pub mask_modeling: bool,
     /// The auxiliary decoders' tower (spec §4.1).
     pub aux_width: i64,
     pub aux_depth: i64,
@@ -270,6 +274,7 @@ impl Default for ModelSection {
             dec_cls_token: false,
             rope_theta: 10.0,
             layer_scale_init: 1e-5,
+            mask_modeling: true,
             aux_width: 192,
             aux_depth: 3,
             aux_heads: 3,
@@ -296,7 +301,7 @@ impl ModelSection {
             num_latent: self.num_latent_tokens,
             latent_dim: self.latent_dim,
             encoder: tower(self.enc_depth, self.enc_heads),
-            mask_token: true,
+            mask_token: self.mask_modeling,
             decoder: DecoderShape {
                 tower: TowerShape {
                     cls_token: self.dec_cls_token,

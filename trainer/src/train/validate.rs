@@ -112,6 +112,15 @@ pub fn check(c: &TrainConfig) -> Result<(), String> {
     finite_positive("model.rope_theta", m.rope_theta)?;
     non_negative("model.layer_scale_init", m.layer_scale_init)?;
 
+    if !m.mask_modeling && !c.aux.is_empty() {
+        return Err(format!(
+            "model.mask_modeling = false with {} [[aux]] decoder(s): auxiliary decoders \
+             predict the features of masked tokens, and a plain autoencoder masks none; \
+             remove the [[aux]] tables and write `aux = []` before the first table (a \
+             config without either gets the paper's three)",
+            c.aux.len()
+        ));
+    }
     let mut names: Vec<&str> = c.aux.iter().map(|a| a.name.as_str()).collect();
     names.sort_unstable();
     if names.windows(2).any(|w| w[0] == w[1]) {

@@ -168,6 +168,17 @@ fn train_in(
     broadcast_tensors(job.comm.as_mut(), &model.state())?;
     let grid = model.ae.encoder.grid;
     let n_tokens = grid.0 * grid.1;
+    // Masking replaces patch embeddings by the encoder's mask token; a plain autoencoder
+    // has none, and its stage 2 must not anneal a mask it cannot apply.
+    let masks = match stage {
+        Stage::Tokenizer => cfg.model.mask_modeling,
+        Stage::Decoder => cfg.decoder_ft.mask_ratio_start > 0.0,
+    };
+    anyhow::ensure!(
+        !masks || model.ae.encoder.mask_token.is_some(),
+        "the tokenizer has no encoder.mask_token (trained without mask modeling), so it \
+         cannot be masked: set decoder_ft.mask_ratio_start = 0"
+    );
     let params: Vec<(String, Tensor)> = match stage {
         Stage::Tokenizer => model.params(Trained::All),
         Stage::Decoder => model.params(Trained::Decoder),
@@ -222,6 +233,7 @@ fn train_in(
         // Masking (spec §3, §5.4): the ratio per step, the positions per sample.
         let rows = ranks.global_rows(b as usize);
         let ratio = match stage {
+            Stage::Tokenizer if !cfg.model.mask_modeling => 0.0,
             Stage::Tokenizer => {
                 let mut r = step_rng(seed, step, Stream::Mask);
                 sample_ratio(&mut || r.uniform())
@@ -281,8 +293,9 @@ fn train_in(
                 &dropout_keys,
                 &mut pool,
             )?;
-            if stage == Stage::Tokenizer {
-                let mask = mask.as_ref().context("stage 1 always masks")?;
+            // The auxiliary targets are predicted at the masked tokens (a plain autoencoder
+            // has neither, validate.rs).
+            if let (Stage::Tokenizer, Some(mask)) = (stage, mask.as_ref()) {
                 aux_losses(&model, cfg, &batch, &z, mask, &mut objective)?;
             }
             Ok((xhat, objective))
