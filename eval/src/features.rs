@@ -1,6 +1,7 @@
 //! Inception features of an image set, cached. A set is an ADM `.npz` batch (`arr_0` uint8
 //! (N, H, W, 3)) or a folder of images (the files directly in it with pytorch-fid's
-//! extensions, sorted by name, not recursive; decoded to RGB with Pillow's rules). A set's
+//! extensions, sorted by name; when there are none, those of its subfolders, an ImageFolder's
+//! classes, in sorted order; decoded to RGB with Pillow's rules). A set's
 //! features are stored in the cache folder under the sha256 of (the network file's sha256,
 //! the set's content sha256), written atomically: a second evaluation against the same set
 //! reads them, and a changed network or set never finds stale ones.
@@ -39,6 +40,22 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FeatureError + '_ {
     }
 }
 
+/// The images directly in `dir` with pytorch-fid's extensions, sorted by name.
+fn images_in(dir: &Path) -> Result<Vec<PathBuf>, FeatureError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| EXTENSIONS.contains(&e))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 /// Where the images come from.
 pub enum ImageSet {
     Npz(PathBuf),
@@ -49,22 +66,25 @@ impl ImageSet {
     /// An `.npz` batch or an image folder.
     pub fn open(path: &Path) -> Result<Self, FeatureError> {
         if path.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(io(path))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.is_file()
-                        && p.extension()
-                            .and_then(|e| e.to_str())
-                            .is_some_and(|e| EXTENSIONS.contains(&e))
-                })
-                .collect();
-            files.sort();
+            let mut files = images_in(path)?;
+            if files.is_empty() {
+                // An ImageFolder (class subfolders, as ImageNet's train and val): where
+                // pytorch-fid finds nothing, the images one level down.
+                let mut subs: Vec<PathBuf> = std::fs::read_dir(path)
+                    .map_err(io(path))?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.is_dir())
+                    .collect();
+                subs.sort();
+                for d in subs {
+                    files.extend(images_in(&d)?);
+                }
+            }
             if files.is_empty() {
                 return Err(FeatureError::Input {
                     path: path.to_path_buf(),
                     message: format!(
-                        "no images ({}) directly in the folder",
+                        "no images ({}) in the folder or in its subfolders",
                         EXTENSIONS.join(", ")
                     ),
                 });

@@ -6,9 +6,10 @@ use tch::{Device, Kind, Tensor};
 pub struct Pca {
     /// (D,) f64.
     pub mean: Tensor,
-    /// (D, D) f64, one component per column, by decreasing variance.
+    /// (D, R) f64, one component per column, by decreasing variance: R = D, or with fewer
+    /// rows than dimensions the nonzero ones (at most N − 1).
     pub components: Tensor,
-    /// Variance along each component, decreasing (D,) f64.
+    /// Variance along each component, decreasing (R,) f64.
     pub variance: Vec<f64>,
 }
 
@@ -19,10 +20,24 @@ impl Pca {
         let n = x.size()[0];
         let mean = x.mean_dim(0, false, Kind::Double);
         let c = &x - mean.unsqueeze(0);
-        let cov = c.transpose(0, 1).matmul(&c) / (n - 1).max(1) as f64;
-        let (w, v) = cov.linalg_eigh("L"); // ascending
-        let w = w.flip([0]).clamp_min(0.0);
-        let components = v.flip([1]);
+        let dof = (n - 1).max(1) as f64;
+        let (w, components) = if n < x.size()[1] {
+            // Fewer rows than values (a few thousand latents of 128 × 32 = 4096): the same
+            // nonzero spectrum from the (N, N) Gram matrix, whose eigenvectors u give the
+            // components Cᵀu / √(dof·λ); the (D, D) covariance would cost D³.
+            let (w, u) = (c.matmul(&c.transpose(0, 1)) / dof).linalg_eigh("L");
+            let (w, u) = (w.flip([0]).clamp_min(0.0), u.flip([1]));
+            let top = f64::try_from(w.max()).unwrap_or(0.0);
+            let rank = i64::try_from(w.gt(top * 1e-12).sum(Kind::Int64)).unwrap_or(0);
+            let w = w.narrow(0, 0, rank);
+            let v =
+                c.transpose(0, 1).matmul(&u.narrow(1, 0, rank)) / (&w * dof).sqrt().unsqueeze(0);
+            (w, v)
+        } else {
+            let cov = c.transpose(0, 1).matmul(&c) / dof;
+            let (w, v) = cov.linalg_eigh("L"); // ascending
+            (w.flip([0]).clamp_min(0.0), v.flip([1]))
+        };
         Self {
             mean,
             components,
@@ -80,5 +95,27 @@ mod tests {
         assert_eq!(p.dims_for(0.9), 1);
         assert_eq!(p.dims_for(1.0), 3);
         assert!(p.variance[0] > 80.0 && p.variance[2] < 0.5);
+    }
+
+    /// With fewer rows than dimensions the Gram route gives the covariance route's spectrum
+    /// and projections (up to each component's sign).
+    #[test]
+    fn fewer_rows_than_dimensions() {
+        tch::manual_seed(1);
+        let x = Tensor::randn([12, 40], (Kind::Double, Device::Cpu))
+            * Tensor::linspace(0.1, 3.0, 40, (Kind::Double, Device::Cpu)).unsqueeze(0);
+        let gram = Pca::fit(&x);
+        assert_eq!(gram.variance.len(), 11); // rank N − 1 after centring
+        let c = &x - x.mean_dim(0, false, Kind::Double).unsqueeze(0);
+        let (w, v) = (c.transpose(0, 1).matmul(&c) / 11.0).linalg_eigh("L");
+        let (w, v) = (w.flip([0]), v.flip([1]));
+        for (i, g) in gram.variance.iter().enumerate() {
+            let want = f64::try_from(w.get(i as i64)).unwrap();
+            assert!((g - want).abs() < 1e-9 * want, "{i}: {g} vs {want}");
+        }
+        let ours = gram.project(&x, 11).abs();
+        let want = c.matmul(&v.narrow(1, 0, 11)).abs();
+        let err = f64::try_from((ours - want).abs().max()).unwrap();
+        assert!(err < 1e-9, "{err}");
     }
 }

@@ -24,23 +24,31 @@ impl Default for ProbeOptions {
 }
 
 /// Trained on (x_train, y_train), the held-out accuracy on (x_test, y_test); features are
-/// standardised with the training split's statistics.
+/// standardised with the training split's statistics. As scikit-learn's `classes_`, only
+/// the labels of the training split get a column (4 ImageNet classes train 4, not 1000); a
+/// held-out label outside them counts as wrong.
 pub fn linear_probe(
     x_train: &Tensor,
     y_train: &Tensor,
     x_test: &Tensor,
     y_test: &Tensor,
-    classes: i64,
     o: &ProbeOptions,
 ) -> f64 {
     let cpu = |t: &Tensor| t.to_device(Device::Cpu).to_kind(Kind::Double);
     let (xtr, xte) = (cpu(x_train), cpu(x_test));
     let xte = crate::pca::standardise(&xte, &xtr);
     let xtr = crate::pca::standardise(&xtr, &xtr);
-    let (ytr, yte) = (
-        y_train.to_device(Device::Cpu),
-        y_test.to_device(Device::Cpu),
-    );
+    let (labels, ytr, _) = y_train
+        .to_device(Device::Cpu)
+        .internal_unique2(true, true, false);
+    let classes = labels.size()[0];
+    // Held-out labels as column indices (-1: a class the training split lacks).
+    let yte = y_test.to_device(Device::Cpu);
+    let hit = yte.unsqueeze(1).eq_tensor(&labels.unsqueeze(0));
+    let yte = hit
+        .to_kind(Kind::Int64)
+        .argmax(1, false)
+        .where_self(&hit.any_dim(1, false), &yte.full_like(-1));
     let (n, d) = (xtr.size()[0], xtr.size()[1]);
     let mut vs = tch::nn::VarStore::new(Device::Cpu);
     let w = vs.root().zeros("w", &[d, classes]);
@@ -70,4 +78,39 @@ pub fn linear_probe(
         )
         .unwrap_or(f64::NAN)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Labels 3 and 700 train two columns, as 0 and 1 do, to the same accuracy; a held-out
+    /// row of a class the training rows lack counts as wrong.
+    #[test]
+    fn only_the_training_classes_get_columns() {
+        tch::manual_seed(2);
+        let o = ProbeOptions {
+            max_iter: 300,
+            ..Default::default()
+        };
+        let opts = (Kind::Double, Device::Cpu);
+        let y = Tensor::arange(200, (Kind::Int64, Device::Cpu)).remainder(2);
+        let x = Tensor::randn([200, 5], opts) + y.to_kind(Kind::Double).unsqueeze(1) * 3.0;
+        let (xtr, xte) = (x.narrow(0, 0, 150), x.narrow(0, 150, 50));
+        let dense = linear_probe(&xtr, &y.narrow(0, 0, 150), &xte, &y.narrow(0, 150, 50), &o);
+        let sparse = &y * 697 + 3;
+        let got = linear_probe(
+            &xtr,
+            &sparse.narrow(0, 0, 150),
+            &xte,
+            &sparse.narrow(0, 150, 50),
+            &o,
+        );
+        assert!(dense > 0.9 && (dense - got).abs() < 1e-12, "{dense} {got}");
+        let unseen = sparse.narrow(0, 150, 50).fill(5);
+        assert_eq!(
+            linear_probe(&xtr, &sparse.narrow(0, 0, 150), &xte, &unseen, &o),
+            0.0
+        );
+    }
 }

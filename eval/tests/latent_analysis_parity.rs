@@ -94,7 +94,6 @@ fn probe_accuracy_matches_logistic_regression() {
         &y.narrow(0, 0, 1000),
         &x.narrow(0, 1000, 500),
         &y.narrow(0, 1000, 500),
-        3,
         &ProbeOptions::default(),
     );
     println!("probe: ours {acc} scikit-learn {want}");

@@ -166,6 +166,16 @@ fn generation_metrics_end_to_end() {
     let e = eval(d, &folder, &reference, &inception, "e");
     close(&e["fid"], fid, "fid of the PNG folder");
     close(&e["is"], is, "is of the PNG folder");
+    // The same PNGs in an ImageFolder (class subfolders, none directly in it).
+    let classes = d.join("classes");
+    for (i, f) in (0..s_imgs.len()).map(|i| (i, format!("{i:03}.png"))) {
+        let sub = classes.join(if i < s_imgs.len() / 2 { "a" } else { "b" });
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::copy(folder.join(&f), sub.join(&f)).unwrap();
+    }
+    let e = eval(d, &classes, &reference, &inception, "e2");
+    close(&e["fid"], fid, "fid of the ImageFolder");
+    assert_eq!(e["samples"]["images"].as_u64(), Some(s_imgs.len() as u64));
 
     // A pytorch-fid statistics file (np.savez_compressed) as the reference.
     let stats = st(&rf.pool);

@@ -179,13 +179,11 @@ fn latents(a: LatentsArgs) -> anyhow::Result<ExitCode> {
         let test = ((n as f64 * a.held_out).round() as i64).clamp(1, n - 2);
         let (xtr, xte) = (x.narrow(0, 0, n - test), x.narrow(0, n - test, test));
         let probe = y.as_ref().map(|y| {
-            let classes = i64::try_from(y.max()).unwrap_or(0) + 1;
             linear_probe(
                 &xtr,
                 &y.narrow(0, 0, n - test),
                 &xte,
                 &y.narrow(0, n - test, test),
-                classes,
                 &ProbeOptions::default(),
             )
         });
