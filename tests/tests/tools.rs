@@ -150,9 +150,31 @@ fn demo_trains_a_tokenizer_that_beats_the_mean_colour_baseline() {
     assert!(
         summary.contains("## tokenizer")
             && summary.contains("held-out")
-            && summary.contains("## diffusion"),
+            && summary.contains("## diffusion")
+            && summary.contains("## evaluation")
+            && summary.contains("(eval/generation/report.md)"),
         "{summary}"
     );
+    // The demo ends with `maetok eval` of the tokenizer, the samples and the latents.
+    let report = |what: &str| -> serde_json::Value {
+        let p = out.join("eval").join(what).join("report.json");
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p:?}: {e}")))
+            .unwrap()
+    };
+    let t = report("tokenizer");
+    assert!(
+        t["psnr"].as_f64().unwrap() > 15.0 && t["rfid"].as_f64().is_some(),
+        "{t}"
+    );
+    assert_eq!(t["inception"]["random_weights"], true);
+    let g = report("generation");
+    for k in ["fid", "is", "precision", "recall"] {
+        assert!(g[k].as_f64().is_some_and(f64::is_finite), "{k}: {g}");
+    }
+    assert_eq!(g["samples"]["images"], 32);
+    let l = report("latents");
+    let p = l["folders"][0]["probe_accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&p), "{l}");
 }
 
 #[test]
@@ -176,6 +198,7 @@ fn every_subcommand_has_help() {
         vec!["shards", "inspect", "--help"],
         vec!["shards", "merge", "--help"],
         vec!["demo", "--help"],
+        vec!["plot", "--help"],
         vec!["env", "--help"],
     ] {
         let o = run_ok(&args);

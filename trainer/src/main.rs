@@ -57,6 +57,8 @@ enum Command {
         #[command(subcommand)]
         command: cli::train::Command,
     },
+    /// One logged metric of several runs on one picture (`--run NAME=RUN_DIR`, repeated).
+    Plot(cli::plot::Args),
     /// Generate a small captioned dataset, preprocess it, and summarise the result.
     Demo(cli::demo::Args),
     /// Measurements (not tests): the shard loader's throughput.
@@ -99,19 +101,7 @@ fn main() -> std::process::ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
-    let result = match cli.command {
-        Command::Preprocess(args) => cli::preprocess::run(*args),
-        Command::Shards { command } => cli::shards::run(command),
-        Command::Teacher { command } => cli::teacher::run(command),
-        Command::Encode(args) => cli::codec::encode(args),
-        Command::Reconstruct(args) => cli::codec::reconstruct(args),
-        Command::Sample(args) => cli::sample::run(*args),
-        Command::Eval { command } => cli::eval::run(command),
-        Command::Train { command } => cli::train::run(command),
-        Command::Demo(args) => cli::demo::run(args),
-        Command::Bench { command } => cli::bench::run(command),
-        Command::Env => cli::env::run(),
-    };
+    let result = dispatch(cli.command);
     match result {
         Ok(code) => code,
         Err(e) if rank > 0 => {
@@ -123,4 +113,35 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Runs one subcommand (the demo runs `maetok eval` and `maetok sample` through it, as a
+/// user types them).
+fn dispatch(command: Command) -> anyhow::Result<std::process::ExitCode> {
+    match command {
+        Command::Preprocess(args) => cli::preprocess::run(*args),
+        Command::Shards { command } => cli::shards::run(command),
+        Command::Teacher { command } => cli::teacher::run(command),
+        Command::Encode(args) => cli::codec::encode(args),
+        Command::Reconstruct(args) => cli::codec::reconstruct(args),
+        Command::Sample(args) => cli::sample::run(*args),
+        Command::Eval { command } => cli::eval::run(command),
+        Command::Train { command } => cli::train::run(command),
+        Command::Demo(args) => cli::demo::run(args),
+        Command::Bench { command } => cli::bench::run(command),
+        Command::Env => cli::env::run(),
+        Command::Plot(args) => cli::plot::run(args),
+    }
+}
+
+/// Parses and runs `maetok ARGS…` (without the program name) in this process.
+fn run_args<I, S>(args: I) -> anyhow::Result<std::process::ExitCode>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::try_parse_from(
+        std::iter::once("maetok".into()).chain(args.into_iter().map(Into::into)),
+    )?;
+    dispatch(cli.command)
 }

@@ -6,7 +6,9 @@
 //! verified shards, and writes a summary and a picture of the stored views. The tars also
 //! go through two ViT teachers (DINOv2- and SigLIP-shaped towers with RANDOM weights written
 //! for the demo, so no download is needed; their features are meaningless) and, when the
-//! repository's copy of the CLIP BPE vocabulary is at hand, caption tokenization.
+//! repository's copy of the CLIP BPE vocabulary is at hand, caption tokenization. Then a
+//! tiny tokenizer (both stages) and a tiny SiT on its latents train, and `maetok eval`
+//! scores them, all linked from `summary.md`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -56,11 +58,14 @@ pub struct Args {
     /// Steps of the tiny SiT on the tokenizer's latents (0 skips the diffusion part).
     #[arg(long, default_value_t = 400)]
     sit_steps: u64,
+    /// Skip the closing `maetok eval` of the tokenizer, the samples and the latents.
+    #[arg(long)]
+    no_eval: bool,
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let out = &a.output;
-    for sub in ["data", "shards", "runs", "latents"] {
+    for sub in ["data", "shards", "runs", "latents", "eval"] {
         let p = out.join(sub);
         if p.exists() {
             std::fs::remove_dir_all(&p).with_context(|| format!("clearing {}", p.display()))?;
@@ -110,6 +115,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             heads: 2,
             patch: 14,
             grid: 16,
+            hidden: None,
             seed: i as i64,
         };
         write_random_vit(&dir, &shape).context("writing random teacher weights")?;
@@ -215,8 +221,27 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         )?;
         report += &t.text;
         // 5. A tiny SiT on the tokenizer's latents, and its samples.
-        if a.sit_steps > 0 {
-            report += &super::demo_sit::run(out, &t.tokenizer, &t.shards, a.sit_steps, a.seed)?;
+        let sit = (a.sit_steps > 0)
+            .then(|| super::demo_sit::run(out, &t.tokenizer, &t.shards, a.sit_steps, a.seed))
+            .transpose()?;
+        if let Some(s) = &sit {
+            report += &s.text;
+        }
+        // 6. `maetok eval` of the tokenizer, the samples and the latents.
+        if !a.no_eval {
+            let inputs = super::demo_eval::Inputs {
+                tokenizer: &t.tokenizer,
+                held_out: &t.held_out,
+                sit: sit.as_ref().map(|s| {
+                    (
+                        s.latents.as_path(),
+                        s.run_dir.as_path(),
+                        s.labels.as_slice(),
+                    )
+                }),
+                seed: a.seed,
+            };
+            report += &super::demo_eval::run(out, &inputs)?;
         }
     }
     std::fs::write(out.join("summary.md"), &report)?;

@@ -7,15 +7,27 @@ use std::path::Path;
 use anyhow::Context;
 use maetok_trainer::train::sit::{train, Normalize, SitTrainConfig, SitTrainOptions};
 
+/// What the SiT part leaves for the evaluation.
+pub struct Trained {
+    /// The summary's section.
+    pub text: String,
+    /// The latent folder it trained on.
+    pub latents: std::path::PathBuf,
+    /// Its run folder.
+    pub run_dir: std::path::PathBuf,
+    /// The classes of the latents (ImageNet indices of the demo's classes).
+    pub labels: Vec<i64>,
+}
+
 /// Runs the SiT part under `out` from the tokenizer folder `tokenizer` and the shards it
-/// was trained on; returns the summary's section.
+/// was trained on.
 pub fn run(
     out: &Path,
     tokenizer: &Path,
     shards: &Path,
     steps: u64,
     seed: u64,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Trained> {
     let latents = out.join("latents/tiny128");
     println!(
         "demo sit: encoding the tokenizer's training images (crop and flip) → {}",
@@ -39,7 +51,8 @@ pub fn run(
             labels.extend(rows.label(i)?.map(i64::from));
         }
     }
-    cfg.train.grid_labels = labels.into_iter().collect();
+    let labels: Vec<i64> = labels.into_iter().collect();
+    cfg.train.grid_labels = labels.clone();
     let run_dir = out.join("runs/sit");
     println!(
         "demo sit: {} ({:.1} M parameters), {steps} steps on 128 × 32 latents → {}",
@@ -73,10 +86,16 @@ pub fn run(
          (EMA weights, Euler ODE, CFG, one row per class)",
         grid.display()
     );
-    Ok(format!(
+    let text = format!(
         "## diffusion\n\nA tiny SiT (`configs/sit-tiny.toml`) trained {steps} steps on the demo \
          tokenizer's latents (`runs/sit/`); velocity MSE {l0:.4} at step {s0}, {l1:.4} at step \
          {s1} (`runs/sit/loss.png`). `sit.png`: samples of its EMA weights, one row per class, \
          decoded by the tokenizer. A CPU schedule of minutes; the paper trains SiT-XL for 4M steps.\n"
-    ))
+    );
+    Ok(Trained {
+        text,
+        latents,
+        run_dir,
+        labels,
+    })
 }

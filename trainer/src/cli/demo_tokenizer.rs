@@ -60,6 +60,8 @@ pub struct Trained {
     pub tokenizer: std::path::PathBuf,
     /// The shards it was trained on.
     pub shards: std::path::PathBuf,
+    /// The held-out ImageFolder it was scored on.
+    pub held_out: std::path::PathBuf,
 }
 
 /// Runs the tokenizer part under `out`.
@@ -93,8 +95,8 @@ pub fn run(
         },
     )
     .context("preprocessing the 128-px tokenizer shards")?;
-    let held = synth::write_imagefolder_from(&out.join("data/heldout"), per_class, HELD_OUT)?;
-    let held = super::images::load(&held.display().to_string(), RES)?;
+    let held_dir = synth::write_imagefolder_from(&out.join("data/heldout"), per_class, HELD_OUT)?;
+    let held = super::images::load(&held_dir.display().to_string(), RES)?;
 
     let mut s1 = TrainConfig::parse(include_str!("../../../configs/demo-tokenizer.toml"))
         .map_err(anyhow::Error::msg)?;
@@ -199,5 +201,6 @@ pub fn run(
         text,
         tokenizer: dir2,
         shards,
+        held_out: held_dir,
     })
 }

@@ -4,12 +4,14 @@
 pub mod bench;
 pub mod codec;
 pub mod demo;
+pub mod demo_eval;
 pub mod demo_sit;
 pub mod demo_tokenizer;
 pub mod device_parity;
 pub mod env;
 pub mod eval;
 pub mod images;
+pub mod plot;
 pub mod preprocess;
 pub mod sample;
 pub mod shards;
