@@ -16,22 +16,14 @@
 # name cudarc looks for and puts the link on LD_LIBRARY_PATH.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-DRY=0
-[ "${1:-}" = "--dry-run" ] && DRY=1
+NAME=distributed
+source benches/gpu/lib.sh
 if [ "$DRY" = 1 ]; then
-    PY="${TORCH_PYTHON:-${MAETOK_PYTHON_BIN:-python3}}"
     DEVICE=cpu BACKEND=cpu GIB_PARAMS=1048576 STEPS=6
 else
-    PY="${TORCH_PYTHON:-/opt/torch/.venv/bin/python}"
     DEVICE=cuda BACKEND=nccl GIB_PARAMS=268435456 STEPS=30
 fi
-BIN="${MAETOK_BIN:-target/release/maetok}"
-OUTDIR="${OUT:-bench-out}"
-W="$OUTDIR/distributed"
-rm -rf "$W" && mkdir -p "$W/lib"
-LOG="$OUTDIR/distributed.log"
-: > "$LOG"
-source benches/gpu/lib.sh
+mkdir -p "$W/lib"
 nccl="$("$PY" -c 'import os, nvidia.nccl as n; print(os.path.join(list(n.__path__)[0], "lib", "libnccl.so.2"))' 2>/dev/null || true)"
 [ -n "$nccl" ] && [ -f "$nccl" ] && ln -sf "$nccl" "$W/lib/libnccl.so"
 export LD_LIBRARY_PATH="$(cd "$W/lib" && pwd):$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"

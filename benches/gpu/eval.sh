@@ -14,23 +14,13 @@
 # has no Rust: carry a stripped binary (MAETOK_BIN=bench-out/maetok).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-DRY=0
-[ "${1:-}" = "--dry-run" ] && DRY=1
+NAME=eval
+source benches/gpu/lib.sh
 if [ "$DRY" = 1 ]; then
-    PY="${TORCH_PYTHON:-${MAETOK_PYTHON_BIN:-python3}}"
     DEVICE=cpu IMAGES=4 BATCH=4 FIDN=500 EVALN=8
 else
-    PY="${TORCH_PYTHON:-/opt/torch/.venv/bin/python}"
     DEVICE=cuda IMAGES=5000 BATCH=250 FIDN=50000 EVALN=256
 fi
-BIN="${MAETOK_BIN:-target/release/maetok}"
-OUTDIR="${OUT:-bench-out}"
-W="$OUTDIR/eval"
-rm -rf "$W" && mkdir -p "$W"
-LOG="$OUTDIR/eval.log"
-: > "$LOG"
-source benches/gpu/lib.sh
-export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 part inception 300 bash -c "'$BIN' --log-level warn bench inception --device $DEVICE --images $IMAGES \
     --batch $BATCH --fid-samples $FIDN > '$W/inception.json'"

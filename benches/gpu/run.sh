@@ -11,6 +11,12 @@
 #             benches/gpu/{distributed,sit,eval}.sh: NCCL at world size 1 against no
 #             collective layer; SiT-XL/1 bf16 step time, images/s, MFU and sampling;
 #             Inception features/s, 50K FID, CUDA against CPU metrics
+#   tokenizer benches/tokenizer/gpu.sh: MAETok-B/128 stage 1 with every loss on (LPIPS,
+#             GAN from step 1, HOG/DINOv2/SigLIP decoders) at batch 64, bf16 and fp32 from
+#             the same initial weights: step time, images/s, MFU, the first losses side by side
+#   pipeline  benches/gpu/pipeline.sh: DINOv2-L and SigLIP so400m images/s on the GPU
+#             against the CPU's preprocessing rate on all cores; the loader's images/s
+#             (gpu.json's `loader_over_step`: the loader's rate over the bf16 step's)
 #
 # Everything lands in $OUT/gpu.json (with nvidia-smi's GPU name, driver and CUDA version),
 # the parts' own JSON and logs beside it. Commit gpu.json as
@@ -20,36 +26,26 @@
 #   MAETOK_BIN=bench-out/maetok benches/gpu/run.sh [--dry-run]
 #
 # --dry-run: every part on the CPU with the part scripts' tiny shapes (CI runs it).
-# Not in it yet (issue 15): the tokenizer's stage-1 step in bf16 against fp32 on non-zero
-# weights, the MAETok-B/128 step's MFU, teacher images/s against the CPU decode rate.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-DRY=0
-[ "${1:-}" = "--dry-run" ] && DRY=1
+NAME=gpu-run LOG_NAME=gpu
+source benches/gpu/lib.sh
 if [ "$DRY" = 1 ]; then
-    PY="${TORCH_PYTHON:-${MAETOK_PYTHON_BIN:-python3}}"
-    DEVICE=cpu FLAG=--dry-run
+    DEVICE=cpu FLAG=--dry-run TPREC=fp32 TSTEPS=2 TBATCH=1
 else
-    PY="${TORCH_PYTHON:-/opt/torch/.venv/bin/python}"
-    DEVICE=cuda FLAG=
+    DEVICE=cuda FLAG= TPREC="bf16 fp32" TSTEPS=30 TBATCH=64
 fi
 export TORCH_PYTHON="$PY"
-BIN="${MAETOK_BIN:-target/release/maetok}"
 export MAETOK_BIN="$BIN"
-OUTDIR="${OUT:-bench-out}"
-W="$OUTDIR/gpu-run"
-rm -rf "$W" && mkdir -p "$W"
-LOG="$OUTDIR/gpu.log"
-: > "$LOG"
-source benches/gpu/lib.sh
-export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 part env 60 bash -c "'$BIN' env > '$W/env.txt'"
 part parity 120 bash -c "NVIDIA_TF32_OVERRIDE=0 '$BIN' --log-level warn bench device-parity \
     --device $DEVICE --fixtures tests/fixtures > '$W/parity.json'"
-for s in distributed sit eval; do
+for s in distributed sit eval pipeline; do
     part "$s" 420 env OUT="$W" bash "benches/gpu/$s.sh" $FLAG
 done
+part tokenizer 420 bash -c "OUT='$W' DEVICE=$DEVICE PRECISIONS='$TPREC' \
+    bash benches/tokenizer/gpu.sh $TSTEPS $TBATCH > '$W/tokenizer.jsonl'"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > "$W/gpu.txt" 2>/dev/null || echo "none" > "$W/gpu.txt"
 (nvidia-smi 2>/dev/null | grep -o "CUDA Version: [0-9.]*" || echo "none") > "$W/cuda.txt"
 
@@ -63,9 +59,17 @@ for f in sorted(os.listdir(w)):
         res["parts"][f[:-7]] = read(f)
 p = read("parity.json")
 res["parity"] = json.loads(p) if p else None
-for s in ("distributed", "sit", "eval"):
+for s in ("distributed", "sit", "eval", "pipeline"):
     f = os.path.join(w, f"{s}.json")
     res[s] = json.load(open(f)) if os.path.exists(f) else None
+t = read("tokenizer.jsonl")
+res["tokenizer"] = [json.loads(l) for l in t.splitlines() if l.startswith("{")] if t else None
+step = [x for x in res["tokenizer"] or [] if "images_per_sec" in x]
+step = ([x for x in step if x["precision"] == "bf16"] or step)[:1]
+loader = (res["pipeline"] or {}).get("loader") or {}
+if step and loader.get("images_per_sec_this_rank"):
+    # > 1: the loader (at the pipeline part's batch) outruns the step's consumption.
+    res["loader_over_step"] = loader["images_per_sec_this_rank"] / step[0]["images_per_sec"]
 json.dump(res, open(out, "w"), indent=1)
 print(json.dumps({"parts": res["parts"], "parity_worst": (res["parity"] or {}).get("worst")}, indent=1))
 PYEOF

@@ -16,23 +16,13 @@
 # target/release/maetok`, MAETOK_BIN=bench-out/maetok).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-DRY=0
-[ "${1:-}" = "--dry-run" ] && DRY=1
+NAME=sit
+source benches/gpu/lib.sh
 if [ "$DRY" = 1 ]; then
-    PY="${TORCH_PYTHON:-${MAETOK_PYTHON_BIN:-python3}}"
     DEVICE=cpu PRESET="SiT-mini/1" BATCH=4 STEPS=6 WARM=2 SAMPLES=4 SDE=5 PRECISIONS="fp32" IMAGES=64
 else
-    PY="${TORCH_PYTHON:-/opt/torch/.venv/bin/python}"
     DEVICE=cuda PRESET="SiT-XL/1" BATCH=256 STEPS=40 WARM=10 SAMPLES=256 SDE=250 PRECISIONS="bf16 fp32" IMAGES=8192
 fi
-BIN="${MAETOK_BIN:-target/release/maetok}"
-OUTDIR="${OUT:-bench-out}"
-W="$OUTDIR/sit"
-rm -rf "$W" && mkdir -p "$W"
-LOG="$OUTDIR/sit.log"
-: > "$LOG"
-source benches/gpu/lib.sh
-export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 part latents 120 "$BIN" --log-level warn bench latents --output "$W/latents" --images "$IMAGES"
 for p in $PRECISIONS; do

@@ -24,6 +24,8 @@ pub struct RandomVit {
     /// Native patch size and grid (the file is "pretrained" at patch × grid pixels).
     pub patch: i64,
     pub grid: i64,
+    /// MLP width [default: 4 × width; SigLIP so400m has 4304 for 1152].
+    pub hidden: Option<i64>,
     pub seed: i64,
 }
 
@@ -33,7 +35,7 @@ pub fn write_random_vit(dir: &Path, v: &RandomVit) -> std::io::Result<()> {
     tch::manual_seed(v.seed);
     let opts = (Kind::Float, Device::Cpu);
     let c = v.width;
-    let hidden = 4 * c;
+    let hidden = v.hidden.unwrap_or(4 * c);
     let mut t: Vec<(String, Tensor)> = Vec::new();
     let lin = |o: i64, i: i64| Tensor::randn([o, i], opts) / (i as f64).sqrt();
     let vec = |n: i64, base: f64| Tensor::randn([n], opts) * 0.2 + base;
@@ -186,6 +188,7 @@ mod tests {
                 heads: 2,
                 patch: 14,
                 grid: 4,
+                hidden: None,
                 seed: i as i64,
             };
             write_random_vit(&d, &v).unwrap();

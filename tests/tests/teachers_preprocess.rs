@@ -305,6 +305,7 @@ fn a_random_weight_teacher_is_marked_in_the_manifest_and_by_inspect() {
             heads: 2,
             patch: 14,
             grid: 4,
+            hidden: None,
             seed: 0,
         },
     )

@@ -22,6 +22,22 @@ pub enum Command {
     /// The FID Inception alone on random uint8 images: features per second (input handling
     /// included), and the FID of two random feature sets of `--fid-samples` × 2048.
     Inception(InceptionArgs),
+    /// Writes a ViT teacher of RANDOM weights in a released shape (the file says so), for
+    /// timing `maetok teacher features` and preprocessing where the values do not matter.
+    RandomTeacher(RandomTeacherArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RandomTeacherArgs {
+    /// dinov2-l (ViT-L/14, 518 px), siglip-so400m (so400m/14, 384 px), clip-l (ViT-L/14,
+    /// 224 px), or tiny (64 wide, 2 blocks: for dry runs).
+    #[arg(long)]
+    shape: String,
+    /// Folder for model.safetensors and config.json.
+    #[arg(long, value_name = "DIR")]
+    output: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    seed: i64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -116,7 +132,38 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
         Command::Latents(a) => latents(a),
         Command::Inception(a) => inception(a),
         Command::DeviceParity(a) => super::device_parity::run(a),
+        Command::RandomTeacher(a) => random_teacher(a),
     }
+}
+
+fn random_teacher(a: RandomTeacherArgs) -> anyhow::Result<ExitCode> {
+    use maetok_teachers::random::{write_random_vit, RandomVit};
+    use maetok_teachers::Family;
+    // (family, width, depth, heads, patch, native grid, MLP width) of the released towers.
+    let (family, width, depth, heads, patch, grid, hidden) = match a.shape.as_str() {
+        "dinov2-l" => (Family::Dinov2, 1024, 24, 16, 14, 37, None),
+        "siglip-so400m" => (Family::Siglip, 1152, 27, 16, 14, 27, Some(4304)),
+        "clip-l" => (Family::Clip, 1024, 24, 16, 14, 16, None),
+        "tiny" => (Family::Dinov2, 64, 2, 2, 14, 16, None),
+        s => anyhow::bail!("--shape {s:?}: one of dinov2-l, siglip-so400m, clip-l, tiny"),
+    };
+    let v = RandomVit {
+        family,
+        width,
+        depth,
+        heads,
+        patch,
+        grid,
+        hidden,
+        seed: a.seed,
+    };
+    write_random_vit(&a.output, &v)?;
+    println!(
+        "wrote a {} of RANDOM weights ({width} wide, {depth} blocks, {heads} heads, patch {patch}) to {}",
+        a.shape,
+        a.output.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn inception(a: InceptionArgs) -> anyhow::Result<ExitCode> {
