@@ -563,7 +563,7 @@ fn losses_match_the_golden_files() {
         .arg("--from")
         .arg(
             s1.join("checkpoints")
-                .join(format!("step-{TIGHT_STEPS:07}")),
+                .join(maetok_trainer::run::step_name(TIGHT_STEPS)),
         );
     portable(c);
     check_golden(

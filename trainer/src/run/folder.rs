@@ -95,7 +95,8 @@ pub struct RunDir {
     _lock: Option<maetok_nn::lock::LockFile>,
 }
 
-fn step_name(step: u64) -> String {
+/// A checkpoint's (and sample grid's) folder name for `step`: the one spelling of it.
+pub fn step_name(step: u64) -> String {
     format!("step-{step:07}")
 }
 

@@ -10,8 +10,8 @@ pub mod meter;
 pub mod summary;
 
 pub use folder::{
-    dataset_identity, latent_dataset_identity, read_state, sha256_hex, Retention, RunDir,
-    TrainState,
+    dataset_identity, latent_dataset_identity, read_state, sha256_hex, step_name, Retention,
+    RunDir, TrainState,
 };
 pub use guard::Guard;
 pub use meter::Meter;
